@@ -1,0 +1,124 @@
+"""Paper Figs 1-3 drawn from their metrics dicts, in the authors' style (seaborn darkgrid, deep palette).
+
+Lines and bars are medians; the dark band/whisker is the 25-75 percentile range the paper's captions state,
+the light one the 12.5-87.5 range the authors' code drew (seaborn errorbar ("pi", 75)).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from erasure.config import Component  # noqa: E402
+from erasure.io import atomic_path  # noqa: E402
+
+BANDS = {"25-75": ("q25", "q75"), "12.5-87.5": ("q12_5", "q87_5")}
+RUN_COLOURS = {"clean": "C0", "patched": "C1"}
+RUN_LABELS = {"clean": "Original", "patched": "V-composition patched"}
+
+
+def style() -> None:
+    sns.set_theme(style="darkgrid", palette="deep")
+
+
+def save(fig, path: str | Path, dpi: int) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _bands(bands: list[str]):
+    """(low key, high key, alpha) for each requested band, widest first so the narrow one is drawn on top."""
+    alphas = {"12.5-87.5": 0.15, "25-75": 0.3}
+    return [(*BANDS[b], alphas[b]) for b in ("12.5-87.5", "25-75") if b in bands]
+
+
+def _band_note(bands: list[str]) -> str:
+    return "bands: " + ", ".join(f"{b} pct" for b in ("25-75", "12.5-87.5") if b in bands)
+
+
+def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
+    style()
+    names = list(metrics["checkpoints"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(12, 6))
+    for run in ("clean", "patched"):
+        stats = [metrics["checkpoints"][c][run][pool] for c in names]
+        colour = RUN_COLOURS[run]
+        ax.plot(x, [s["median"] for s in stats], marker="o", color=colour, label=RUN_LABELS[run])
+        for lo, hi, alpha in _bands(bands):
+            ax.fill_between(x, [s[lo] for s in stats], [s[hi] for s in stats], color=colour, alpha=alpha, lw=0)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, names, rotation=30)
+    ax.set_ylabel(f"PR(resid, {metrics['writer']})", fontsize=13)
+    ax.set_xlabel("residual stream checkpoint", fontsize=13)
+    ax.set_title(
+        f"Projection of the residual stream onto {metrics['writer']}'s output, median over tokens "
+        f"({metrics['model']}; {_band_note(bands)}; {pool.replace('_', ' ')})",
+        fontsize=13,
+    )
+    ax.legend(title="Run")
+    save(fig, path, dpi)
+
+
+def _bar_panel(ax, labels, stats, colours, bands):
+    x = np.arange(len(labels))
+    ax.bar(x, [s["median"] for s in stats], color=colours)
+    for lo, hi, alpha in _bands(bands):
+        low = [s["median"] - s[lo] for s in stats]
+        high = [s[hi] - s["median"] for s in stats]
+        width = 3 if lo == "q25" else 1.2
+        ax.errorbar(x, [s["median"] for s in stats], yerr=[low, high], fmt="none", ecolor="black",
+                    elinewidth=width, alpha=0.9 if lo == "q25" else 0.5, capsize=0)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, labels, rotation=90)
+
+
+def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dpi: int) -> None:
+    """Bars for every component (layers after the writer only when layers == 'after_writer', as the paper)."""
+    style()
+    writer_layer = Component.parse(metrics["writer"]).layer
+    names = [c for c in metrics["components"] if layers == "all" or Component.parse(c).layer > writer_layer]
+    stats = [metrics["components"][c][pool] for c in names]
+    erasers = set(metrics["erasers"])
+    colours = ["C3" if c in erasers else ("C2" if c.startswith("MLP") else "C0") for c in names]
+    fig, ax = plt.subplots(figsize=(max(12, 0.3 * len(names)), 5))
+    _bar_panel(ax, names, stats, colours, bands)
+    for i, name in enumerate(names[:-1]):
+        if not Component.parse(name).is_head:
+            ax.axvline(i + 0.5, color="black", ls="--", lw=1)
+    total = metrics["eraser_sum"][pool]
+    ax.set_xlabel("component (red: eraser set, green: MLP)", fontsize=12)
+    ax.set_ylabel(f"PR(component, {metrics['writer']})", fontsize=12)
+    ax.set_title(
+        f"Projection ratios of all components (except {metrics['writer']}) onto {metrics['writer']} "
+        f"({metrics['model']}); eraser sum median {total['median']:.3f} "
+        f"[q25 {total['q25']:.3f}, q75 {total['q75']:.3f}]",
+        fontsize=13,
+    )
+    save(fig, path, dpi)
+
+
+def fig3(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
+    style()
+    heads = list(metrics["heads"])
+    erasers = set(metrics["erasers"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, run in zip(axes, ("clean", "patched")):
+        stats = [metrics["heads"][h][run][pool] for h in heads]
+        colours = [RUN_COLOURS[run] if h in erasers else "0.6" for h in heads]
+        _bar_panel(ax, heads, stats, colours, bands)
+        ax.set_title(RUN_LABELS[run], fontsize=14)
+        ax.tick_params(axis="x", labelsize=12)
+    axes[0].set_ylabel(f"PR(head, {metrics['writer']})", fontsize=13)
+    fig.suptitle(
+        f"Heads of the patched layer onto {metrics['writer']} ({metrics['model']}; grey: not in the eraser set; "
+        f"{_band_note(bands)})",
+        fontsize=13,
+    )
+    save(fig, path, dpi)
