@@ -1,0 +1,181 @@
+"""Paper Fig 5 resampling (methods.md §4.5): only the chosen head's last-position input changes; on the planted
+model the positional writer's DLA survives resampling while the token-dependent head's does not."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from erasure.config import Component, ParamError, load_params
+from erasure.dla import centres, dla
+from erasure.resample import (
+    Fig5Settings,
+    PromptSpec,
+    analyse_prompt,
+    clean_head_dla,
+    clean_run,
+    fig5_settings,
+    plot_fig5,
+    resampled_head_out,
+    source_inputs,
+    split_qkv,
+    strip_values,
+    tokenize_prompt,
+)
+from helpers import tiny_model
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+# float32 reruns of the same forward pass in a different batch shape agree to ~1e-7; 1e-5 leaves 100x margin.
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def planted():
+    from erasure.planted import build_planted_model, planted_truth
+
+    return build_planted_model(seed=0), planted_truth()
+
+
+def _rows(n, seq, vocab, bos, seed):
+    rows = torch.randint(3, vocab, (n, seq), generator=torch.Generator().manual_seed(seed))
+    rows[:, 0] = bos
+    return rows
+
+
+def _patched_z(model, prompt, head, normalized):
+    """Every head's z at every position in the patched run (the authors' hook, written out here)."""
+    store = {}
+
+    def overwrite(x, hook):
+        x = x.clone()
+        x[:, -1, head.head] = normalized
+        return x
+
+    def keep(z, hook):
+        store["z"] = z
+
+    with split_qkv(model):
+        model.run_with_hooks(prompt.expand(normalized.shape[0], -1), fwd_hooks=[
+            (f"blocks.{head.layer}.ln1.hook_normalized", overwrite), (f"blocks.{head.layer}.attn.hook_z", keep)])
+    return store["z"]
+
+
+@pytest.mark.parametrize("norm,kv_heads", [("LNPre", None), ("RMSPre", 2)])
+def test_only_the_head_at_the_last_position_changes(norm, kv_heads):
+    """Other heads (also the head sharing a KV group under GQA) and earlier positions keep their clean z."""
+    model = tiny_model(norm, kv_heads)
+    prompt, rows = _rows(1, 12, 100, 1, 0), _rows(6, 12, 100, 1, 1)
+    head = Component(2, 1)  # under GQA with 2 KV heads, head 0 shares its key/value group
+    normalized = source_inputs(model, rows, [head.layer], batch_size=4)[head.layer]
+    z = _patched_z(model, prompt, head, normalized)
+    _, cache = model.run_with_cache(prompt)
+    diff = (z - cache[f"blocks.{head.layer}.attn.hook_z"]).abs()
+    others = [h for h in range(model.cfg.n_heads) if h != head.head]
+    assert diff[:, :, others].max() < ATOL
+    assert diff[:, :-1, head.head].max() < ATOL
+    assert diff[:, -1, head.head].amax(-1).min() > 1e-3  # the patch does something (every resampled row)
+    assert not model.cfg.use_split_qkv_input  # flags restored
+    # resampled_head_out (batched, stops after layer L) gives the same output
+    out = resampled_head_out(model, prompt, head, normalized, batch_size=4)
+    torch.testing.assert_close(out, z[:, -1, head.head] @ model.blocks[head.layer].attn.W_O[head.head], atol=ATOL, rtol=0)
+
+
+def test_resampling_with_the_prompt_itself_is_the_clean_output():
+    model = tiny_model()
+    prompt = _rows(1, 10, 100, 1, 3)
+    head = Component(1, 3)
+    normalized = source_inputs(model, prompt.expand(3, -1), [1], batch_size=2)[1]
+    out = resampled_head_out(model, prompt, head, normalized, batch_size=2)
+    clean = clean_run(model, prompt).head_out[1, 3]
+    torch.testing.assert_close(out, clean.expand_as(out), atol=ATOL, rtol=0)
+
+
+def test_tokenize_prompt_equals_to_tokens(planted):
+    model, _ = planted
+    text = "It's in the cupboard, either on the top or on the"
+    assert tokenize_prompt(model, text, model.tokenizer.bos_token_id).tolist() == model.to_tokens(text).tolist()
+
+
+def test_planted_writer_survives_resampling_token_head_does_not(planted):
+    """The planted writer is positional: its DLA keeps its clean value whatever the current token. The planted
+    token head's output depends on the current token: resampling moves its DLA far from the clean value."""
+    model, truth = planted
+    bos = model.tokenizer.bos_token_id
+    prompt = tokenize_prompt(model, "The church I go to is the Seventh-day Adventist", bos)
+    rows = _rows(32, prompt.shape[1], len(model.tokenizer), bos, 7)
+    run = clean_run(model, prompt)
+    top2 = torch.topk(run.logits, 2).indices
+    u = model.W_U[:, top2[0]] - model.W_U[:, top2[1]]
+    clean = clean_head_dla(run, u, centres(model))
+    moves = {}
+    for name in (truth.writer, truth.token_head):
+        head = Component.parse(name)
+        normalized = source_inputs(model, rows, [head.layer], batch_size=32)[head.layer]
+        out = resampled_head_out(model, prompt, head, normalized, batch_size=32)
+        values = dla(out, run.scale_final.expand(out.shape[0]), u).numpy()
+        moves[name] = (float(clean[head.layer, head.head]), values)
+    # positional by construction: the writer's output changes by at most writer_token_dependence (relative), and
+    # so does its DLA (linear in o, same sigma_f and u); measured: every resampled value within 0.3% of clean
+    c, values = moves[truth.writer]
+    tol = truth.tolerances["writer_token_dependence"]
+    assert abs(c) > 0.1 and np.abs(values - c).max() <= tol * abs(c), (c, values)
+    # the token head carries the clean top-2 difference (planted logit ~ 8) and loses it when resampled
+    c, values = moves[truth.token_head]
+    assert c > 1.0 and abs(np.median(values) - c) >= 0.5 * c, (c, np.median(values))
+
+
+def test_analyse_prompt_metrics_on_planted(planted, tmp_path):
+    model, truth = planted
+    bos = model.tokenizer.bos_token_id
+    settings = Fig5Settings(prompts=(), n_resample=20, batch_size=16, seed=0)
+    spec = PromptSpec("p1", "class MyClass:\n\tdef", (" __", " get"), Component(3, 5))
+    rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
+    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos)
+    out = strip_values(res)
+    assert set(out) == {"text", "top2", "top2_ids", "logit_diff", "paper_pair", "paper_pair_logit_diff", "writer",
+                        "comparison_head", "auto_head", "n_resample", "heads"}
+    assert out["n_resample"] == 12 and out["writer"] == truth.writer and out["comparison_head"] == "L3H5"
+    assert out["logit_diff"] >= 0 and out["auto_head"] != truth.writer
+    assert {truth.writer, "L3H5", out["auto_head"]} == set(out["heads"])
+    for h in out["heads"].values():
+        assert set(h) == {"clean", "resampled"}
+        assert set(h["resampled"]) == {"median", "q25", "q75", "q12_5", "q87_5"}
+        assert h["resampled"]["q12_5"] <= h["resampled"]["q25"] <= h["resampled"]["median"] <= h["resampled"]["q75"]
+    json.dumps(out)
+    plot_fig5({"p1": out}, tmp_path / "fig5.png", "planted-4l")
+    assert (tmp_path / "fig5.png").stat().st_size > 10_000
+
+
+def _params(tmp_path, edit):
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["model"] = "planted-4l"
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+def test_default_fig5_params_parse(tmp_path):
+    settings = fig5_settings(_params(tmp_path, lambda raw: None))
+    assert [s.key for s in settings.prompts] == ["p1", "p2", "p3", "p4"]
+    assert settings.prompts[2].text == "class MyClass:\n\tdef"
+    assert [s.comparison_head.name for s in settings.prompts] == ["L3H1", "L2H1", "L3H5", "L2H2"]
+
+
+@pytest.mark.parametrize(
+    "edit,param",
+    [
+        (lambda f: f.update(comparison_heads=["L9H2", "L2H1", "L3H5", "L2H2"]), "fig5.comparison_heads[0]"),
+        (lambda f: f.update(comparison_heads=["L3H1", "MLP2", "L3H5", "L2H2"]), "fig5.comparison_heads[1]"),
+        (lambda f: f.update(comparison_heads=["L3H1"]), "fig5.comparison_heads"),
+        (lambda f: f.update(n_resample=0), "fig5.n_resample"),
+        (lambda f: f.update(batch_size=0), "fig5.batch_size"),
+        (lambda f: f["prompts"]["p2"].update(pair=[" State"]), "fig5.prompts.p2.pair"),
+    ],
+)
+def test_bad_fig5_params_name_the_param(tmp_path, edit, param):
+    params = _params(tmp_path, lambda raw: edit(raw["fig5"]))
+    with pytest.raises(ParamError, match=param.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
+        fig5_settings(params)
