@@ -1,0 +1,121 @@
+"""Regression check: did any metric that a claim reads move since a reference run?
+
+    python stages/regression.py                   # against git revision main: dvc metrics diff --json --all main
+    python stages/regression.py --rev HEAD~3      # against another revision (or a DVC experiment ref)
+    python stages/regression.py --save-ref DIR    # store the current metrics files as a reference directory
+    python stages/regression.py --ref-dir DIR     # compare against a stored reference directory
+
+A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, default abs 1e-4, rel 1e-4:
+a same-machine float32 rerun reproduces the pooled medians to ~1e-6, so a move beyond 1e-4 is a real change);
+strings, booleans and lists (top-2 tokens, eraser sets) must be equal; a metric the reference has and the work
+tree lost fails. `dvc metrics diff` drops lists, so list values are read from `git show REV:file`.
+Exit 0 = no claim metric moved, 1 = some moved, 2 = cannot compare (no metrics, other model, dvc error).
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from erasure.claims import METRIC_FILES, Metrics, _MISSING, load_claims, load_truth, lookup, regression_report
+from erasure.cli import run_stage
+from erasure.config import DataError, load_params
+
+DEFAULT_ABS, DEFAULT_REL = 1e-4, 1e-4
+
+
+def dvc_old_values(rev: str) -> dict[str, dict]:
+    """{file: {flat key: old value}} from `dvc metrics diff --json --all REV` (numbers, strings, booleans)."""
+    proc = subprocess.run(["dvc", "metrics", "diff", "--json", "--all", rev], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DataError(f"dvc metrics diff --json --all {rev} failed: {last}")
+    data = json.loads(proc.stdout or "{}")
+    # a null "old" means DVC has no old value (or could not read it): fall back to git show for that key
+    return {file: {k: v["old"] for k, v in keys.items() if v.get("old") is not None} for file, keys in data.items()}
+
+
+def git_old_file(rev: str, file: str):
+    proc = subprocess.run(["git", "show", f"{rev}:{file}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fail when a metric used by a claim moved since a reference run.")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--rev", default="main", help="git revision or DVC experiment to compare against (default main)")
+    src.add_argument("--ref-dir", type=Path, help="a reference directory written by --save-ref")
+    src.add_argument("--save-ref", type=Path, help="copy the current metrics files into this directory and stop")
+    parser.add_argument("--abs", type=float, default=None, help=f"absolute tolerance (default: params or {DEFAULT_ABS})")
+    parser.add_argument("--rel", type=float, default=None, help=f"relative tolerance (default: params or {DEFAULT_REL})")
+    args = parser.parse_args()
+
+    params = load_params()
+    registry = load_claims()
+    metrics = Metrics(".")
+    present = [f for f in METRIC_FILES if metrics.file(f) is not None]
+    if not present:
+        raise DataError("no metrics/*.json in the work tree: run `dvc repro` first")
+    if args.save_ref:
+        for f in present:
+            (args.save_ref / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, args.save_ref / f)
+        print(f"saved {len(present)} metrics files ({params.model}) to {args.save_ref}")
+        return
+    reg = (params.raw.get("paper") or {}).get("regression") or {}
+    abs_tol = args.abs if args.abs is not None else float(reg.get("abs", DEFAULT_ABS))
+    rel_tol = args.rel if args.rel is not None else float(reg.get("rel", DEFAULT_REL))
+
+    if args.ref_dir:
+        if not args.ref_dir.is_dir():
+            raise DataError(f"--ref-dir {args.ref_dir} is not a directory (write one with --save-ref)")
+        ref = Metrics(args.ref_dir)
+        old_file, dvc_old, where = ref.file, {}, str(args.ref_dir)
+    else:
+        dvc_old, cache, where = dvc_old_values(args.rev), {}, f"revision {args.rev}"
+
+        def old_file(f):
+            if f not in cache:
+                cache[f] = git_old_file(args.rev, f)
+            return cache[f]
+
+    for f in present:
+        old = old_file(f)
+        old_model = old.get("model") if isinstance(old, dict) else None
+        if old_model is not None and old_model != metrics.model_of(f):
+            raise DataError(f"{f}: the reference ({where}) is from {old_model}, the work tree's from "
+                            f"{metrics.model_of(f)}: regression compares runs of the same model")
+
+    def old_value(file, dotted):
+        value = dvc_old.get(file, {}).get(dotted, _MISSING)
+        return value if value is not _MISSING else lookup(old_file(file) or {}, dotted)
+
+    truth = None
+    if params.model == "planted-4l":
+        try:
+            truth = load_truth()
+        except Exception as err:  # noqa: BLE001 (keys that need the truth are then skipped, and said so)
+            print(f"warning: planted_truth() unavailable ({err})", file=sys.stderr)
+    report = regression_report(registry, metrics, old_value, abs_tol, rel_tol, truth)
+    if report["checked"] == 0:
+        raise DataError(f"the reference ({where}) holds none of the claim metrics: commit metrics/ at that "
+                        "revision, or save a reference with --save-ref and compare with --ref-dir")
+    print(f"regression vs {where} ({params.model}): {report['checked']} claim metrics compared, allowed "
+          f"|new - old| <= {abs_tol:g} + {rel_tol:g}*|old|; {len(report['moved'])} moved"
+          + (f"; {len(report['new_keys'])} without a reference value" if report["new_keys"] else "")
+          + (f"; {len(report['skipped'])} keys not resolvable in this run" if report["skipped"] else ""))
+    for line in report["moved"]:
+        print(f"MOVED {line}")
+    for key in report["new_keys"]:
+        print(f"no reference value: {key}")
+    sys.exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,226 @@
+"""The paper build: synthetic metrics + tiny PNGs in a tmp dir -> paper.md / paper.html, checked with html.parser.
+
+The no-hand-typed-number rule is checked on the template source: outside `{{ }}`, `{% %}`, `{# #}` no digit may
+appear except in erasure.paper.ALLOWED_WITH_DIGITS (model names, "Fig N", "top-2", hash names).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import test_claims as tc
+from erasure.claims import run_verification
+from erasure.config import DataError
+from erasure.paper import FIGURES, build, hand_typed_numbers
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = (ROOT / "paper/template.md").read_text()
+CSS = (ROOT / "paper/style.css").read_text()
+
+
+def tiny_png(rgb: tuple[int, int, int] = (76, 114, 176)) -> bytes:
+    """A valid 2x2 RGB PNG, written with the standard library only."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + bytes(rgb) * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def params_for(model: str, writer: str = "L0H2") -> dict:
+    return {
+        "model": model,
+        "models": {model: {"loader": "x", "writer": writer, "erasers": tc.ERASERS,
+                           "prompts": {"source": "offline", "n_text": 3, "n_code": 1, "seq_len": 64, "seed": 7}}},
+        "stats": {"headline": "all"},
+        "fig1": {"bands": ["25-75", "12.5-87.5"], "dpi": 120},
+        "fig2": {"bands": ["25-75", "12.5-87.5"], "negative_median": 0.02},
+        "fig3": {"bands": ["25-75", "12.5-87.5"]},
+        "fig4": {"n_prompts": 30, "positions": "all"},
+        "fig5": {"prompts": {
+            "p1": {"text": "It's in the cupboard, either on the top or on the", "pair": [" bottom", " top"]},
+            "p2": {"text": "I went to university at Michigan", "pair": [" State", " University"]},
+            "p3": {"text": "class MyClass:\n\tdef", "pair": [" __", " get"]},
+            "p4": {"text": "The church I go to is the Seventh-day Adventist", "pair": [" Church", " church"]}}},
+        "discovery": {"top_writers": 5},
+        "paper": {"strict": True},
+    }
+
+
+def make_tree(root: Path, model: str, files: dict | None = None, figures=tuple(FIGURES.values())) -> dict:
+    files = files if files is not None else (tc.gelu_metrics(0.2) if model == "gelu-4l" else tc.synthetic_metrics(model))
+    tc.write_tree(root, files, model)
+    for i, path in enumerate(figures):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(tiny_png((10 * i, 100, 200)))
+    params = params_for(model)
+    report = run_verification(root, params, tc.REGISTRY, None)
+    (root / "paper").mkdir(exist_ok=True)
+    (root / "paper/verification.json").write_text(json.dumps(report))
+    return params
+
+
+class Page(HTMLParser):
+    """Collects images, table rows and visible text."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[dict] = []
+        self.rows: list[list[str]] = []
+        self.text: list[str] = []
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self.style = ""
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "style":
+            self._in_style = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+        elif tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.style += data
+            return
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(html_text: str) -> Page:
+    page = Page()
+    page.feed(html_text)
+    return page
+
+
+def build_in(root: Path, params: dict, template: str = TEMPLATE) -> tuple[str, str]:
+    return build(root, params, tc.REGISTRY, template=template, css=CSS)
+
+
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_template_has_no_hand_typed_numbers():
+    assert hand_typed_numbers(TEMPLATE) == []
+
+
+@pytest.mark.parametrize("injected", [
+    "The erasers remove 91% of it.",
+    "{% if model %}about 0.9 of it{% endif %}",
+    "| L2H5 | -0.26 |",
+    "Figure 3 shows", "the 25th percentile", "the norm ‖o‖²", "about ½ of it", "step Ⅳ",
+    "{{ 0.91 }}", "{{ '0.91' }}", "{{ x + 1 }}", "{% if x > 2 %}big{% endif %}",
+])
+def test_an_injected_digit_is_caught(injected, tmp_path):
+    template = TEMPLATE.replace("## Summary", f"## Summary\n\n{injected}\n", 1)
+    assert hand_typed_numbers(template), injected
+    params = make_tree(tmp_path, "gelu-4l")
+    with pytest.raises(DataError, match="hand-typed numbers"):
+        build_in(tmp_path, params, template)
+
+
+def test_digits_inside_tags_and_allowed_names_are_fine():
+    ok = ("{{ m.fig1_resid.r_ci95[0] | num(3) }} {{ ck[-1] }} on gelu-4l and SmolLM2-135M, Fig 1, Figs 1-3, "
+          "the top-2 difference {# 0.91 #} {% if claims.adv_p1 %}{% endif %}")
+    assert hand_typed_numbers(ok) == []
+
+
+def test_gelu_paper_embeds_every_figure_and_fills_every_variable(tmp_path):
+    params = make_tree(tmp_path, "gelu-4l")
+    md_text, html_text = build_in(tmp_path, params)
+    for text in (md_text, html_text):
+        assert "{{" not in text and "{%" not in text and "}}" not in text
+    assert "[missing:" not in md_text
+    page = parse(html_text)
+    assert len(page.images) == len(FIGURES)
+    embedded = set()
+    for img in page.images:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        embedded.add(base64.b64decode(src.split(",", 1)[1]))
+    assert embedded == {(tmp_path / p).read_bytes() for p in FIGURES.values()}
+    assert "Not the paper's model" not in html_text
+    # provenance in captions: stage, its params with values, commit
+    assert "Stage <code>fig1_resid</code>" in html_text and "fig1.bands=[25-75, 12.5-87.5]" in html_text
+    assert "models.gelu-4l.writer=L0H2" in html_text  # `models.${model}` resolved from params
+    assert "not a git checkout" in html_text
+    # readable: inline CSS with a max width, tables
+    assert "max-width" in page.style and "<table>" in html_text
+
+
+def test_numbers_in_the_paper_come_from_the_metrics(tmp_path):
+    files = tc.gelu_metrics(0.0)
+    tc.set_key(files, "metrics/fig1_resid.json:checkpoints.resid_mid2.clean.all.median", 0.1234)
+    tc.set_key(files, "metrics/fig4_dla.json:paper.r", -0.6789)
+    params = make_tree(tmp_path, "gelu-4l", files)
+    md_text, _ = build_in(tmp_path, params)
+    assert "**0.123**" in md_text and "**-0.679**" in md_text
+    flat = " ".join(md_text.split())
+    assert "(paper: 0.12;" in flat and "paper: -0.702)" in flat  # paper values come from claims.yaml
+
+
+def test_verification_table_is_in_the_paper(tmp_path):
+    params = make_tree(tmp_path, "gelu-4l")
+    _, html_text = build_in(tmp_path, params)
+    page = parse(html_text)
+    cells = [row[0] for row in page.rows if row]
+    for claim in tc.REGISTRY["claims"]:
+        assert any(cell.startswith(claim["id"]) for cell in cells), claim["id"]
+    statuses = {row[-1] for row in page.rows if row and row[0].split(":")[0] in {c["id"] for c in tc.REGISTRY["claims"]}}
+    assert statuses == {"PASS"}
+
+
+def test_adversarial_prompt_table_keeps_its_shape(tmp_path):
+    params = make_tree(tmp_path, "gelu-4l")
+    _, html_text = build_in(tmp_path, params)
+    fig5_rows = [r for r in parse(html_text).rows if r and not r[0].startswith("adv_")
+                 and any(p in r[0] for p in ("cupboard", "Michigan", "MyClass", "church"))]
+    assert len(fig5_rows) == 4 and {len(r) for r in fig5_rows} == {6}, fig5_rows
+    assert fig5_rows[2][0] == "class MyClass:\\n\\tdef"  # control characters shown escaped, row intact
+
+
+@pytest.mark.parametrize("model", ["planted-4l", "smollm2-135m"])
+def test_banner_for_a_model_that_is_not_the_papers(model, tmp_path):
+    params = make_tree(tmp_path, model)
+    md_text, html_text = build_in(tmp_path, params)
+    assert "Not the paper's model" in md_text.split("## Summary")[0]
+    assert f"These results are from <strong>{model}</strong>" in html_text
+    assert "not</strong> the paper's claims" in html_text
+    assert "NOT RUN" in html_text
+
+
+def test_an_absent_figure_is_noted_not_fatal(tmp_path):
+    figures = [p for p in FIGURES.values() if not p.endswith("fig4_dla.png")]
+    params = make_tree(tmp_path, "gelu-4l", figures=figures)
+    md_text, html_text = build_in(tmp_path, params)
+    assert "Figure not produced:** `figures/fig4_dla.png` is absent" in md_text
+    assert len(parse(html_text).images) == len(FIGURES) - 1
+
+
+def test_absent_metrics_show_as_missing_not_as_numbers(tmp_path):
+    files = tc.gelu_metrics(0.0)
+    del files["metrics/fig4_dla.json"]
+    params = make_tree(tmp_path, "gelu-4l", files)
+    md_text, _ = build_in(tmp_path, params)
+    assert "[missing: metrics.fig4_dla.paper.r]" in md_text
