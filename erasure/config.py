@@ -216,6 +216,9 @@ def _validate(raw: dict) -> Params:
         raise ParamError(f"{base}.prompts.n_text + n_code = 0 is not allowed: must be at least 1 prompt")
     require_int(prompts.get("seq_len"), f"{base}.prompts.seq_len", 2, shape.n_ctx, f" (n_ctx of {model})")
     require_int(prompts.get("seed"), f"{base}.prompts.seed", 0)
+    for key in ("bos_token_id", "separator_token_id"):
+        if key in cfg:
+            require_int(cfg[key], f"{base}.{key}", 0, shape.d_vocab - 1)
     act = get(raw, "activations")
     require_int(act.get("batch_size"), "activations.batch_size", 1, 1024)
     require_int(act.get("n_dla_prompts"), "activations.n_dla_prompts", 1)

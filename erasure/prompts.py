@@ -36,8 +36,8 @@ def authors_rows(dataset: str, n: int, seq_len: int, seed: int, buffer: int, tim
     return torch.stack(rows).long()
 
 
-def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int) -> torch.Tensor:
-    """n rows of [BOS] + seq_len-1 tokens from the offline corpus, documents joined by EOS, seeded doc order."""
+def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int, separator: int) -> torch.Tensor:
+    """n rows of [BOS] + seq_len-1 tokens from the offline corpus, documents joined by `separator`, seeded order."""
     from erasure.corpus import iter_documents
 
     if n == 0:
@@ -46,7 +46,7 @@ def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int
     order = np.random.default_rng(seed).permutation(len(docs))
     need, stream = n * (seq_len - 1), []
     for i in order:
-        stream += tokenizer.encode(docs[i], add_special_tokens=False) + [tokenizer.eos_token_id]
+        stream += tokenizer.encode(docs[i], add_special_tokens=False) + [separator]
         if len(stream) >= need:
             break
     if len(stream) < need:
@@ -67,8 +67,9 @@ def build_prompts(params: Params, tokenizer, bos: int) -> tuple[Int[torch.Tensor
         text = authors_rows(cfg["text_dataset"], n_text, seq_len, seed, cfg["shuffle_buffer"], timeout)
         code = authors_rows(cfg["code_dataset"], n_code, seq_len, seed, cfg["shuffle_buffer"], timeout)
     else:
-        text = offline_rows("text", n_text, seq_len, seed, tokenizer, bos)
-        code = offline_rows("code", n_code, seq_len, seed + 1, tokenizer, bos)
+        separator = params.model_cfg.get("separator_token_id", tokenizer.eos_token_id)
+        text = offline_rows("text", n_text, seq_len, seed, tokenizer, bos, separator)
+        code = offline_rows("code", n_code, seq_len, seed + 1, tokenizer, bos, separator)
     tokens = torch.cat([text, code])
     is_code = torch.cat([torch.zeros(n_text, dtype=torch.bool), torch.ones(n_code, dtype=torch.bool)])
     torch.manual_seed(seed)

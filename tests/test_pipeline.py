@@ -80,14 +80,14 @@ def test_patched_erasers_measure_about_zero(planted_run):
     for head in truth.erasers:
         clean = fig3["heads"][head]["clean"]["all"]["median"]
         patched = fig3["heads"][head]["patched"]["all"]["median"]
-        assert abs(patched) < truth.tolerances["patched_eraser_pr"], head
-        assert abs(patched) < abs(clean) or truth.erasers[head] < truth.tolerances["patched_eraser_pr"]
+        assert abs(patched) < truth.tolerances["eraser_pr_patched"], head
+        assert abs(patched) < abs(clean) or truth.erasers[head] < truth.tolerances["eraser_pr_patched"]
     fig1 = _metrics(planted_run, "fig1_resid.json")
     mid = fig1["checkpoints"][fig1["erasure_checkpoint"]]
     assert mid["clean"]["all"]["median"] == pytest.approx(truth.resid_after_erasure,
                                                           abs=truth.tolerances["resid_after_erasure"])
     assert mid["patched"]["all"]["median"] == pytest.approx(truth.resid_after_erasure_patched,
-                                                            abs=truth.tolerances["resid_after_erasure"])
+                                                            abs=truth.tolerances["resid_after_erasure_patched"])
 
 
 def test_same_params_same_metrics(planted_run):
