@@ -1,0 +1,232 @@
+"""Writer/eraser discovery (issue 5): params, streaming statistics, and recovery of the planted erasure."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from erasure.config import ParamError
+from erasure.discovery import (
+    AsinhHistogram,
+    DiscoveryParams,
+    Layout,
+    capture_outputs,
+    discover,
+    pair_ratios,
+    persistence,
+    plot_atlas,
+    plot_persistence,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- params -----------------------------------------------------------------------------------------------------
+
+
+def test_repo_params_are_valid():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
+    dp = DiscoveryParams.from_dict(section)
+    assert dp.top_writers >= 1 and 0 < dp.eraser_threshold < 1
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("top_writers", 0),
+        ("top_writers", 2.5),
+        ("eraser_threshold", 0.0),
+        ("eraser_threshold", 1.0),
+        ("eraser_threshold", -0.1),
+        ("eraser_threshold", "low"),
+        ("eraser_scope", "model"),
+        ("batch_size", 0),
+        ("n_prompts", 0),
+        ("include_bos", "yes"),
+        ("hist_bins", 4),
+        ("min_rel_norm", -1),
+        ("no_such_key", 1),
+    ],
+)
+def test_bad_params_name_the_param(key, value):
+    with pytest.raises(ParamError, match=rf"discovery\.{key}"):
+        DiscoveryParams.from_dict({key: value})
+
+
+def test_bad_param_in_stage_is_one_line(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["discovery"]["top_writers"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "discover.py")], cwd=tmp_path, capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: discovery.top_writers = 0")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "metrics").exists()
+
+
+# --- streaming statistics -------------------------------------------------------------------------------------
+
+
+def test_histogram_quantiles_within_one_bin():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6000, 4, generator=gen) * torch.tensor([0.03, 1.0, 40.0, 1.0]) + torch.tensor([0, 0, 0, -0.2])
+    x[::7, 3] = float("nan")  # NaN tokens are skipped, not counted
+    h = AsinhHistogram(4, bins=2048, scale=0.01, max_abs=1e4)
+    for chunk in x.split(1000):
+        h.update(chunk)
+    qs = [0.25, 0.5, 0.75]
+    est = h.quantiles(qs)
+    for s in range(4):
+        v = np.sort(x[:, s][~torch.isnan(x[:, s])].numpy())
+        assert h.n()[s] == len(v)
+        for i, q in enumerate(qs):
+            order_stat = v[int(np.ceil(q * len(v))) - 1]
+            assert abs(est[i, s] - order_stat) <= h.bin_width(order_stat) * 1.001
+
+
+def test_pair_ratios_and_persistence_match_direct_sums(tiny):
+    model = tiny
+    tokens = torch.randint(0, model.cfg.d_vocab, (2, 16), generator=torch.Generator().manual_seed(1))
+    layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
+    outs, norms, _ = capture_outputs(model, tokens, layout)
+    _, cache = model.run_with_cache(tokens)
+    from erasure.components import component_output
+
+    for i, comp in enumerate(layout.components):
+        torch.testing.assert_close(outs[:, :, i], component_output(model, cache, comp), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(norms[..., -1], cache["blocks.3.hook_resid_post"].norm(dim=-1))
+    flat = outs.reshape(-1, layout.n, model.cfg.d_model)
+    ratios = pair_ratios(flat, layout)
+    P = persistence(ratios, layout)
+    for wname, kname in [("L0H2", "resid_mid2"), ("L1H0", "resid_post3"), ("MLP0", "resid_mid1")]:
+        w, k = layout.index(wname), layout.checkpoints.index(kname)
+        o = flat[:, w]
+        written = o + sum(flat[:, c] for c in range(layout.n) if layout.after[w, c] and layout.own[c] <= k)
+        torch.testing.assert_close(P[:, w, k], (written * o).sum(-1) / (o * o).sum(-1), atol=1e-4, rtol=1e-4)
+        c = layout.index("L2H1")
+        torch.testing.assert_close(ratios[:, w, c], (flat[:, c] * o).sum(-1) / (o * o).sum(-1), atol=1e-5, rtol=1e-4)
+    # a component never "reads" a writer of its own attention layer
+    assert ratios[:, layout.index("L0H2"), layout.index("L0H3")].abs().max() == 0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import tiny_model
+
+    return tiny_model()
+
+
+# --- the planted model: discovery must re-find the planted writer and erasers exactly ------------------------
+
+
+@pytest.fixture(scope="module")
+def planted_run():
+    from erasure.planted import build_planted_model, planted_truth
+
+    model = build_planted_model(seed=0)
+    truth = planted_truth()
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(3, model.cfg.d_vocab, (4, 128), generator=gen)
+    tokens[:, 0] = model.tokenizer.bos_token_id if model.tokenizer is not None else 1
+    dp = DiscoveryParams(batch_size=2, n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
+    result, figures = discover(
+        model, tokens, dp, "planted-4l", params_writer=truth.writer, params_erasers=sorted(truth.erasers)
+    )
+    return truth, result, figures
+
+
+def test_planted_writer_and_erasers_recovered_exactly(planted_run):
+    truth, result, _ = planted_run
+    assert result["writers"][0]["name"] == truth.writer
+    assert result["selected"]["writer"] == truth.writer
+    assert result["selected"]["erasers"] == sorted(truth.erasers, key=lambda n: (int(n[1]), int(n[3:])))
+    assert result["rediscovered"] is True
+    top = result["writers"][0]
+    assert top["erasing_layer"] == 2
+    assert top["erasure"] == pytest.approx(truth.total_erasure, abs=0.1)
+
+
+def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
+    truth, result, _ = planted_run
+    erasers = {e["name"]: e for e in result["writers"][0]["erasers"]}
+    for name, frac in truth.erasers.items():
+        assert erasers[name]["median"] == pytest.approx(-frac, abs=0.03)
+        assert erasers[name]["clean_median"] == pytest.approx(-frac, abs=0.03)
+        assert abs(erasers[name]["patched_median"]) < 0.02  # the planted erasure is all V-composition
+        assert erasers[name]["vcomp_share"] > 0.8
+    total = result["writers"][0]["eraser_sum"]
+    assert total["clean_median"] == pytest.approx(-truth.total_erasure, abs=0.1)
+    assert abs(total["patched_median"]) < 0.05
+
+
+def test_planted_figures_and_json(planted_run, tmp_path):
+    import json
+
+    _, result, figures = planted_run
+    json.dumps(result, allow_nan=False)
+    plot_atlas(figures, tmp_path / "atlas.png", rows=10)
+    plot_persistence(figures, tmp_path / "persistence.png")
+    assert (tmp_path / "atlas.png").stat().st_size > 10_000
+    assert (tmp_path / "persistence.png").stat().st_size > 10_000
+
+
+# --- the ranking rules on synthetic statistics ---------------------------------------------------------------
+
+
+def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000):
+    """A Scan whose histograms hold given per-token values (persistence per (writer, checkpoint), rel norm)."""
+    from erasure.discovery import Scan
+
+    gen = torch.Generator().manual_seed(0)
+    hist = dict(bins=1024, scale=0.01, max_abs=1e4)
+    pair = AsinhHistogram(len(layout.pair_w), **hist)
+    pair.update(torch.zeros(n_tok, len(layout.pair_w)))
+    persist = AsinhHistogram(len(layout.ser_w), **hist)
+    noise = torch.randn(n_tok, len(layout.ser_w), generator=gen)
+    centre = torch.tensor([persist_fn(layout.names[w], int(k)) for w, k in zip(layout.ser_w, layout.ser_k)])
+    spread = torch.tensor([0.05 if layout.names[w] != "L0H1" else 2.0 for w in layout.ser_w])
+    persist.update(centre + spread * noise)
+    rel = AsinhHistogram(len(layout.writers), **hist)
+    rel.update(torch.tensor([rel_fn(layout.names[w]) for w in layout.writers]).expand(n_tok, -1).clone())
+    return Scan(pair, persist, rel, torch.zeros(layout.n, 8), n_tok)
+
+
+def test_ranking_rules_on_synthetic_statistics():
+    from erasure.discovery import rank_writers
+
+    layout = Layout(4, 2)  # L0H0 L0H1 MLP0 L1H0 ...
+    ck = layout.checkpoints
+
+    def persist(name, k):
+        if name == "L0H0":  # erased to 0.2 at resid_mid2 (then 0.3), consistently: the true writer
+            return 1.0 if k < ck.index("resid_mid2") else 0.2 if k == ck.index("resid_mid2") else 0.3
+        if name == "L0H1":  # median 0.5 but a huge spread: noise, fails require_consistent
+            return 0.5
+        if name == "MLP0":  # overshoot: later giants write -3 x its output
+            return -3.0
+        if name == "L1H0":  # erased more than L0H0 but its output is tiny: fails min_rel_norm
+            return 0.0 if k >= ck.index("resid_mid2") else 1.0
+        return 1.0
+
+    sc = _synthetic_scan(layout, persist, lambda n: 0.001 if n == "L1H0" else 0.3)
+    dp = DiscoveryParams(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers=None)
+    writers, _ = rank_writers(sc, layout, dp)
+    by = {r["name"]: r for r in writers}
+    assert writers[0]["name"] == "L0H0" and writers[0]["relevant"]
+    assert by["L0H0"]["erasure"] == pytest.approx(0.8, abs=0.01)
+    assert by["L0H0"]["erasing_layer"] == 2 and by["L0H0"]["min_checkpoint"] == "resid_mid2"
+    assert by["L0H1"]["excluded_by"] == ["require_consistent"]
+    assert by["MLP0"]["excluded_by"] == ["max_overshoot"]
+    assert by["L1H0"]["excluded_by"] == ["min_rel_norm"]
+    # a window of 1 layer hides the erasure in layer 2 from a layer-0 writer
+    short, _ = rank_writers(sc, layout, DiscoveryParams(horizon_layers=1))
+    assert {r["name"]: r for r in short}["L0H0"]["erasure"] == pytest.approx(0.0, abs=0.01)
