@@ -66,7 +66,7 @@ def main() -> None:
         for f in present:
             (args.save_ref / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, args.save_ref / f)
-        print(f"saved {len(present)} metrics files ({params.model}) to {args.save_ref}")
+        print(f"saved {len(present)} metrics files ({metrics.model_of(present[0])}) to {args.save_ref}")
         return
     reg = (params.raw.get("paper") or {}).get("regression") or {}
     abs_tol = args.abs if args.abs is not None else float(reg.get("abs", DEFAULT_ABS))
