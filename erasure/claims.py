@@ -160,13 +160,19 @@ def _as_list(value: Any) -> list:
 
 
 class Metrics:
-    """Metric files under a root directory, loaded on demand; resolves `file:dotted.key` with placeholders."""
+    """Metric files under a root directory, loaded on demand; resolves `file:dotted.key` with placeholders.
+
+    Given `files` (an in-memory set, for tests), nothing is read from disk: an absent file is absent.
+    """
 
     def __init__(self, root: str | Path = ".", files: dict[str, Any] | None = None):
         self.root = Path(root)
         self._cache: dict[str, Any] = dict(files or {})
+        self._from_disk = files is None
 
     def file(self, name: str) -> Any:
+        if name not in self._cache and not self._from_disk:
+            return None
         if name not in self._cache:
             path = self.root / name
             if not path.exists():
