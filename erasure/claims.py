@@ -30,7 +30,7 @@ from erasure.config import DataError
 
 CLAIMS_FILE = Path("paper/claims.yaml")
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
-SOURCES = ("paper", "blog")
+SOURCES = ("paper", "blog", "artifact")  # artifact: a check this reproduction adds (not a claim of the authors)
 REQUIRED_FIELDS = ("id", "claim", "section", "figure", "source", "model", "paper_value", "metric", "tolerance",
                    "tolerance_reason")
 PLANTED_REQUIRED = ("id", "what", "tolerance_reason")

@@ -147,7 +147,7 @@ def paper_claim_ids() -> list[str]:
 def test_every_row_of_paper_claims_has_an_entry():
     ids = paper_claim_ids()
     assert len(ids) >= 20, "the claims table of paper-claims.md did not parse"
-    registry_ids = {c["id"] for c in REGISTRY["claims"]}
+    registry_ids = {c["id"] for c in REGISTRY["claims"] if c["source"] != "artifact"}
     assert not set(ids) - registry_ids, f"rows without a claims.yaml entry: {sorted(set(ids) - registry_ids)}"
     assert not registry_ids - set(ids), f"entries that are not a row: {sorted(registry_ids - set(ids))}"
 
@@ -157,7 +157,7 @@ def test_every_entry_has_the_required_fields():
         for name in ("id", "claim", "section", "figure", "source", "model", "paper_value", "metric", "tolerance",
                      "tolerance_reason"):
             assert name in c, f"{c.get('id')}: {name}"
-        assert c["source"] in ("paper", "blog")
+        assert c["source"] in ("paper", "blog", "artifact")
         assert c["model"] == "gelu-4l"
         assert isinstance(c["tolerance_reason"], str) and len(c["tolerance_reason"]) > 10, c["id"]
         if _is_quantitative(c["paper_value"]):
