@@ -1,6 +1,6 @@
 """Time and peak memory of the activation stage at paper scale (300 x 1024 tokens) on this machine.
 
-    python benchmarks/activations.py [--model planted-4l] [--n-text 240] [--n-code 60] [--seq-len 1024]
+    python -m benchmarks.activations [--model planted-4l] [--n-text 240] [--n-code 60] [--seq-len 1024]
 
 Runs the same code as `stages/activations.py` (prompts built from params.yaml with the overrides given) into a
 temporary directory and appends the measurement to benchmarks/results.jsonl.

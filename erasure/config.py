@@ -37,6 +37,18 @@ MODEL_SHAPES: dict[str, ModelShape] = {
     "smollm2-135m": ModelShape(n_layers=30, n_heads=9, d_model=576, n_ctx=8192, d_vocab=49152),
 }
 LOADERS = {"gelu-4l": "hub", "planted-4l": "planted", "smollm2-135m": "smollm2"}
+HUB_FLAGS = ("fold_ln", "center_writing_weights", "center_unembed", "fold_value_biases", "refactor_factored_attn_matrices")
+
+
+def model_shape(model: str, cfg: dict) -> ModelShape:
+    """The shape of a known model, or the `shape` a Hub model's params entry states (checked before loading)."""
+    if model in MODEL_SHAPES:
+        return MODEL_SHAPES[model]
+    shape = cfg.get("shape")
+    fields = ModelShape.__dataclass_fields__
+    if not isinstance(shape, dict) or set(shape) != set(fields):
+        raise ParamError(f"models.{model}.shape = {shape!r} is not allowed: must give {', '.join(fields)}")
+    return ModelShape(**{k: require_int(shape[k], f"models.{model}.shape.{k}", 1) for k in fields})
 PROMPT_SOURCES = ("authors", "offline")
 
 _COMPONENT_RE = re.compile(r"^(?:L(\d+)H(\d+)|MLP(\d+))$")
@@ -149,7 +161,7 @@ class Params:
 
     @property
     def shape(self) -> ModelShape:
-        return MODEL_SHAPES[self.model]
+        return model_shape(self.model, self.model_cfg)
 
     @property
     def prompts(self) -> dict:
@@ -200,13 +212,24 @@ def _check_erasers(value: Any, param: str, writer: Component, shape: ModelShape)
 
 
 def _validate(raw: dict) -> Params:
-    model = require_choice(raw.get("model"), "model", list(LOADERS))
     models = raw.get("models")
-    if not isinstance(models, dict) or model not in models:
-        raise ParamError(f"models.{model} is missing from params.yaml")
-    cfg, shape, base = models[model], MODEL_SHAPES[model], f"models.{model}"
-    require_choice(cfg.get("loader"), f"{base}.loader", [LOADERS[model]])
-    prompts = get(raw, f"{base}.prompts") if isinstance(cfg, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise ParamError("models is missing from params.yaml (one entry per model)")
+    model = require_choice(raw.get("model"), "model", list(models))
+    cfg, base = models[model], f"models.{model}"
+    if not isinstance(cfg, dict):
+        raise ParamError(f"{base} must be a mapping of that model's params")
+    # the offline models have their own loaders; any other entry is a TransformerLens model from the Hub
+    require_choice(cfg.get("loader"), f"{base}.loader", [LOADERS.get(model, "hub")])
+    if cfg["loader"] == "hub":
+        for key in ("tl_name", "hf_repo"):
+            if not isinstance(cfg.get(key), str):
+                raise ParamError(f"{base}.{key} = {cfg.get(key)!r} is not allowed: must be a name on the Hub")
+        for flag in HUB_FLAGS:
+            require_choice(cfg.get(flag), f"{base}.{flag}", [True, False])
+        require_float(cfg.get("hub_timeout_s"), f"{base}.hub_timeout_s", 0.1, 60)
+    shape = model_shape(model, cfg)
+    prompts = get(raw, f"{base}.prompts")
     require_choice(prompts.get("source"), f"{base}.prompts.source", PROMPT_SOURCES)
     if prompts["source"] == "authors" and model != "gelu-4l":
         raise ParamError(f"{base}.prompts.source = 'authors' is not allowed: the authors' data is gelu-4l's; use offline")

@@ -1,7 +1,7 @@
 """Load the model that params.yaml selects: gelu-4l from the Hub (the default), or an offline model.
 
 gelu-4l is loaded exactly as the authors did (methods.md §1, §8), with every processing flag written out in
-params. When the Hub cannot be reached the loader stops within `hub_timeout_s` with one line naming the
+params; any other TransformerLens model is loaded the same way from a params entry with `loader: hub`. When the Hub cannot be reached the loader stops within `hub_timeout_s` with one line naming the
 offline models, instead of hanging on retries.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from erasure.config import Params
 from erasure.hub import require_hub
 
 
-def load_gelu_4l(cfg: dict) -> HookedTransformer:
-    """HookedTransformer.from_pretrained("gelu-4l") with the authors' processing flags, float32 on CPU."""
-    require_hub(cfg["hf_repo"], "gelu-4l", cfg["hub_timeout_s"])
+def load_from_hub(cfg: dict) -> HookedTransformer:
+    """HookedTransformer.from_pretrained with the processing flags of params (gelu-4l: the authors'), float32, CPU."""
+    require_hub(cfg["hf_repo"], cfg["tl_name"], cfg["hub_timeout_s"])
     return HookedTransformer.from_pretrained(
         cfg["tl_name"],
         fold_ln=cfg["fold_ln"],
@@ -33,7 +33,7 @@ def load_model(params: Params) -> HookedTransformer:
     cfg = params.model_cfg
     loader = cfg["loader"]
     if loader == "hub":
-        model = load_gelu_4l(cfg)
+        model = load_from_hub(cfg)
     elif loader == "planted":
         from erasure.planted import build_planted_model
 

@@ -1,9 +1,9 @@
 """Regression check: did any metric that a claim reads move since a reference run?
 
-    python stages/regression.py                   # against git revision main: dvc metrics diff --json --all main
-    python stages/regression.py --rev HEAD~3      # against another revision (or a DVC experiment ref)
-    python stages/regression.py --save-ref DIR    # store the current metrics files as a reference directory
-    python stages/regression.py --ref-dir DIR     # compare against a stored reference directory
+    python -m stages.regression                   # against git revision main: dvc metrics diff --json --all main
+    python -m stages.regression --rev HEAD~3      # against another revision (or a DVC experiment ref)
+    python -m stages.regression --save-ref DIR    # store the current metrics files as a reference directory
+    python -m stages.regression --ref-dir DIR     # compare against a stored reference directory
 
 A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, default abs 1e-4, rel 1e-4:
 a same-machine float32 rerun reproduces the pooled medians to ~1e-6, so a move beyond 1e-4 is a real change);

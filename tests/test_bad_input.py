@@ -1,5 +1,5 @@
 """Bad params and corrupt inputs: one line naming the parameter and what is allowed, exit 2, no output left."""
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
 
 
 def _run_stage(tmp_path: Path, stage: str, edit=None) -> subprocess.CompletedProcess:
@@ -16,9 +17,9 @@ def _run_stage(tmp_path: Path, stage: str, edit=None) -> subprocess.CompletedPro
     params["model"] = "planted-4l"
     if edit:
         edit(params)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return subprocess.run(
-        [sys.executable, str(REPO / "stages" / f"{stage}.py")], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True, env=CHECKOUT_ENV,
         timeout=120,
     )
 
@@ -34,7 +35,9 @@ def _set(path: str, value):
 
 
 BAD = {
-    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m"),
+    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gpt2-small"),
+    "hub model without shape": (lambda p: (_set("model", "gpt2-small")(p), p["models"]["gpt2-small"].pop("shape")), "models.gpt2-small.shape = None is not allowed: must give n_layers"),
+    "head beyond a hub model": (lambda p: (_set("model", "gpt2-small")(p), _set("models.gpt2-small.writer", "L12H0")(p), _set("models.gpt2-small.erasers", ["L13H0"])(p)), "models.gpt2-small.writer = 'L12H0' is not allowed: must be a head LxHy or MLPx with layer 0..11 and head 0..11"),
     "head beyond the model": (_set("models.planted-4l.writer", "L9H2"), "models.planted-4l.writer = 'L9H2' is not allowed"),
     "empty eraser set": (_set("models.planted-4l.erasers", []), "models.planted-4l.erasers = [] is not allowed"),
     "eraser before writer": (_set("models.planted-4l.erasers", ["L0H1"]), "erasers must sit in a layer after the writer"),
@@ -54,7 +57,7 @@ def test_bad_params_are_named(tmp_path, case):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"] = "planted-4l"
     edit(params)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.raises(ParamError) as err:
         plot_params(load_params(tmp_path / "params.yaml"), "fig1")
     assert expected in str(err.value) and "\n" not in str(err.value)
@@ -86,16 +89,18 @@ def test_corrupt_token_file(tmp_path):
     assert not (tmp_path / "data" / "activations").exists()
 
 
-def test_gelu_4l_fails_fast_offline(tmp_path):
-    """Default model: without the Hub the run stops within 10 s naming the offline models."""
+@pytest.mark.parametrize("model", ["gelu-4l", "gpt2-small"])
+def test_hub_models_fail_fast_offline(tmp_path, model):
+    """The default gelu-4l (and any Hub model): without the Hub the run stops within 10 s naming the offline models."""
     from erasure.hub import hub_reachable
 
     if hub_reachable(5):
         pytest.skip("the Hugging Face Hub is reachable here: the offline failure cannot be shown")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert params["model"] == "gelu-4l"  # the default stays the paper's model
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, str(REPO / "stages" / "prompts.py")], cwd=tmp_path,
+    params["model"] = model
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run([sys.executable, "-m", "stages.prompts"], cwd=tmp_path, env=CHECKOUT_ENV,
                             capture_output=True, text=True, timeout=10)
     assert result.returncode == 2
     line = result.stderr.strip()

@@ -64,7 +64,7 @@ def test_bad_param_in_stage_is_one_line(tmp_path):
     raw["discovery"]["top_writers"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "discover.py")], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "stages.discover"], cwd=tmp_path, capture_output=True, text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120,
     )
     assert proc.returncode == 2

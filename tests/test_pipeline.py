@@ -5,6 +5,7 @@ The measurements are compared with the planted truth (by construction), never wi
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def test_no_claim_metric_moved_against_the_stored_reference(planted_run):
     """Regression: the claim metrics of this run equal reference/planted-4l (stored from a run on this machine
     kind) within params paper.regression (1e-4 abs + 1e-4 rel: a float32 rerun reproduces them to ~1e-6)."""
     result = subprocess.run(
-        ["python", "stages/regression.py", "--ref-dir", str(REPO / "reference" / "planted-4l")],
+        [sys.executable, "-m", "stages.regression", "--ref-dir", str(REPO / "reference" / "planted-4l")],
         cwd=planted_run, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
