@@ -46,7 +46,7 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
     style()
     names = list(metrics["checkpoints"])
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(12, 6))
+    fig, ax = plt.subplots(figsize=(min(max(12, 0.3 * len(names)), 24), 6))
     for run in ("clean", "patched"):
         stats = [metrics["checkpoints"][c][run][pool] for c in names]
         colour = RUN_COLOURS[run]
@@ -54,7 +54,8 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
         for lo, hi, alpha in _bands(bands):
             ax.fill_between(x, [s[lo] for s in stats], [s[hi] for s in stats], color=colour, alpha=alpha, lw=0)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, names, rotation=30)
+    many = len(names) > 20  # deep models: 1 + 2 n_layers checkpoints
+    ax.set_xticks(x, names, rotation=90 if many else 30, fontsize=7 if many else 10)
     ax.set_ylabel(f"PR(resid, {metrics['writer']})", fontsize=13)
     ax.set_xlabel("residual stream checkpoint", fontsize=13)
     ax.set_title(
@@ -76,7 +77,7 @@ def _bar_panel(ax, labels, stats, colours, bands):
         ax.errorbar(x, [s["median"] for s in stats], yerr=[low, high], fmt="none", ecolor="black",
                     elinewidth=width, alpha=0.9 if lo == "q25" else 0.5, capsize=0)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, labels, rotation=90)
+    ax.set_xticks(x, labels, rotation=90, fontsize=6 if len(labels) > 80 else 10)
 
 
 def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dpi: int) -> None:
@@ -87,7 +88,7 @@ def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dp
     stats = [metrics["components"][c][pool] for c in names]
     erasers = set(metrics["erasers"])
     colours = ["C3" if c in erasers else ("C2" if c.startswith("MLP") else "C0") for c in names]
-    fig, ax = plt.subplots(figsize=(max(12, 0.3 * len(names)), 5))
+    fig, ax = plt.subplots(figsize=(min(max(12, 0.3 * len(names)), 30), 5))
     _bar_panel(ax, names, stats, colours, bands)
     for i, name in enumerate(names[:-1]):
         if not Component.parse(name).is_head:
