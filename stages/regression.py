@@ -96,8 +96,9 @@ def main() -> None:
         value = dvc_old.get(file, {}).get(dotted, _MISSING)
         return value if value is not _MISSING else lookup(old_file(file) or {}, dotted)
 
+    run_model = metrics.model_of(present[0])  # the metrics' own model (params may select another since)
     truth = None
-    if params.model == "planted-4l":
+    if run_model == "planted-4l":
         try:
             truth = load_truth()
         except Exception as err:  # noqa: BLE001 (keys that need the truth are then skipped, and said so)
@@ -106,7 +107,7 @@ def main() -> None:
     if report["checked"] == 0:
         raise DataError(f"the reference ({where}) holds none of the claim metrics: commit metrics/ at that "
                         "revision, or save a reference with --save-ref and compare with --ref-dir")
-    print(f"regression vs {where} ({params.model}): {report['checked']} claim metrics compared, allowed "
+    print(f"regression vs {where} ({run_model}): {report['checked']} claim metrics compared, allowed "
           f"|new - old| <= {abs_tol:g} + {rel_tol:g}*|old|; {len(report['moved'])} moved"
           + (f"; {len(report['new_keys'])} without a reference value" if report["new_keys"] else "")
           + (f"; {len(report['skipped'])} keys not resolvable in this run" if report["skipped"] else ""))
