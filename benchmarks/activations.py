@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from erasure.activations import compute_activation_tables
-from erasure.config import _validate, load_params
+from erasure.config import load_params, validate_params
 from erasure.models import bos_token_id, load_model
 from erasure.prompts import build_prompts
 
@@ -38,7 +38,7 @@ def main() -> None:
     raw["models"][args.model]["prompts"].update(n_text=args.n_text, n_code=args.n_code, seq_len=args.seq_len)
     if args.batch_size:
         raw["activations"]["batch_size"] = args.batch_size
-    params = _validate(raw)
+    params = validate_params(raw)
     model = load_model(params)
     tokens, _ = build_prompts(params, model.tokenizer, bos_token_id(params, model))
     act = params.section("activations")

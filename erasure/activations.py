@@ -170,7 +170,6 @@ class ActivationPass:
         dla["writer_over_scale_mean"] = (over_scale / (n * p)).float()
         save_file(dla, str(out_dir / "dla_cache.safetensors"))
         meta = {
-            "model": None,
             "writer": self.writer.name,
             "erasers": [e.name for e in self.erasers],
             "patch_layers": self.patch_layers,

@@ -211,7 +211,7 @@ def _check_erasers(value: Any, param: str, writer: Component, shape: ModelShape)
     return erasers
 
 
-def _validate(raw: dict) -> Params:
+def validate_params(raw: dict) -> Params:
     models = raw.get("models")
     if not isinstance(models, dict) or not models:
         raise ParamError("models is missing from params.yaml (one entry per model)")
@@ -270,4 +270,4 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise DataError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path} must be a mapping of params")
-    return _validate(raw)
+    return validate_params(raw)

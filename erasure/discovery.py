@@ -109,7 +109,10 @@ class DiscoveryParams:
             raise ParamError(
                 f"discovery.{sorted(unknown)[0]} is not allowed: known keys are {', '.join(sorted(known))}"
             )
-        d = {**asdict(cls()), **section}
+        missing = known - set(section)
+        if missing:
+            raise ParamError(f"discovery.{sorted(missing)[0]} is missing from params.yaml (every discovery param is stated)")
+        d = dict(section)
         p = "discovery."
         n_prompts = d["n_prompts"]
         if n_prompts == "all" or n_prompts is None:

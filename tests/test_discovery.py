@@ -54,8 +54,16 @@ def test_repo_params_are_valid():
     ],
 )
 def test_bad_params_name_the_param(key, value):
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
     with pytest.raises(ParamError, match=rf"discovery\.{key}"):
-        DiscoveryParams.from_dict({key: value})
+        DiscoveryParams.from_dict({**section, key: value})
+
+
+def test_a_missing_param_is_named():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
+    del section["eraser_threshold"]
+    with pytest.raises(ParamError, match=r"discovery\.eraser_threshold is missing"):
+        DiscoveryParams.from_dict(section)
 
 
 def test_bad_param_in_stage_is_one_line(tmp_path):

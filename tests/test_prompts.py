@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from erasure.config import _validate
+from erasure.config import validate_params
 from erasure.prompts import build_prompts, load_prompts, save_prompts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ def _params(model: str, **prompts):
     raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
     raw["model"] = model
     raw["models"][model]["prompts"].update(prompts)
-    return _validate(raw)
+    return validate_params(raw)
 
 
 @pytest.fixture(scope="module")
