@@ -212,6 +212,7 @@ def _check_erasers(value: Any, param: str, writer: Component, shape: ModelShape)
 
 
 def validate_params(raw: dict) -> Params:
+    """Check the selected model's params and the shared sections; stage-specific sections are checked by stages."""
     models = raw.get("models")
     if not isinstance(models, dict) or not models:
         raise ParamError("models is missing from params.yaml (one entry per model)")

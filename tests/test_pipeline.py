@@ -108,3 +108,23 @@ def test_no_claim_metric_moved_against_the_stored_reference(planted_run):
         cwd=planted_run, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_built_paper_embeds_every_figure_and_says_not_the_papers_model(planted_run):
+    """The real HTML of the planted run: every figure inline, every variable filled, the banner, NOT RUN claims."""
+    import base64
+
+    from test_paper import parse
+
+    html_text = (planted_run / "paper" / "paper.html").read_text()
+    md_text = (planted_run / "paper" / "paper.md").read_text()
+    assert "{{" not in html_text and "[missing:" not in md_text
+    embedded = {base64.b64decode(img["src"].split(",", 1)[1]) for img in parse(html_text).images
+                if img["src"].startswith("data:image/png;base64,")}
+    assert embedded == {png.read_bytes() for png in (planted_run / "figures").glob("*.png")}
+    assert "Not the paper's model" in html_text and "planted-4l" in html_text
+    report = json.loads((planted_run / "paper" / "verification.json").read_text())
+    assert report["claims"] and all(
+        c["status"] == "NOT RUN" and "metrics are from planted-4l" in c["reason"] for c in report["claims"]
+    )
+    assert report["planted"] and all(c["status"] == "PASS" for c in report["planted"])
