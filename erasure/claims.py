@@ -965,12 +965,23 @@ def _flat_keys(value: Any, prefix: str) -> list[str]:
 
 
 def regression_compare(new: Any, old: Any, abs_tol: float, rel_tol: float) -> tuple[bool, str]:
-    """Numbers: |new - old| <= abs_tol + rel_tol*|old|; anything else (strings, bools, lists) must be equal."""
+    """Numbers: |new - old| <= abs_tol + rel_tol*|old|, also inside lists and mappings (e.g. the aligned-token
+    scores); strings, booleans and the structure itself (lengths, keys) must be equal."""
     if _is_number(new) and _is_number(old):
         delta = abs(new - old)
         bound = abs_tol + rel_tol * abs(old)
         return delta <= bound, f"{old:.6g} -> {new:.6g} (|diff| {delta:.2g} > allowed {bound:.2g})"
-    return new == old, f"{json.dumps(old)} -> {json.dumps(new)}"
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        pairs = list(enumerate(zip(new, old)))
+    elif isinstance(new, dict) and isinstance(old, dict) and new.keys() == old.keys():
+        pairs = [(key, (new[key], old[key])) for key in old]
+    else:
+        return new == old, f"{json.dumps(old)} -> {json.dumps(new)}"
+    for where, (a, b) in pairs:
+        ok, why = regression_compare(a, b, abs_tol, rel_tol)
+        if not ok:
+            return False, f"[{where}] {why}"
+    return True, ""
 
 
 def regression_report(registry: dict, metrics: Metrics, old_value: Callable[[str, str], Any], abs_tol: float,

@@ -508,3 +508,16 @@ def test_planted_check_against_real_metrics(check):
     results = verify_planted({"planted_checks": [check]}, Metrics(ROOT), planted_truth(), "planted-4l")
     failed = {r.id: r.reason for r in results if r.status != PASS}
     assert not failed
+
+
+def test_regression_tolerance_applies_inside_lists_and_mappings():
+    from erasure.claims import regression_compare
+
+    tol = (1e-4, 1e-4)
+    assert regression_compare(0.5, 0.50005, *tol)[0] and not regression_compare(0.5, 0.5002, *tol)[0]
+    old = [{"token": " bottom", "score": 0.40}, {"token": " State", "score": 0.34}]
+    assert regression_compare([{"token": " bottom", "score": 0.40003}, {"token": " State", "score": 0.34}], old, *tol)[0]
+    moved, why = regression_compare([{"token": " bottom", "score": 0.41}, {"token": " State", "score": 0.34}], old, *tol)
+    assert not moved and why.startswith("[0] [score]")
+    assert not regression_compare([{"token": " top", "score": 0.40}, old[1]], old, *tol)[0]
+    assert not regression_compare(["L2H2"], ["L2H2", "L2H3"], *tol)[0]
