@@ -20,28 +20,13 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from erasure.components import component_output
+from erasure.components import component_output, run_capture
 from erasure.config import Component, all_components, checkpoint_hook, checkpoint_names
 from erasure.projection import projection_ratio
-from erasure.vcomp import Hook, vcomp_patch_hooks
+from erasure.vcomp import norm_centre, vcomp_patch_hooks
 
 RUNS = ("clean", "patched")
 TOP_K_CHUNK = 256  # positions unembedded at once when finding the top-2 tokens (bounds the logits' memory)
-
-
-def run_capture(
-    model: HookedTransformer, inputs: torch.Tensor, names: set[str], hooks: list[Hook] = (), **forward_kwargs
-) -> dict[str, torch.Tensor]:
-    """Forward pass that returns the named activations (and applies `hooks`), without a full ActivationCache."""
-    store: dict[str, torch.Tensor] = {}
-
-    def save(act, hook):
-        store[hook.name] = act
-
-    model.run_with_hooks(
-        inputs, fwd_hooks=list(hooks) + [(lambda n: n in names, save)], return_type=None, **forward_kwargs
-    )
-    return store
 
 
 def top2_tokens(model: HookedTransformer, resid_final_normed: Float[torch.Tensor, "b p d"]):
@@ -117,7 +102,7 @@ class ActivationPass:
             dim=-1,
         )
         sigma_f = clean["ln_final.hook_scale"].squeeze(-1)
-        centred = o - o.mean(-1, keepdim=True) if model.cfg.normalization_type == "LNPre" else o
+        centred = norm_centre(model, o)
         out = {
             "resid_pr": resid,
             "component_pr": torch.stack([comp_clean, comp_patched], dim=2),

@@ -5,6 +5,8 @@ A head's output is z_h @ W_O[h] (TransformerLens `hook_result` without b_O), com
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
@@ -32,3 +34,18 @@ def component_output(
         z = cache[output_hook(comp)][:, :, comp.head]
         return z @ model.blocks[comp.layer].attn.W_O[comp.head]
     return cache[output_hook(comp)]
+
+
+def run_capture(
+    model: HookedTransformer, inputs: torch.Tensor, names: set[str], hooks: list[tuple[str, Callable]] = (), **forward_kwargs
+) -> dict[str, torch.Tensor]:
+    """Forward pass that returns the named activations (and applies `hooks`), without a full ActivationCache."""
+    store: dict[str, torch.Tensor] = {}
+
+    def save(act, hook):
+        store[hook.name] = act
+
+    model.run_with_hooks(
+        inputs, fwd_hooks=list(hooks) + [(lambda n: n in names, save)], return_type=None, **forward_kwargs
+    )
+    return store

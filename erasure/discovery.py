@@ -58,7 +58,7 @@ from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from erasure.components import head_outputs
+from erasure.components import component_output, head_outputs, output_hook, run_capture
 from erasure.config import (
     Component,
     ParamError,
@@ -494,22 +494,12 @@ def vcomp_pass(
                 continue
             first, last = layers[0], max(layout.components[i].layer for i in e_idx)
             scales = {l: store[f"blocks.{l}.ln1.hook_scale"] for l in layers}
-            patched = torch.empty(len(batch), p, len(e_idx), outs.shape[-1])
-            hooks = list(vcomp_patch_hooks(model, o, scales, layers))
-            for j, i in enumerate(e_idx):
-                comp = layout.components[i]
-                if comp.is_head:
-                    def hz(z, hook, j=j, comp=comp):
-                        patched[:, :, j] = z[:, :, comp.head] @ model.blocks[comp.layer].attn.W_O[comp.head]
-                    hooks.append((f"blocks.{comp.layer}.attn.hook_z", hz))
-                else:
-                    def hm(x, hook, j=j):
-                        patched[:, :, j] = x
-                    hooks.append((f"blocks.{comp.layer}.hook_mlp_out", hm))
-            model.run_with_hooks(
-                store[f"blocks.{first}.hook_resid_pre"], fwd_hooks=hooks, return_type=None,
-                start_at_layer=first, stop_at_layer=last + 1,
+            erasers = [layout.components[i] for i in e_idx]
+            after_patch = run_capture(
+                model, store[f"blocks.{first}.hook_resid_pre"], {output_hook(e) for e in erasers},
+                vcomp_patch_hooks(model, o, scales, layers), start_at_layer=first, stop_at_layer=last + 1,
             )
+            patched = torch.stack([component_output(model, after_patch, e) for e in erasers], dim=2)
             acc[r["name"]]["patched"].append(_prs(patched[:, pos].reshape(-1, len(e_idx), outs.shape[-1]), ow))
             bar.update(len(batch))
     bar.close()

@@ -32,8 +32,8 @@ def value_weights(model: HookedTransformer, layer: int) -> tuple[torch.Tensor, t
     return attn.W_V, attn.b_V
 
 
-def ln1_centre(model: HookedTransformer, x: Float[torch.Tensor, "... d"]) -> Float[torch.Tensor, "... d"]:
-    """The linear part of ln1 before dividing by the scale (LN weights are folded away in our models)."""
+def norm_centre(model: HookedTransformer, x: Float[torch.Tensor, "... d"]) -> Float[torch.Tensor, "... d"]:
+    """The linear part of the model's norms (ln1, ln_final) before dividing by the scale (weights folded away)."""
     norm = model.cfg.normalization_type
     if norm == "LNPre":
         return x - x.mean(-1, keepdim=True)
@@ -53,7 +53,7 @@ def vcomp_patch_hooks(
 ) -> list[Hook]:
     """Forward hooks that remove `writer_out` from the value input of each layer in `layers`."""
     hooks: list[Hook] = []
-    centred = ln1_centre(model, writer_out)
+    centred = norm_centre(model, writer_out)
     for layer in layers:
         W_V, b_V = value_weights(model, layer)
         clean = clean_scales[layer]

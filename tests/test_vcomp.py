@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from erasure.activations import run_capture
+from erasure.components import run_capture
 from erasure.vcomp import vcomp_patch_hooks
 from helpers import tiny_model
 
