@@ -1,4 +1,5 @@
-"""Atomic outputs: a stage that fails leaves no half-written file that DVC could cache."""
+"""Files in and out: YAML read strictly (a fault named with its line and column), outputs written atomically
+(a stage that fails leaves no half-written file that DVC could cache)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,10 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+import yaml
+
+from erasure.errors import DataError
 
 
 @contextmanager
@@ -39,3 +44,37 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 (PyYAML's signature)
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file, or a DataError with the line and column of the fault."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run from the repository root") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
+    except OSError as err:
+        raise DataError(f"{path} cannot be read: {err.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise DataError(f"{path} is not valid YAML{where}: {problem}") from None

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from erasure.claims import (
-    CHECKS, FAIL, NOT_RUN, PASS, ClaimError, Metrics, _is_quantitative, exit_code,
+    CHECKS, FAIL, NOT_RUN, PASS, ClaimError, Metrics, is_quantitative, exit_code,
     load_claims, lookup, metric_keys_of, regression_report, render_report_md, run_verification, validate_registry,
     verify_claims, verify_planted,
 )
@@ -100,7 +100,7 @@ def set_key(files: dict, key: str, value) -> None:
 
 
 def numeric_claims() -> list[dict]:
-    return [c for c in REGISTRY["claims"] if _is_quantitative(c["paper_value"])]
+    return [c for c in REGISTRY["claims"] if is_quantitative(c["paper_value"])]
 
 
 def offset(paper_value: float, tol: dict, k: float) -> float:
@@ -160,13 +160,13 @@ def test_every_entry_has_the_required_fields():
         assert c["source"] in ("paper", "blog", "artifact")
         assert c["model"] == "gelu-4l"
         assert isinstance(c["tolerance_reason"], str) and len(c["tolerance_reason"]) > 10, c["id"]
-        if _is_quantitative(c["paper_value"]):
+        if is_quantitative(c["paper_value"]):
             assert isinstance(c["tolerance"], dict) and len({"abs", "rel"} & set(c["tolerance"])) == 1, c["id"]
             assert all(v > 0 for k, v in c["tolerance"].items() if k in ("abs", "rel")), c["id"]
         else:
             assert c.get("check"), f"{c['id']}: a qualitative claim needs a check"
     for p in REGISTRY["planted_checks"]:
-        assert p["tolerance_reason"] and (p.get("check") or _is_quantitative(p["expected"])), p["id"]
+        assert p["tolerance_reason"] and (p.get("check") or is_quantitative(p["expected"])), p["id"]
 
 
 def test_only_known_check_kinds_are_used():

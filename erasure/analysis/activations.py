@@ -20,10 +20,21 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from erasure.components import component_output, run_capture
-from erasure.config import Component, all_components, checkpoint_hook, checkpoint_names
-from erasure.projection import projection_ratio
-from erasure.vcomp import norm_centre, vcomp_patch_hooks
+from erasure.mechanism.hooks import (
+    FINAL_NORMALIZED,
+    FINAL_SCALE,
+    component_output,
+    hook_layer,
+    ln1_scale_hook,
+    mlp_out_hook,
+    resid_hook,
+    resid_pre_hook,
+    run_capture,
+    z_hook,
+)
+from erasure.mechanism.names import Component, all_components, checkpoint_names
+from erasure.mechanism.projection import projection_ratio
+from erasure.mechanism.vcomp import norm_centre, vcomp_patch_hooks
 
 RUNS = ("clean", "patched")
 TOP_K_CHUNK = 256  # positions unembedded at once when finding the top-2 tokens (bounds the logits' memory)
@@ -51,11 +62,11 @@ class ActivationPass:
         self.first = self.patch_layers[0]
         layers = range(cfg.n_layers)
         self.names = (
-            {checkpoint_hook(c) for c in self.checkpoints}
-            | {f"blocks.{l}.attn.hook_z" for l in layers}
-            | {f"blocks.{l}.hook_mlp_out" for l in layers}
-            | {f"blocks.{l}.ln1.hook_scale" for l in self.patch_layers}
-            | {f"blocks.{self.first}.hook_resid_pre", "ln_final.hook_scale", "ln_final.hook_normalized"}
+            {resid_hook(c) for c in self.checkpoints}
+            | {z_hook(l) for l in layers}
+            | {mlp_out_hook(l) for l in layers}
+            | {ln1_scale_hook(l) for l in self.patch_layers}
+            | {resid_pre_hook(self.first), FINAL_SCALE, FINAL_NORMALIZED}
         )
 
     def component_prs(self, store: dict, o: torch.Tensor, layers) -> Float[torch.Tensor, "b p c"]:
@@ -68,8 +79,8 @@ class ActivationPass:
         out = []
         for layer in layers:
             o_in_head = torch.einsum("hkd,bpd->bphk", self.model.blocks[layer].attn.W_O, o)
-            out.append((store[f"blocks.{layer}.attn.hook_z"] * o_in_head).sum(-1) / norm2)
-            out.append(projection_ratio(store[f"blocks.{layer}.hook_mlp_out"], o).unsqueeze(-1))
+            out.append((store[z_hook(layer)] * o_in_head).sum(-1) / norm2)
+            out.append(projection_ratio(store[mlp_out_hook(layer)], o).unsqueeze(-1))
         return torch.cat(out, dim=-1)
 
     def eraser_sum(self, store: dict) -> Float[torch.Tensor, "b p d"]:
@@ -79,18 +90,18 @@ class ActivationPass:
         model, first = self.model, self.first
         clean = run_capture(model, tokens, self.names)
         o = component_output(model, clean, self.writer)
-        scales = {l: clean[f"blocks.{l}.ln1.hook_scale"] for l in self.patch_layers}
+        scales = {l: clean[ln1_scale_hook(l)] for l in self.patch_layers}
         patched = run_capture(
             model,
-            clean[f"blocks.{first}.hook_resid_pre"],
-            {n for n in self.names if not n.startswith("blocks.") or int(n.split(".")[1]) >= first},
+            clean[resid_pre_hook(first)],
+            {n for n in self.names if hook_layer(n) is None or hook_layer(n) >= first},
             vcomp_patch_hooks(model, o, scales, self.patch_layers),
             start_at_layer=first,
         )
         patched_view = {**clean, **patched}  # layers before the patch are identical in both runs
         resid = torch.stack(
             [
-                torch.stack([projection_ratio(run[checkpoint_hook(c)], o) for c in self.checkpoints], dim=-1)
+                torch.stack([projection_ratio(run[resid_hook(c)], o) for c in self.checkpoints], dim=-1)
                 for run in (clean, patched_view)
             ],
             dim=2,
@@ -101,7 +112,7 @@ class ActivationPass:
             [comp_clean[..., : first * (model.cfg.n_heads + 1)], self.component_prs(patched, o, range(first, n_layers))],
             dim=-1,
         )
-        sigma_f = clean["ln_final.hook_scale"].squeeze(-1)
+        sigma_f = clean[FINAL_SCALE].squeeze(-1)
         centred = norm_centre(model, o)
         out = {
             "resid_pr": resid,
@@ -110,7 +121,7 @@ class ActivationPass:
         }
         if keep_vectors:
             erasers_clean = self.eraser_sum(clean)
-            top2, logits_top2 = top2_tokens(model, clean["ln_final.hook_normalized"])
+            top2, logits_top2 = top2_tokens(model, clean[FINAL_NORMALIZED])
             out |= {
                 "tokens": tokens,
                 "writer_out": o,

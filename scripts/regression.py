@@ -1,9 +1,9 @@
 """Regression check: did any metric that a claim reads move since a reference run?
 
-    python -m stages.regression                   # against git revision main: dvc metrics diff --json --all main
-    python -m stages.regression --rev HEAD~3      # against another revision (or a DVC experiment ref)
-    python -m stages.regression --save-ref DIR    # store the current metrics files as a reference directory
-    python -m stages.regression --ref-dir DIR     # compare against a stored reference directory
+    python -m scripts.regression                   # against git revision main: dvc metrics diff --json --all main
+    python -m scripts.regression --rev HEAD~3      # against another revision (or a DVC experiment ref)
+    python -m scripts.regression --save-ref DIR    # store the current metrics files as a reference directory
+    python -m scripts.regression --ref-dir DIR     # compare against a stored reference directory
 
 A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, default abs 1e-4, rel 1e-4:
 a same-machine float32 rerun reproduces the pooled medians to ~1e-6, so a move beyond 1e-4 is a real change);
@@ -18,32 +18,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from erasure.claims import METRIC_FILES, Metrics, _MISSING, load_claims, load_truth, lookup, regression_report
-from erasure.cli import run_stage
-from erasure.config import DataError, load_params
+from erasure.errors import DataError
+from erasure.params.load import load_params
+from erasure.paths import METRIC_FILES
+from erasure.stage import run_stage
+from erasure.verification.metrics import MISSING, Metrics, lookup
+from erasure.verification.regression import dvc_old_values, git_old_file, regression_report
+from erasure.verification.registry import load_claims
+from erasure.verification.verify import load_truth
 
 DEFAULT_ABS, DEFAULT_REL = 1e-4, 1e-4
-
-
-def dvc_old_values(rev: str) -> dict[str, dict]:
-    """{file: {flat key: old value}} from `dvc metrics diff --json --all REV` (numbers, strings, booleans)."""
-    proc = subprocess.run(["dvc", "metrics", "diff", "--json", "--all", rev], capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise DataError(f"dvc metrics diff --json --all {rev} failed: {last}")
-    data = json.loads(proc.stdout or "{}")
-    # a null "old" means DVC has no old value (or could not read it): fall back to git show for that key
-    return {file: {k: v["old"] for k, v in keys.items() if v.get("old") is not None} for file, keys in data.items()}
-
-
-def git_old_file(rev: str, file: str):
-    proc = subprocess.run(["git", "show", f"{rev}:{file}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None
-    try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return None
 
 
 def main() -> None:
@@ -93,8 +77,8 @@ def main() -> None:
                             f"{metrics.model_of(f)}: regression compares runs of the same model")
 
     def old_value(file, dotted):
-        value = dvc_old.get(file, {}).get(dotted, _MISSING)
-        return value if value is not _MISSING else lookup(old_file(file) or {}, dotted)
+        value = dvc_old.get(file, {}).get(dotted, MISSING)
+        return value if value is not MISSING else lookup(old_file(file) or {}, dotted)
 
     run_model = metrics.model_of(present[0])  # the metrics' own model (params may select another since)
     truth = None

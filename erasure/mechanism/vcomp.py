@@ -19,7 +19,8 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from erasure.config import ParamError
+from erasure.errors import ParamError
+from erasure.mechanism.hooks import ln1_scale_hook, v_hook
 
 Hook = tuple[str, Callable]
 
@@ -68,5 +69,5 @@ def vcomp_patch_hooks(
             rescale = (run_scale["scale"] / clean).unsqueeze(-1)
             return (v - b_V) * rescale - removed + b_V
 
-        hooks += [(f"blocks.{layer}.ln1.hook_scale", keep_scale), (f"blocks.{layer}.attn.hook_v", patch_v)]
+        hooks += [(ln1_scale_hook(layer), keep_scale), (v_hook(layer), patch_v)]
     return hooks

@@ -1,0 +1,76 @@
+"""Build the paper (paper/paper.md + a self-contained paper/paper.html) from the template and the metrics.
+
+Every number in the paper comes from a template variable: the reproduced values from metrics/*.json, the paper's
+values from paper/claims.yaml, provenance from dvc.yaml / params.yaml / git (erasure.paper.context); the template
+may hold no hand-typed number (erasure.paper.template_rules).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import jinja2
+import markdown
+
+from erasure.errors import DataError
+from erasure.paper.context import build_context
+from erasure.paper.template_rules import hand_typed_numbers
+from erasure.paper.values import f_change, f_md, f_names, f_neg, f_num, f_pct, f_status, f_tok, f_toks, f_words
+from erasure.paths import STYLE, TEMPLATE, VERIFICATION_JSON
+
+
+def make_env() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names, words=f_words, md=f_md,
+                       change=f_change, neg=f_neg, status=f_status)
+    return env
+
+
+def render_markdown(template: str, context: dict) -> str:
+    bad = hand_typed_numbers(template)
+    if bad:
+        lines = "; ".join(f"line {n}: {text[:60]!r}" for n, text in bad[:5])
+        raise DataError(f"paper template has hand-typed numbers (use a variable): {lines}")
+    try:
+        return make_env().from_string(template).render(**context)
+    except jinja2.UndefinedError as err:
+        raise DataError(f"paper template uses an undefined variable: {err}") from None
+
+
+def to_html(md_text: str, root: str | Path, css: str, title: str) -> str:
+    """Self-contained HTML: Markdown rendered with tables, figures inlined as base64 data URIs, CSS inline."""
+    root = Path(root)
+    body = markdown.markdown(md_text, extensions=["tables", "fenced_code", "sane_lists"], output_format="html")
+
+    def inline(match: re.Match) -> str:
+        rel = html.unescape(match.group(2))
+        path = (root / "paper" / rel).resolve()
+        if not path.is_file():
+            return match.group(0)
+        mime = "image/png" if path.suffix.lower() == ".png" else "image/" + path.suffix.lower().lstrip(".")
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'{match.group(1)}data:{mime};base64,{data}{match.group(3)}'
+
+    body = re.sub(r'(<img[^>]*?\bsrc=")([^"]+)(")', inline, body)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>\n{css}\n</style>\n</head>\n<body>\n<main>\n"
+            f"{body}\n</main>\n</body>\n</html>\n")
+
+
+def build(root: str | Path, params: dict, registry: dict, template: str | None = None,
+          css: str | None = None) -> tuple[str, str]:
+    """(markdown, html) of the paper for the metrics, figures and verification report under `root`."""
+    root = Path(root)
+    template = template if template is not None else (root / TEMPLATE).read_text()
+    css = css if css is not None else ((root / STYLE).read_text() if (root / STYLE).exists() else "")
+    ver_path = root / VERIFICATION_JSON
+    verification = json.loads(ver_path.read_text()) if ver_path.exists() else None
+    context = build_context(root, params, registry, verification)
+    md_text = render_markdown(template, context)
+    title = f"{registry.get('paper', {}).get('title', 'paper')}: a reproduction on {params.get('model')}"
+    return md_text, to_html(md_text, root, css, title)

@@ -1,0 +1,218 @@
+"""Everything the paper template can name: the metrics, the claims with their verification status, the params
+and provenance (dvc.yaml stage, its params, the git commit) of every figure, and the prompt set."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from erasure.mechanism.stats import QUANTILES
+from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
+from erasure.paper.values import Node
+from erasure.verification.metrics import MISSING, Metrics, lookup
+from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
+from erasure.verification.report import display
+
+
+def git_commit(root: Path) -> str:
+    """`git rev-parse --short HEAD`, plus "+dirty" if the work tree has changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=20)
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True,
+                                timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
+def stage_params(dvc_yaml: dict, stage: str, params: dict) -> list[tuple[str, Any]]:
+    """(dotted name, value) of every param leaf a dvc.yaml stage declares, `${...}` resolved from params."""
+    spec = ((dvc_yaml.get("stages") or {}).get(stage) or {}).get("params") or []
+    names: list[str] = []
+    for item in spec:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict):  # {params_file: [keys]}: only params.yaml is used here
+            for keys in item.values():
+                names += list(keys or [])
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        name = resolve_templated(name, params)
+        value = lookup(params, name)
+        out += _leaves(name, value)
+    return out
+
+
+def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{prefix}.{k}", v)]
+    if isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{prefix}.{i}", v)]
+    return [(prefix, "(not in params.yaml)" if value is MISSING else value)]
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False) if (not value or re.search(r"[\s`|,]", value)) else value
+    if isinstance(value, list):
+        return "[" + ", ".join(_param_text(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+@dataclass
+class Figure:
+    key: str
+    path: str
+    exists: bool
+    stage: str | None
+    params: list[tuple[str, Any]]
+    commit: str
+
+    @property
+    def image(self) -> str:
+        """The Markdown image (path relative to paper/), or a visible note when the file is absent."""
+        if not self.exists:
+            return (f"> **Figure not produced:** `{self.path}` is absent "
+                    f"(stage `{self.stage or '?'}` has not run for this model).")
+        return f"![{self.path}](../{self.path})"
+
+    @property
+    def provenance(self) -> str:
+        """Stage, the params that shaped it (from its dvc.yaml `params:`) and the git commit."""
+        params = "; ".join(f"`{name}={_param_text(v)}`" for name, v in self.params) or "none"
+        return f"<small>Stage `{self.stage or '?'}` · params: {params} · commit `{self.commit}`.</small>"
+
+
+def prompt_info(root: Path, params: dict, fig1: dict | None = None) -> dict:
+    """The prompt set that produced the metrics: data/prompts/tokens.json (+ tokens.npy's shape), else the
+    header of metrics/fig1_resid.json, else params.yaml."""
+    info: dict[str, Any] = {}
+    model = params.get("model")
+    cfg = ((params.get("models") or {}).get(model) or {}).get("prompts") or {}
+    info.update({k: cfg.get(k) for k in ("source", "n_text", "n_code", "seq_len", "seed")})
+    info["from"] = "params.yaml"
+    if fig1 and fig1.get("n_prompts") is not None:
+        info.update({"n_prompts": fig1.get("n_prompts"), "seq_len": fig1.get("seq_len", info["seq_len"])})
+        info["from"] = "metrics/fig1_resid.json and params.yaml"
+    meta_path = root / PROMPTS_DIR / "tokens.json"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            meta = {}
+        info.update({k: meta[k] for k in ("source", "n_text", "n_code", "sha256", "model") if k in meta})
+        info["from"] = str(PROMPTS_DIR / "tokens.json")
+    tokens = root / PROMPTS_DIR / "tokens.npy"
+    if tokens.exists():
+        try:
+            import numpy as np  # noqa: PLC0415
+            shape = np.load(tokens, mmap_mode="r").shape
+            info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
+        except (ValueError, OSError):
+            pass
+    if info.get("n_prompts") is None and isinstance(info.get("n_text"), int) and isinstance(info.get("n_code"), int):
+        info["n_prompts"] = info["n_text"] + info["n_code"]
+    info["sha256_short"] = (info.get("sha256") or "")[:12] or None
+    return info
+
+
+def _ordinal(q: float) -> str:
+    text = f"{q:g}"
+    return text + ("th" if not text.endswith(("1", "2", "3")) or text.endswith(("11", "12", "13"))
+                   else {"1": "st", "2": "nd", "3": "rd"}[text[-1]])
+
+
+def _ci_label(fig4: dict | None) -> str:
+    """The confidence level of fig4's `*_ci<NN>` intervals, from the key name (e.g. r_ci95 -> 95%)."""
+    for key in ((fig4 or {}).get("paper") or {}):
+        match = re.fullmatch(r"r_ci(\d+)", key)
+        if match:
+            return f"{match.group(1)}%"
+    return "confidence"
+
+
+def build_context(root: str | Path, params: dict, registry: dict, verification: dict | None) -> dict:
+    root = Path(root)
+    dvc_yaml = read_yaml(root / DVC_YAML) or {}
+    owners = stage_outputs(dvc_yaml)
+    metrics = Metrics(root)
+    m = {Path(f).stem: metrics.file(f) for f in METRIC_FILES}
+    run_model = params.get("model")
+    paper = registry.get("paper", {})
+    commit = git_commit(root)
+    figures = {}
+    for key, file in FIGURES.items():
+        path = str(file)
+        stage = owners.get(path)
+        figures[key] = Figure(key=key, path=path, exists=(root / path).is_file(), stage=stage,
+                              params=stage_params(dvc_yaml, stage, params) if stage else [], commit=commit)
+    results = {r["id"]: r for r in (verification or {}).get("claims", [])}
+    claims = {}
+    for entry in registry["claims"]:
+        r = results.get(entry["id"], {})
+        claims[entry["id"]] = {**entry, "status": r.get("status", "NOT RUN"), "reproduced": r.get("reproduced"),
+                               "diff": r.get("diff"), "reason": r.get("reason", "verification has not run")}
+    fig1 = m.get("fig1_resid") or {}
+    fig2 = m.get("fig2_components") or {}
+    writer = fig1.get("writer") or ((params.get("models") or {}).get(run_model) or {}).get("writer")
+    erasers = fig2.get("erasers") or ((params.get("models") or {}).get(run_model) or {}).get("erasers")
+    is_paper_model = run_model == paper.get("model")
+    banner = None
+    if not is_paper_model:
+        banner = (f"These results are from **{run_model}**, not {paper.get('model')}: the numbers below are "
+                  f"reproduced on a different model and are **not** the paper's claims. The paper's values are "
+                  f"shown for reference only; the verification table marks every paper claim NOT RUN.")
+    fig5_params = (params.get("fig5") or {}).get("prompts")
+    checkpoints = list((fig1.get("checkpoints") or {}).keys()) or MISSING
+    return {
+        "model": run_model,
+        "is_paper_model": is_paper_model,
+        "banner": banner,
+        "paper": Node(paper, "claims.yaml:paper"),
+        "claims": Node(claims, "claims"),
+        "m": Node(m, "metrics"),
+        "params": Node(params, "params"),
+        "fig5_prompts": Node(fig5_params, "params.fig5.prompts"),
+        "checkpoints": Node(checkpoints, "metrics.fig1_resid.checkpoints"),
+        "q": {k: _ordinal(v) for k, v in QUANTILES.items()},  # q.q25 = "25th": percentile names from stats.py
+        "ci": _ci_label(m.get("fig4_dla")),
+        "writer": Node(writer, "writer"),
+        "erasers": Node(erasers, "erasers"),
+        "figs": figures,
+        "commit": commit,
+        "prompts": Node(prompt_info(root, params, fig1), "prompts"),
+        "verification": Node(verification or {}, "verification"),
+        "verification_table": verification_table(verification, registry),
+        "metric_models": Node((verification or {}).get("metric_models") or
+                              {f: metrics.model_of(f) for f in METRIC_FILES if metrics.file(f) is not None},
+                              "metric_models"),
+    }
+
+
+def verification_table(verification: dict | None, registry: dict) -> str:
+    """A compact Markdown table of the verification report (full report: paper/verification.md)."""
+    if not verification:
+        return "> **Verification has not run:** `paper/verification.json` is absent."
+    rows = ["| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
+    sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}
+    for r in verification.get("claims", []):
+        status = r["status"] if r["status"] != "NOT RUN" else f"NOT RUN ({r['reason']})"
+        if r["status"] == "FAIL" and r["reason"]:
+            status += f": {r['reason']}"
+        rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
+            f"**{r['id']}**: {r['text']}", sections.get(r["id"], ""), display(r["paper_value"]),
+            display(r["reproduced"]), r["tolerance"] or "—", status)) + " |")
+    if verification.get("planted"):
+        rows += ["", "| planted-truth check | expected | reproduced | tolerance | status |", "|---|---|---|---|---|"]
+        for r in verification["planted"]:
+            status = r["status"] + (f": {r['reason']}" if r["status"] != "PASS" and r["reason"] else "")
+            rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
+                f"**{r['id']}**: {r['text']}", display(r["paper_value"]), display(r["reproduced"]),
+                r["tolerance"] or "—", status)) + " |")
+    return "\n".join(rows)

@@ -1,0 +1,160 @@
+"""Values in the paper template: attribute access into the metrics that never fails silently, and the filters
+that format them (`num`, `pct`, `tok`, ...). A missing value renders as a visible `missing: path` marker."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from erasure.verification.metrics import MISSING
+from erasure.verification.report import display
+
+
+class Node:
+    """A value in the template context; a missing key renders as a visible `missing: path` marker."""
+
+    __slots__ = ("_v", "_path")
+
+    def __init__(self, value: Any, path: str):
+        object.__setattr__(self, "_v", value)
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name: str) -> "Node":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, key: Any) -> "Node":
+        key = unwrap(key)
+        if key is MISSING or key is None:
+            return Node(MISSING, f"{self._path}.?")
+        path = f"{self._path}.{key}"
+        v = self._v
+        if isinstance(v, dict) and key in v:
+            return Node(v[key], path)
+        if isinstance(v, list) and isinstance(key, int) and -len(v) <= key < len(v):
+            return Node(v[key], path)
+        return Node(MISSING, path)
+
+    def __iter__(self):
+        v = self._v
+        if isinstance(v, dict):
+            return iter(v)
+        if isinstance(v, list):
+            return (Node(x, f"{self._path}.{i}") for i, x in enumerate(v))
+        return iter(())
+
+    def __len__(self) -> int:
+        return len(self._v) if isinstance(self._v, (dict, list, str)) else 0
+
+    def __bool__(self) -> bool:
+        return self._v is not MISSING and bool(self._v)
+
+    def __eq__(self, other: Any) -> bool:
+        return unwrap(self) == unwrap(other)
+
+    def __hash__(self) -> int:
+        return hash(self._path)
+
+    def __str__(self) -> str:
+        if self._v is MISSING or self._v is None:
+            return f"**[missing: {self._path}]**"
+        if isinstance(self._v, float):
+            return display(self._v)
+        if isinstance(self._v, (list, dict)):
+            return display(self._v)
+        return str(self._v)
+
+    @property
+    def missing(self) -> bool:
+        return self._v is MISSING or self._v is None
+
+
+def unwrap(x: Any) -> Any:
+    return x._v if isinstance(x, Node) else x
+
+
+def _missing_text(x: Any) -> str | None:
+    if isinstance(x, Node) and x.missing:
+        return str(x)
+    if x is None or x is MISSING:
+        return "**[missing]**"
+    return None
+
+
+def f_num(x: Any, digits: int = 3) -> str:
+    """A number with a fixed count of decimals."""
+    miss = _missing_text(x)
+    if miss:
+        return miss
+    v = unwrap(x)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def f_pct(x: Any, digits: int = 0) -> str:
+    """A fraction as a percentage: 0.85 -> 85%."""
+    miss = _missing_text(x)
+    if miss:
+        return miss
+    return f"{100 * float(unwrap(x)):.{digits}f}%"
+
+
+def f_tok(x: Any) -> str:
+    """A token as an inline code span with its quotes, so leading spaces show: `" bottom"`."""
+    miss = _missing_text(x)
+    if miss:
+        return miss
+    return "`" + json.dumps(str(unwrap(x)), ensure_ascii=False) + "`"
+
+
+def f_toks(xs: Any) -> str:
+    miss = _missing_text(xs)
+    if miss:
+        return miss
+    return ", ".join(f_tok(x) for x in unwrap(xs))
+
+
+def f_names(xs: Any) -> str:
+    """A list of component names: L2H2, L2H3, ..."""
+    miss = _missing_text(xs)
+    if miss:
+        return miss
+    v = unwrap(xs)
+    return ", ".join(str(unwrap(x)) for x in v) if isinstance(v, list) else str(v)
+
+
+def f_change(new: Any, ref: Any, digits: int = 0) -> str:
+    """Relative change from `ref` to `new` as a signed percentage: (new - ref) / |ref|."""
+    miss = _missing_text(new) or _missing_text(ref)
+    if miss:
+        return miss
+    a, b = float(unwrap(new)), float(unwrap(ref))
+    if b == 0:
+        return "undefined (reference is 0)"
+    return f"{100 * (a - b) / abs(b):+.{digits}f}%"
+
+
+def f_neg(x: Any) -> Any:
+    """-x (missing stays missing)."""
+    v = unwrap(x)
+    return Node(-v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else x
+
+
+def f_status(claim: Any) -> str:
+    """A claim's verification status as a short tag: [PASS], [FAIL], [NOT RUN]."""
+    status = unwrap(claim["status"]) if isinstance(claim, Node) else claim.get("status")
+    return f"[{status}]" if isinstance(status, str) else "[NOT RUN]"
+
+
+def f_words(n: Any) -> str:
+    """Small integers as words where prose reads better: 6 -> six (the value still comes from a variable)."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+             "twelve"]
+    v = unwrap(n)
+    return words[v] if isinstance(v, int) and 0 <= v < len(words) else f_num(n, 0)
+
+
+def f_md(text: Any) -> str:
+    """Text from a data file made safe inside a Markdown table cell or inline: pipes and newlines escaped."""
+    return str(unwrap(text)).replace("|", "\\|").replace("\n", "\\n").replace("\t", "\\t")

@@ -1,0 +1,182 @@
+"""Strict field types for params.yaml and the one-line message of a bad value.
+
+Every leaf type checks the exact type (a bool is not an integer, "no" is not a bool, a string is not a number)
+and its bounds, and says what is allowed; `Section` rejects unknown keys by name. `describe` turns pydantic's
+first error into the one line a stage prints: `fig4.n_prompts = 0 is not allowed: must be an integer from 1 to
+1000000`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from erasure.errors import ParamError
+from erasure.mechanism.names import Component
+
+MAX_COUNT = 1_000_000  # upper bound of every count (prompts, draws, rows): far above any run this machine can do
+MAX_SEED = 2**32 - 2  # numpy and torch accept it; the offline code rows use seed + 1
+
+
+def Int(lo: int, hi: int) -> Any:
+    """An integer (not a bool) from lo to hi."""
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"must be an integer from {lo} to {hi}")
+        return value
+    return Annotated[int, PlainValidator(check)]
+
+
+def IntOrAll(lo: int, hi: int) -> Any:
+    """An integer from lo to hi, or `all` (None: no limit)."""
+    def check(value: Any) -> int | None:
+        if value == "all":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"must be an integer from {lo} to {hi}, or all")
+        return value
+    return Annotated[int | None, PlainValidator(check)]
+
+
+def Float(lo: float, hi: float, open_lo: bool = False, open_hi: bool = False) -> Any:
+    """A finite number from lo to hi (an integer is accepted and becomes a float); `open_*` exclude a bound."""
+    span = f"from {lo:g} to {hi:g}"
+    if open_lo or open_hi:
+        span = f"in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+
+    def check(value: Any) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not (lo < value if open_lo else lo <= value) or not (value < hi if open_hi else value <= hi):
+            raise ValueError(f"must be a number {span}")
+        return float(value)
+    return Annotated[float, PlainValidator(check)]
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+Bool = Annotated[bool, PlainValidator(_bool)]
+
+
+def Choice(*choices: str) -> Any:
+    """One of the given strings."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+    return Annotated[str, PlainValidator(check)]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+Text = Annotated[str, PlainValidator(_text)]
+
+
+def _component(value: Any) -> Component:
+    try:
+        return Component.parse(value)
+    except ParamError:
+        raise ValueError("must be a head LxHy or MLPx") from None
+
+
+def _head(value: Any) -> Component:
+    comp = _component(value)
+    if not comp.is_head:
+        raise ValueError("must be an attention head LxHy (MLPs have no Q/K/V)")
+    return comp
+
+
+ComponentName = Annotated[Component, PlainValidator(_component)]
+HeadName = Annotated[Component, PlainValidator(_head)]
+
+
+def _writer(value: Any) -> Component | str:
+    return "auto" if value == "auto" else _component(value)
+
+
+def _erasers(value: Any) -> list[Component] | str:
+    if value == "auto":
+        return "auto"
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list of heads/MLPs, or auto")
+    try:
+        erasers = [Component.parse(v) for v in value]
+    except ParamError:
+        raise ValueError("must be a non-empty list of heads LxHy / MLPx, or auto") from None
+    if len(set(erasers)) != len(erasers):
+        raise ValueError("components must be distinct")
+    return erasers
+
+
+Writer = Annotated[Component | str, PlainValidator(_writer)]  # a component, or "auto" (discovery picks it)
+Erasers = Annotated[list[Component] | str, PlainValidator(_erasers)]
+
+
+def rule(suffix: str) -> PydanticCustomError:
+    """A broken rule between the keys of a section; the message is the section's name + `suffix`."""
+    return PydanticCustomError("rule", "{suffix}", {"suffix": suffix})
+
+
+class Section(BaseModel):
+    """A params.yaml mapping: exactly its known keys, every one stated (no value is hidden in code)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
+        unknown = [key for key in data if key not in cls.model_fields]
+        if unknown:
+            raise PydanticCustomError("unknown_key", "unknown key",
+                                      {"key": str(unknown[0]), "known": ", ".join(cls.model_fields)})
+        return data
+
+
+def _where(loc: tuple) -> str:
+    """('fig5', 'comparison_heads', 0) -> fig5.comparison_heads[0]; union tags like '<loader hub>' are dropped."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not str(part).startswith("<"):
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def describe(err: ValidationError) -> str:
+    """pydantic's first error as the one line a user reads: the param, the value found, what is allowed."""
+    e = err.errors(include_url=False)[0]
+    where, kind, ctx, value = _where(e["loc"]), e["type"], e.get("ctx") or {}, e.get("input")
+    cause = ctx.get("error")
+    if isinstance(cause, ParamError):
+        return str(cause)
+    if kind == "missing":
+        return f"{where} is missing from params.yaml"
+    if kind == "unknown_key":
+        key = f"{where}.{ctx['key']}" if where else ctx["key"]
+        return f"{key} is not allowed: unknown key; the known keys are {ctx['known']}"
+    if kind == "not_a_mapping":
+        return f"{where or 'params.yaml'} = {value!r} is not allowed: must be a mapping of {ctx['keys']}"
+    if kind == "rule":
+        return f"{where}{ctx['suffix']}"
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length", ctx.get("max_length"))
+        bound = "at least" if kind == "too_short" else "at most"
+        return f"{where} = {value!r} is not allowed: must have {bound} {n} {'entry' if n == 1 else 'entries'}"
+    if kind == "dict_type":
+        return f"{where} = {value!r} is not allowed: must be a mapping"
+    if kind == "list_type":
+        return f"{where} = {value!r} is not allowed: must be a list"
+    message = str(cause) if cause is not None else e["msg"]
+    return f"{where} = {value!r} is not allowed: {message}"

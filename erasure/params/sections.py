@@ -1,0 +1,133 @@
+"""The stage sections of params.yaml (everything but `model` and `models`): one typed model per section."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from erasure.params.fields import (
+    MAX_COUNT,
+    MAX_SEED,
+    Bool,
+    Choice,
+    Float,
+    HeadName,
+    Int,
+    IntOrAll,
+    Section,
+    Text,
+    rule,
+)
+
+BANDS = ("25-75", "12.5-87.5")  # percentile bands the figures can draw (erasure.plotting.style)
+Dpi = Int(50, 600)
+
+
+class Activations(Section):
+    batch_size: Int(1, 1024)  # prompts per forward pass (memory ~ batch_size x seq_len)
+    n_dla_prompts: Int(1, MAX_COUNT)  # prompts whose vectors are kept for paper Fig 4
+
+
+class Stats(Section):
+    headline: Choice("all", "no_bos")  # all = every (prompt, position), BOS included (the authors)
+
+
+class FigPlot(Section):
+    """Figs 1 and 3: which percentile bands to draw, at what resolution."""
+
+    bands: Annotated[list[Choice(*BANDS)], Field(min_length=1)]
+    dpi: Dpi
+
+
+class Fig2(FigPlot):
+    layers: Choice("all", "after_writer")  # all (the authors' code) | after_writer (the paper's text)
+    negative_median: Float(0.0, 1.0)  # a head of the erasers' layer is "negative" when its median PR < -this
+
+
+class CodeVariant(Section):
+    """The authors' repo version of Fig 4: next-token column, OV without attention."""
+
+    n_prompts: Int(1, MAX_COUNT)
+    start_pos: Int(0, 10_000_000)  # and at most seq_len - 2 (checked on the DLA cache)
+
+
+class Fig4(Section):
+    n_prompts: Int(1, MAX_COUNT)  # first prompts of the DLA cache
+    positions: Choice("all", "no_bos", "no_bos_no_last")
+    n_bootstrap: Int(1, MAX_COUNT)  # bootstrap draws (resampling prompts) for the 95% intervals
+    seed: Int(0, MAX_SEED)
+    max_scatter_points: Int(100, 10_000_000)  # drawn in the figure only (every point enters the fit)
+    aligned_top_k: Int(1, 10_000)  # rows of metrics/aligned_tokens.json
+    code_variant: CodeVariant
+    dpi: Dpi
+
+
+class Fig5Prompt(Section):
+    """An adversarial prompt and its (correct, incorrect) pair of next tokens."""
+
+    text: Text
+    pair: Annotated[list[Text], Field(min_length=2, max_length=2)]
+
+    @model_validator(mode="after")
+    def _two_tokens(self) -> Fig5Prompt:
+        if self.pair[0] == self.pair[1]:
+            raise rule(f".pair = {self.pair!r} is not allowed: must be two different tokens [correct, incorrect]")
+        return self
+
+
+class Fig5(Section):
+    prompts: Annotated[dict[str, Fig5Prompt], Field(min_length=1)]
+    comparison_heads: list[HeadName]  # one per prompt (and within the model: erasure.params.load)
+    n_resample: Int(1, MAX_COUNT)  # unrelated prompt rows per head (all rows when the prompt set is smaller)
+    batch_size: Int(1, 4096)  # resampled copies per forward pass
+    seed: Int(0, MAX_SEED)  # which rows are drawn when there are more than n_resample
+    dpi: Dpi
+
+    @model_validator(mode="after")
+    def _one_head_per_prompt(self) -> Fig5:
+        if len(self.comparison_heads) != len(self.prompts):
+            names = [h.name for h in self.comparison_heads]
+            raise rule(f".comparison_heads = {names!r} is not allowed: must be a list of {len(self.prompts)} "
+                       "heads, one per prompt")
+        return self
+
+
+class Discovery(Section):
+    """Stage discover (erasure.analysis.discovery): the rules' thresholds and the streaming histograms."""
+
+    batch_size: Int(1, 1024)
+    n_prompts: IntOrAll(1, MAX_COUNT)  # None (all) = every prompt
+    n_vcomp_prompts: Int(1, MAX_COUNT)
+    include_bos: Bool
+    top_writers: Int(1, 10_000)
+    min_rel_norm: Float(0.0, 1e3)
+    horizon_layers: IntOrAll(1, 10_000)  # None (all) = every later layer
+    max_overshoot: Float(0.0, 1e6)
+    require_consistent: Bool
+    eraser_threshold: Float(0.0, 1.0, open_lo=True, open_hi=True)
+    eraser_scope: Choice("layer", "all")
+    hist_bins: Int(16, 1 << 16)
+    hist_scale: Float(1e-6, 1.0)
+    hist_max: Float(1.0, 1e12)
+    atlas_rows: Int(1, 10_000)
+    dpi: Dpi
+
+    @model_validator(mode="after")
+    def _histogram_axis(self) -> Discovery:
+        if self.hist_max <= self.hist_scale:
+            raise rule(".hist_scale/hist_max are not allowed: need hist_scale < hist_max")
+        return self
+
+    def rules(self) -> dict:
+        """The discovery params as discovery.json records them (the figure's dpi is not a rule)."""
+        return self.model_dump(exclude={"dpi"})
+
+
+class Regression(Section):
+    abs: Float(0.0, 1.0)  # a claim metric "moved" when |new - old| > abs + rel*|old|
+    rel: Float(0.0, 1.0)
+
+
+class Paper(Section):
+    strict: Bool  # verify exits 1 when a claim about the run's model (or a planted check) FAILs
+    regression: Regression

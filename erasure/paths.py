@@ -1,0 +1,38 @@
+"""Every file and folder the pipeline reads or writes, relative to the repository root (dvc.yaml names the same)."""
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+DVC_YAML = Path("dvc.yaml")
+DVC_LOCK = Path("dvc.lock")
+
+PROMPTS_DIR = Path("data/prompts")
+ACTIVATIONS_DIR = Path("data/activations")
+
+METRICS = {  # stage output name -> file
+    "fig1_resid": Path("metrics/fig1_resid.json"),
+    "fig2_components": Path("metrics/fig2_components.json"),
+    "fig3_heads": Path("metrics/fig3_heads.json"),
+    "fig4_dla": Path("metrics/fig4_dla.json"),
+    "fig5_adversarial": Path("metrics/fig5_adversarial.json"),
+    "aligned_tokens": Path("metrics/aligned_tokens.json"),
+    "discovery": Path("metrics/discovery.json"),
+}
+METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` prefixes
+
+FIGURES = {  # key used by the paper template -> file
+    "fig1": Path("figures/fig1_resid.png"),
+    "fig2": Path("figures/fig2_components.png"),
+    "fig3": Path("figures/fig3_heads.png"),
+    "fig4": Path("figures/fig4_dla.png"),
+    "fig5": Path("figures/fig5_adversarial.png"),
+    "atlas": Path("figures/erasure_atlas.png"),
+    "persistence": Path("figures/persistence.png"),
+}
+
+CLAIMS_FILE = Path("paper/claims.yaml")
+TEMPLATE = Path("paper/template.md")
+STYLE = Path("paper/style.css")
+VERIFICATION_MD = Path("paper/verification.md")
+VERIFICATION_JSON = Path("paper/verification.json")
+PAPER_MD = Path("paper/paper.md")
+PAPER_HTML = Path("paper/paper.html")

@@ -1,0 +1,282 @@
+"""Verification: every claim of the registry (and, on planted-4l, every planted-truth check) against the metrics.
+
+Statuses: PASS, FAIL, NOT RUN. A claim is checked only when the run's model is the claim's model; otherwise it is
+NOT RUN with the reason ("metrics are from planted-4l; this claim is about gelu-4l"), never PASS. A claim that
+applies but cannot be evaluated (metric file or key missing, null value, metrics from another model) is FAIL with
+the reason: a claim the run should reproduce and does not is not reproduced.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from erasure.paths import DVC_LOCK, DVC_YAML, METRIC_FILES
+from erasure.verification.checks import Context, run_check
+from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
+from erasure.verification.provenance import provenance, read_yaml
+from erasure.verification.registry import as_list, is_number, is_quantitative, entry_files
+
+PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
+
+
+@dataclass
+class Result:
+    id: str
+    status: str
+    text: str
+    paper_value: Any = None
+    reproduced: Any = None
+    diff: Any = None
+    tolerance: str = ""
+    reason: str = ""
+    details: list = field(default_factory=list)
+    metrics: list = field(default_factory=list)  # metric keys actually read (expanded)
+    files: list = field(default_factory=list)  # [{path, stage, lock_md5, md5, model}]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _tolerance_text(tol: dict | None, truth: Any = None) -> str:
+    if not tol:
+        return ""
+    name = tol.get("truth")
+    if name and truth is not None:
+        tols = truth_dict(truth).get("tolerances") or {}
+        if name in tols:
+            return f"±{float(tols[name]):g} (planted truth `{name}`)"
+        return f"±{tol['abs']:g} (planted truth has no `{name}`)" if "abs" in tol else f"±{100 * tol['rel']:g}%"
+    if "abs" in tol:
+        text = f"±{tol['abs']:g}"
+    else:
+        text = f"±{100 * tol['rel']:g}%"
+    return text + (f" (or planted truth `{tol['truth']}`)" if tol.get("truth") else "")
+
+
+def _entry_checks(entry: dict, value_field: str) -> list[dict]:
+    """The entry's value spec turned into `within` checks, followed by its own checks."""
+    value = entry.get(value_field)
+    checks: list[dict] = []
+    if is_quantitative(value):
+        tol = entry["tolerance"]
+        if isinstance(value, dict) and "truth" not in value:
+            for part, ref in value.items():
+                checks.append({"within": {"metric": entry["metric"][part], "value": ref, **tol}})
+        else:
+            checks.append({"within": {"metric": entry["metric"], "value": value, **tol}})
+    return checks + as_list(entry.get("check"))
+
+
+def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_value", truth: Any = None,
+                   env: dict | None = None, entry_id: str | None = None, text: str | None = None) -> Result:
+    """Evaluate one claim / planted check whose applicability was already decided."""
+    ctx = Context(metrics=metrics, truth=truth, env=dict(env or {}))
+    value = entry.get(value_field)
+    result = Result(id=entry_id or entry["id"], status=PASS, text=text or entry.get("claim") or entry.get("what", ""),
+                    tolerance=_tolerance_text(entry.get("tolerance"), truth) if is_quantitative(value) else "rule")
+    try:
+        result.paper_value = ctx.value(value) if isinstance(value, dict) and "truth" in value else value
+    except MissingMetric as err:
+        return _failed(result, str(err), ctx)
+    reproduced: dict[str, Any] = {}
+    failures: list[str] = []
+    outcomes: list[Any] = []
+    for check in _entry_checks(entry, value_field):
+        start = len(ctx.used)
+        try:
+            outcome = run_check(check, ctx)
+        except MissingMetric as err:
+            failures.append(f"cannot evaluate: {err}")
+            result.details.append({"check": next(iter(check)), "ok": False, "detail": f"cannot evaluate: {err}",
+                                   "keys": ctx.used[start:]})
+            outcomes.append(None)
+            continue
+        result.details.append({"check": next(iter(check)), "ok": outcome.ok, "detail": outcome.detail,
+                               "keys": ctx.used[start:]})
+        outcomes.append(outcome.value if is_number(outcome.value) else None)
+        if not outcome.ok:
+            failures.append(outcome.detail)
+    # reproduced value(s) and difference for display
+    if is_quantitative(value) and isinstance(value, dict) and "truth" not in value:
+        for part, key in entry["metric"].items():
+            try:
+                reproduced[part] = ctx.peek(key)
+            except MissingMetric:
+                reproduced[part] = None
+        result.reproduced = reproduced
+        result.diff = {p: reproduced[p] - value[p] for p in value if is_number(reproduced.get(p))}
+    elif entry.get("metric") is not None and not isinstance(entry["metric"], dict):
+        try:
+            result.reproduced = ctx.peek(entry["metric"])
+        except MissingMetric:
+            result.reproduced = None
+        if is_number(result.reproduced) and is_number(result.paper_value):
+            result.diff = result.reproduced - result.paper_value
+    elif any(o is not None for o in outcomes):  # a rule-only claim: show what each rule measured
+        result.reproduced = outcomes
+    result.metrics = list(dict.fromkeys(ctx.used))
+    if failures:
+        result.status = FAIL
+        result.reason = "; ".join(failures)
+    return result
+
+
+def _failed(result: Result, reason: str, ctx: Context) -> Result:
+    result.status, result.reason = FAIL, reason
+    result.metrics = list(dict.fromkeys(ctx.used))
+    return result
+
+
+def verify_claims(registry: dict, metrics: Metrics, run_model: str) -> list[Result]:
+    """Every claim of the registry: PASS/FAIL when it is about `run_model`, NOT RUN otherwise."""
+    results = []
+    for claim in registry["claims"]:
+        files = entry_files(claim)
+        models = {f: metrics.model_of(f) for f in files}
+        if claim["model"] != run_model:
+            reason = f"metrics are from {run_model}; this claim is about {claim['model']}"
+            stale = sorted({m for m in models.values() if m and m != run_model})
+            if stale:
+                reason += f" (and some metrics files are stale, from {', '.join(stale)})"
+            results.append(Result(
+                id=claim["id"], status=NOT_RUN, text=claim["claim"], paper_value=claim["paper_value"],
+                tolerance=_tolerance_text(claim.get("tolerance")) if is_quantitative(claim["paper_value"]) else "rule",
+                reason=reason))
+            continue
+        stale = {f: m for f, m in models.items() if m is not None and m != run_model}
+        if stale:
+            result = Result(id=claim["id"], status=FAIL, text=claim["claim"], paper_value=claim["paper_value"],
+                            reason="stale metrics: " + ", ".join(f"{f} is from {m}" for f, m in stale.items())
+                            + f", but the run's model is {run_model} (run dvc repro)")
+        else:
+            result = evaluate_entry(claim, metrics)
+        results.append(result)
+    return results
+
+
+def expand_planted(registry: dict, truth: Any) -> list[tuple[dict, dict, str, str]]:
+    """(entry, env, id, text) for every planted check, loops over truth fields unrolled."""
+    out = []
+    for entry in registry.get("planted_checks") or []:
+        loop = entry.get("for_each")
+        if loop is None:
+            out.append((entry, {}, entry["id"], entry["what"]))
+            continue
+        items = truth_dict(truth).get(loop["truth"]) if truth is not None else None
+        if items is None:
+            out.append((entry, {}, entry["id"], entry["what"]))
+            continue
+        for item in (sorted(items) if isinstance(items, dict) else items):
+            env = {loop["var"]: item}
+            text = PLACEHOLDER.sub(lambda m: str(env.get(m.group(1), m.group(0))), entry["what"])
+            out.append((entry, env, f"{entry['id']}[{item}]", text))
+    return out
+
+
+def verify_planted(registry: dict, metrics: Metrics, truth: Any, run_model: str) -> list[Result]:
+    """The planted-truth checks: run only when the run's model is planted-4l."""
+    results = []
+    for entry, env, rid, text in expand_planted(registry, truth):
+        if run_model != "planted-4l":
+            results.append(Result(id=rid, status=NOT_RUN, text=text,
+                                  reason=f"planted-truth checks apply to planted-4l; the run's model is {run_model}"))
+            continue
+        if truth is None:
+            results.append(Result(id=rid, status=FAIL, text=text, reason="erasure.planted.planted_truth() unavailable"))
+            continue
+        if entry.get("for_each") and not env:
+            results.append(Result(id=rid, status=FAIL, text=text,
+                                  reason=f"planted truth has no field {entry['for_each']['truth']!r} to loop over"))
+            continue
+        stale = {f: metrics.model_of(f) for f in entry_files(entry)}
+        stale = {f: m for f, m in stale.items() if m is not None and m != run_model}
+        if stale:
+            results.append(Result(id=rid, status=FAIL, text=text, reason="stale metrics: " + ", ".join(
+                f"{f} is from {m}" for f, m in stale.items())))
+            continue
+        results.append(evaluate_entry(entry, metrics, "expected", truth=truth, env=env, entry_id=rid, text=text))
+    return results
+
+
+def attach_provenance(results: list[Result], root: Path, dvc_yaml: dict | None, dvc_lock: dict | None,
+                      metrics: Metrics, registry_entries: dict[str, dict]) -> None:
+    for result in results:
+        entry = registry_entries.get(result.id.split("[", 1)[0])
+        files = entry_files(entry) if entry else []
+        result.files = provenance(root, files, dvc_yaml, dvc_lock, metrics)
+
+
+def load_truth() -> Any:
+    """erasure.models.planted.planted_truth() (imported here: only planted-4l runs need it)."""
+    from erasure.models.planted import planted_truth  # heavy: imported only for planted-4l runs
+    return planted_truth()
+
+
+def run_verification(root: str | Path, params: dict, registry: dict,
+                     truth_loader: Callable[[], Any] | None = load_truth) -> dict:
+    """Check every claim (and, for planted-4l, the planted truth) against the metrics under `root`."""
+    root = Path(root)
+    metrics = Metrics(root)
+    run_model = params.get("model")
+    file_models = {f: metrics.model_of(f) for f in METRIC_FILES if metrics.file(f) is not None}
+    truth, truth_error = None, None
+    if run_model == "planted-4l" and registry.get("planted_checks") and truth_loader is not None:
+        try:
+            truth = truth_loader()
+        except Exception as err:  # noqa: BLE001 (reported, and every planted check FAILs with it)
+            truth_error = f"{type(err).__name__}: {err}"
+    claims = verify_claims(registry, metrics, run_model)
+    planted = verify_planted(registry, metrics, truth, run_model) if run_model == "planted-4l" else []
+    if truth_error:
+        for result in planted:
+            result.reason = f"planted_truth() failed: {truth_error}"
+    dvc_yaml, dvc_lock = read_yaml(root / DVC_YAML), read_yaml(root / DVC_LOCK)
+    entries = {e["id"]: e for e in registry["claims"]}
+    entries.update({e["id"]: e for e in registry.get("planted_checks") or []})
+    attach_provenance(claims + planted, root, dvc_yaml, dvc_lock, metrics, entries)
+    paper_model = registry.get("paper", {}).get("model", "gelu-4l")
+    if run_model == paper_model:
+        note = f"The run's model is {run_model}, the paper's: every claim is checked against the paper's value."
+    elif run_model == "planted-4l":
+        note = (f"The run's model is planted-4l, a test instrument with erasure built in: no claim about "
+                f"{paper_model} is checked (all NOT RUN); the planted-truth checks are.")
+    else:
+        note = (f"The run's model is {run_model}: nothing is checked against the paper, whose claims are about "
+                f"{paper_model} (all NOT RUN).")
+    stale = {f: m for f, m in file_models.items() if m != run_model}
+    if stale:
+        note += " Stale metrics from another model: " + ", ".join(f"{f} ({m})" for f, m in stale.items()) + "."
+    report = {
+        "model": run_model,
+        "paper_model": paper_model,
+        "metric_models": file_models,
+        "note": note,
+        "summary": {"claims": _count(claims), "planted": _count(planted)},
+        "claims": [r.to_json() for r in claims],
+        "planted": [r.to_json() for r in planted],
+    }
+    report["ok"] = report["summary"]["claims"]["fail"] == 0 and report["summary"]["planted"]["fail"] == 0
+    return _json_safe(report)
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN / inf (which a broken metric can hold) as strings, so the report stays valid JSON for DVC."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _count(results: list[Result]) -> dict:
+    return {"pass": sum(r.status == PASS for r in results), "fail": sum(r.status == FAIL for r in results),
+            "not_run": sum(r.status == NOT_RUN for r in results), "total": len(results)}
+
+
+def exit_code(report: dict, strict: bool = True) -> int:
+    """1 when a checked claim or planted check FAILed (and the run is strict), else 0."""
+    return 1 if strict and not report["ok"] else 0
