@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from erasure.activations import compute_activation_tables
-from erasure.config import load_params, validate_params
-from erasure.models import bos_token_id, load_model
-from erasure.prompts import build_prompts
+from erasure.analysis.activations import compute_activation_tables
+from erasure.analysis.prompts import build_prompts
+from erasure.models.load import bos_token_id, load_model
+from erasure.params.load import load_params, resolve_roles, validate_params
 
 
 def main() -> None:
@@ -41,17 +41,17 @@ def main() -> None:
     params = validate_params(raw)
     model = load_model(params)
     tokens, _ = build_prompts(params, model.tokenizer, bos_token_id(params, model))
-    act = params.section("activations")
+    act = params.activations
+    writer, erasers = resolve_roles(params)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        compute_activation_tables(model, tokens, params.writer, params.erasers, Path(tmp), act["batch_size"],
-                                  act["n_dla_prompts"])
+        compute_activation_tables(model, tokens, writer, erasers, Path(tmp), act.batch_size, act.n_dla_prompts)
         seconds = time.perf_counter() - start
         disk_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
     result = {
         "model": args.model,
         "prompts": list(tokens.shape),
-        "batch_size": act["batch_size"],
+        "batch_size": act.batch_size,
         "seconds": round(seconds, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "output_mb": round(disk_mb, 1),

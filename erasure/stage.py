@@ -6,9 +6,10 @@ Hub (`needs_model=True`) happens within seconds of the start.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from erasure.config import DataError, ParamError, load_params
+from erasure.errors import DataError, ParamError
+from erasure.params.load import load_params
 
 
 def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
@@ -19,7 +20,7 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
     try:
         params = load_params()
         if needs_model:
-            from erasure.hub import preflight
+            from erasure.models.hub import preflight
 
             preflight(params)
         main()

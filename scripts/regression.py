@@ -5,16 +5,14 @@
     python -m scripts.regression --save-ref DIR    # store the current metrics files as a reference directory
     python -m scripts.regression --ref-dir DIR     # compare against a stored reference directory
 
-A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, default abs 1e-4, rel 1e-4:
+A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, abs 1e-4 and rel 1e-4:
 a same-machine float32 rerun reproduces the pooled medians to ~1e-6, so a move beyond 1e-4 is a real change);
 strings, booleans and lists (top-2 tokens, eraser sets) must be equal; a metric the reference has and the work
 tree lost fails. `dvc metrics diff` drops lists, so list values are read from `git show REV:file`.
 Exit 0 = no claim metric moved, 1 = some moved, 2 = cannot compare (no metrics, other model, dvc error).
 """
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,11 +21,9 @@ from erasure.params.load import load_params
 from erasure.paths import METRIC_FILES
 from erasure.stage import run_stage
 from erasure.verification.metrics import MISSING, Metrics, lookup
-from erasure.verification.regression import dvc_old_values, git_old_file, regression_report
 from erasure.verification.registry import load_claims
+from erasure.verification.regression import dvc_old_values, git_old_file, regression_report
 from erasure.verification.verify import load_truth
-
-DEFAULT_ABS, DEFAULT_REL = 1e-4, 1e-4
 
 
 def main() -> None:
@@ -36,8 +32,8 @@ def main() -> None:
     src.add_argument("--rev", default="main", help="git revision or DVC experiment to compare against (default main)")
     src.add_argument("--ref-dir", type=Path, help="a reference directory written by --save-ref")
     src.add_argument("--save-ref", type=Path, help="copy the current metrics files into this directory and stop")
-    parser.add_argument("--abs", type=float, default=None, help=f"absolute tolerance (default: params or {DEFAULT_ABS})")
-    parser.add_argument("--rel", type=float, default=None, help=f"relative tolerance (default: params or {DEFAULT_REL})")
+    parser.add_argument("--abs", type=float, default=None, help="absolute tolerance (default: paper.regression.abs)")
+    parser.add_argument("--rel", type=float, default=None, help="relative tolerance (default: paper.regression.rel)")
     args = parser.parse_args()
 
     params = load_params()
@@ -52,9 +48,9 @@ def main() -> None:
             shutil.copy2(f, args.save_ref / f)
         print(f"saved {len(present)} metrics files ({metrics.model_of(present[0])}) to {args.save_ref}")
         return
-    reg = (params.raw.get("paper") or {}).get("regression") or {}
-    abs_tol = args.abs if args.abs is not None else float(reg.get("abs", DEFAULT_ABS))
-    rel_tol = args.rel if args.rel is not None else float(reg.get("rel", DEFAULT_REL))
+    reg = params.paper.regression
+    abs_tol = args.abs if args.abs is not None else reg.abs
+    rel_tol = args.rel if args.rel is not None else reg.rel
 
     if args.ref_dir:
         if not args.ref_dir.is_dir():
@@ -85,7 +81,7 @@ def main() -> None:
     if run_model == "planted-4l":
         try:
             truth = load_truth()
-        except Exception as err:  # noqa: BLE001 (keys that need the truth are then skipped, and said so)
+        except Exception as err:
             print(f"warning: planted_truth() unavailable ({err})", file=sys.stderr)
     report = regression_report(registry, metrics, old_value, abs_tol, rel_tol, truth)
     if report["checked"] == 0:

@@ -33,7 +33,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from erasure.corpus import iter_documents  # noqa: E402
+from erasure.analysis.corpus import iter_documents  # noqa: E402
 
 VOCAB_SIZE = 16384
 SPECIAL_TOKENS = ["<|EOS|>", "<|BOS|>", "<|PAD|>"]  # ids 0, 1, 2 as in gelu-4l's tokenizer

@@ -1,18 +1,20 @@
 """Stage fig1_resid: paper Fig 1, PR(resid_k, writer) at every checkpoint, clean vs V-composition patched."""
-from erasure import plotting
-from erasure.cli import run_stage
-from erasure.config import load_params
-from erasure.figparams import plot_params
-from erasure.figures import fig1_metrics
-from erasure.io import atomic_write_json
-from erasure.tables import load_tables
+from erasure.params.load import load_params
+from erasure.paths import FIGURES, METRICS
+from erasure.stage import run_stage
 
 
 def main() -> None:
-    cfg = plot_params(load_params(), "fig1")
+    from erasure.analysis.figs123 import fig1_metrics
+    from erasure.analysis.tables import load_tables
+    from erasure.io import atomic_write_json
+    from erasure.plotting.figs123 import fig1
+
+    params = load_params()
+    cfg = params.fig1
     metrics = fig1_metrics(load_tables())
-    plotting.fig1(metrics, cfg["pool"], cfg["bands"], "figures/fig1_resid.png", cfg["dpi"])
-    atomic_write_json("metrics/fig1_resid.json", metrics)
+    fig1(metrics, params.stats.headline, cfg.bands, FIGURES["fig1"], cfg.dpi)
+    atomic_write_json(METRICS["fig1_resid"], metrics)
 
 
 if __name__ == "__main__":

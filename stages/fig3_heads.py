@@ -1,18 +1,20 @@
 """Stage fig3_heads: paper Fig 3, each head of the patched layer onto the writer, clean vs patched."""
-from erasure import plotting
-from erasure.cli import run_stage
-from erasure.config import load_params
-from erasure.figparams import plot_params
-from erasure.figures import fig3_metrics
-from erasure.io import atomic_write_json
-from erasure.tables import load_tables
+from erasure.params.load import load_params
+from erasure.paths import FIGURES, METRICS
+from erasure.stage import run_stage
 
 
 def main() -> None:
-    cfg = plot_params(load_params(), "fig3")
+    from erasure.analysis.figs123 import fig3_metrics
+    from erasure.analysis.tables import load_tables
+    from erasure.io import atomic_write_json
+    from erasure.plotting.figs123 import fig3
+
+    params = load_params()
+    cfg = params.fig3
     metrics = fig3_metrics(load_tables())
-    plotting.fig3(metrics, cfg["pool"], cfg["bands"], "figures/fig3_heads.png", cfg["dpi"])
-    atomic_write_json("metrics/fig3_heads.json", metrics)
+    fig3(metrics, params.stats.headline, cfg.bands, FIGURES["fig3"], cfg.dpi)
+    atomic_write_json(METRICS["fig3_heads"], metrics)
 
 
 if __name__ == "__main__":

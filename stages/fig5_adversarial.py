@@ -1,34 +1,31 @@
 """Stage fig5_adversarial: paper Fig 5 -- clean DLA of the writer and of other heads on four adversarial prompts,
 vs their DLA when the head's last-position input is resampled from unrelated prompts."""
-from pathlib import Path
-
-import torch
-
-from erasure.cli import run_stage
-from erasure.config import load_params
-from erasure.io import atomic_path, atomic_write_json
-from erasure.models import bos_token_id, load_model
-from erasure.prompts import load_prompts
-from erasure.resample import analyse_prompt, fig5_settings, plot_fig5, strip_values
-
-METRICS, FIGURE = Path("metrics/fig5_adversarial.json"), Path("figures/fig5_adversarial.png")
+from erasure.params.load import load_params, resolve_roles
+from erasure.paths import FIGURES, METRICS, PROMPTS_DIR
+from erasure.stage import run_stage
 
 
 def main() -> None:
+    import torch
+
+    from erasure.analysis.fig5 import analyse_prompt, prompt_specs, strip_values
+    from erasure.analysis.prompts import load_prompts
+    from erasure.io import atomic_write_json
+    from erasure.models.load import bos_token_id, load_model
+    from erasure.plotting.fig5 import plot_fig5
+
     params = load_params()
-    settings = fig5_settings(params)
-    writer = params.writer
-    rows = load_prompts("data/prompts")
+    settings = params.fig5
+    writer, _ = resolve_roles(params)
+    specs = prompt_specs(settings, writer, params.model)
+    rows = load_prompts(PROMPTS_DIR)
     model = load_model(params)
     bos = bos_token_id(params, model)
     torch.manual_seed(settings.seed)
-    prompts = {
-        spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos)) for spec in settings.prompts
-    }
+    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos)) for spec in specs}
     metrics = {"model": params.model, "prompts": prompts}
-    with atomic_path(FIGURE) as tmp:
-        plot_fig5(prompts, tmp, params.model)
-    atomic_write_json(METRICS, metrics)
+    plot_fig5(prompts, FIGURES["fig5"], params.model, settings.dpi)
+    atomic_write_json(METRICS["fig5_adversarial"], metrics)
     for key, res in prompts.items():
         cells = ", ".join(
             f"{name} {h['clean']:.2f} -> {h['resampled']['median']:.2f}" for name, h in res["heads"].items()

@@ -17,9 +17,23 @@ import pytest
 import yaml
 
 from erasure.claims import (
-    CHECKS, FAIL, NOT_RUN, PASS, ClaimError, Metrics, is_quantitative, exit_code,
-    load_claims, lookup, metric_keys_of, regression_report, render_report_md, run_verification, validate_registry,
-    verify_claims, verify_planted,
+    CHECKS,
+    FAIL,
+    NOT_RUN,
+    PASS,
+    ClaimError,
+    Metrics,
+    exit_code,
+    is_quantitative,
+    load_claims,
+    lookup,
+    metric_keys_of,
+    regression_report,
+    render_report_md,
+    run_verification,
+    validate_registry,
+    verify_claims,
+    verify_planted,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

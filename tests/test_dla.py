@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import tiny_model
 
 from erasure.config import Component, DataError, ParamError, load_params
 from erasure.dla import (
@@ -20,7 +21,6 @@ from erasure.dla import (
     position_mask,
     top2_dla,
 )
-from helpers import tiny_model
 
 # float32: DLA values are O(0.1-10) sums over d_model products; TL and we differ only in summation order and
 # in z @ W_O vs hook_result (einsum), i.e. a few ulps of the largest term. 1e-5 absolute + 1e-4 relative covers

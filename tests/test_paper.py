@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 import test_claims as tc
+
 from erasure.claims import run_verification
 from erasure.config import DataError
 from erasure.paper import FIGURES, build, hand_typed_numbers

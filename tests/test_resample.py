@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import tiny_model
 
 from erasure.config import Component, ParamError, load_params
 from erasure.dla import centres, dla
@@ -24,7 +25,6 @@ from erasure.resample import (
     strip_values,
     tokenize_prompt,
 )
-from helpers import tiny_model
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # float32 reruns of the same forward pass in a different batch shape agree to ~1e-7; 1e-5 leaves 100x margin.

@@ -1,10 +1,10 @@
 """The V-composition patch: our hook_v form equals the authors' hooks, and its effect equals the OV formula."""
 import pytest
 import torch
+from helpers import tiny_model
 
 from erasure.components import run_capture
 from erasure.vcomp import vcomp_patch_hooks
-from helpers import tiny_model
 
 LAYER = 2
 # float32 on values of order 1 after a few matmuls: 1e-5 absolute is ~100x the rounding we see (~1e-7).

@@ -9,8 +9,8 @@ Tables are written into memory-mapped .npy files, so memory stays flat whatever 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -109,7 +109,8 @@ class ActivationPass:
         n_layers = model.cfg.n_layers
         comp_clean = self.component_prs(clean, o, range(n_layers))
         comp_patched = torch.cat(
-            [comp_clean[..., : first * (model.cfg.n_heads + 1)], self.component_prs(patched, o, range(first, n_layers))],
+            [comp_clean[..., : first * (model.cfg.n_heads + 1)],
+             self.component_prs(patched, o, range(first, n_layers))],
             dim=-1,
         )
         sigma_f = clean[FINAL_SCALE].squeeze(-1)

@@ -1,9 +1,9 @@
 """The numbers behind paper Figs 1-3, computed from the activation tables (methods.md §4.1-4.3)."""
 from __future__ import annotations
 
-from erasure.config import Component
-from erasure.stats import summarize_pools
-from erasure.tables import ActivationTables
+from erasure.analysis.tables import ActivationTables
+from erasure.mechanism.names import Component
+from erasure.mechanism.stats import summarize_pools
 
 
 def _header(tables: ActivationTables) -> dict:

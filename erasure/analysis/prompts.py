@@ -1,4 +1,4 @@
-"""Prompt sets: the authors' 300 rows for gelu-4l (methods.md §2), or an offline text/code set of the same shape.
+"""Prompt sets: the authors' 300 rows for gelu-4l (docs/methods.md §2), or an offline text/code set of the same shape.
 
 Either way the result is saved once as `tokens.npy` with its sha256, so no later stage streams or re-tokenizes.
 """
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from jaxtyping import Int
 
-from erasure.config import DataError, Params
+from erasure.errors import DataError
+from erasure.params.load import Params
 
 TOKENS_FILE = "tokens.npy"
 INFO_FILE = "tokens.json"
@@ -26,7 +27,7 @@ def authors_rows(dataset: str, n: int, seq_len: int, seed: int, buffer: int, tim
     """The first n rows of a streamed, buffer-shuffled pre-tokenized dataset (load_data.py of the authors)."""
     from datasets import load_dataset
 
-    from erasure.hub import require_hub
+    from erasure.models.hub import require_hub
 
     if n == 0:
         return torch.zeros((0, seq_len), dtype=torch.int64)
@@ -38,7 +39,7 @@ def authors_rows(dataset: str, n: int, seq_len: int, seed: int, buffer: int, tim
 
 def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int, separator: int) -> torch.Tensor:
     """n rows of [BOS] + seq_len-1 tokens from the offline corpus, documents joined by `separator`, seeded order."""
-    from erasure.corpus import iter_documents
+    from erasure.analysis.corpus import iter_documents
 
     if n == 0:
         return torch.zeros((0, seq_len), dtype=torch.int64)
@@ -60,14 +61,15 @@ def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int
 
 def build_prompts(params: Params, tokenizer, bos: int) -> tuple[Int[torch.Tensor, "n seq"], dict]:
     """Text rows then code rows, permuted with torch.manual_seed(seed) like the authors; returns tokens, info."""
-    cfg = params.prompts
-    n_text, n_code, seq_len, seed = cfg["n_text"], cfg["n_code"], cfg["seq_len"], cfg["seed"]
-    if cfg["source"] == "authors":
-        timeout = params.model_cfg["hub_timeout_s"]
-        text = authors_rows(cfg["text_dataset"], n_text, seq_len, seed, cfg["shuffle_buffer"], timeout)
-        code = authors_rows(cfg["code_dataset"], n_code, seq_len, seed, cfg["shuffle_buffer"], timeout)
+    cfg = params.entry.prompts
+    n_text, n_code, seq_len, seed = cfg.n_text, cfg.n_code, cfg.seq_len, cfg.seed
+    if cfg.source == "authors":
+        timeout = params.entry.hub_timeout_s
+        text = authors_rows(cfg.text_dataset, n_text, seq_len, seed, cfg.shuffle_buffer, timeout)
+        code = authors_rows(cfg.code_dataset, n_code, seq_len, seed, cfg.shuffle_buffer, timeout)
     else:
-        separator = params.model_cfg.get("separator_token_id", tokenizer.eos_token_id)
+        stated = params.entry.separator_token_id
+        separator = tokenizer.eos_token_id if stated is None else stated
         text = offline_rows("text", n_text, seq_len, seed, tokenizer, bos, separator)
         code = offline_rows("code", n_code, seq_len, seed + 1, tokenizer, bos, separator)
     tokens = torch.cat([text, code])
@@ -79,7 +81,7 @@ def build_prompts(params: Params, tokenizer, bos: int) -> tuple[Int[torch.Tensor
         print("warning: the prompt set has duplicate rows")
     info = {
         "model": params.model,
-        "source": cfg["source"],
+        "source": cfg.source,
         "n_text": n_text,
         "n_code": n_code,
         "seq_len": seq_len,

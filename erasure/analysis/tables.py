@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from erasure.config import DataError
+from erasure.errors import DataError
 
 ACTIVATIONS_DIR = Path("data/activations")
 

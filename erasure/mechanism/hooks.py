@@ -7,7 +7,7 @@ is `hook_mlp_out`.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float
@@ -79,7 +79,11 @@ def component_output(
 
 
 def run_capture(
-    model: HookedTransformer, inputs: torch.Tensor, names: set[str], hooks: list[tuple[str, Callable]] = (), **forward_kwargs
+    model: HookedTransformer,
+    inputs: torch.Tensor,
+    names: set[str],
+    hooks: list[tuple[str, Callable]] = (),
+    **forward_kwargs,
 ) -> dict[str, torch.Tensor]:
     """Forward pass that returns the named activations (and applies `hooks`), without a full ActivationCache."""
     store: dict[str, torch.Tensor] = {}

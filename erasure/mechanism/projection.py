@@ -7,6 +7,6 @@ from jaxtyping import Float
 
 def projection_ratio(
     v: Float[torch.Tensor, "... d"], w: Float[torch.Tensor, "... d"]
-) -> Float[torch.Tensor, "..."]:
+) -> Float[torch.Tensor, ...]:
     """One scalar per leading index; no epsilon, like the authors (a zero w gives inf/nan, never a silent 0)."""
     return (v * w).sum(-1) / (w * w).sum(-1)

@@ -13,7 +13,7 @@ the authors patched all heads of the layer as well. tests/test_vcomp.py checks t
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float

@@ -6,7 +6,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from erasure.config import DataError, Params
+from erasure.errors import DataError
+from erasure.params.load import Params
 
 OFFLINE_HINT = "offline models: planted-4l, smollm2-135m (run `dvc exp run -S model=planted-4l`)"
 
@@ -48,6 +49,6 @@ def require_hub(repo_id: str, what: str, timeout_s: float, repo_type: str = "mod
 
 def preflight(params: Params) -> None:
     """Before loading anything: the Hub-backed model must be reachable (or cached)."""
-    cfg = params.model_cfg
-    if cfg["loader"] == "hub":
-        require_hub(cfg["hf_repo"], params.model, cfg["hub_timeout_s"])
+    cfg = params.entry
+    if cfg.loader == "hub":
+        require_hub(cfg.hf_repo, params.model, cfg.hub_timeout_s)

@@ -75,11 +75,11 @@ on the shared 2-core machine under load (generating the weights is ~1.3 s of tha
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import torch
 
@@ -222,7 +222,7 @@ def planted_truth() -> PlantedTruth:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tokenizer_file_ok() -> str:
     if not TOKENIZER_PATH.is_file():
         raise FileNotFoundError(
@@ -451,7 +451,8 @@ def build_planted_model(seed: int = 0):
         raise RuntimeError(f"planted state dict misses {missing[:5]}")
     for k, v in sd.items():
         if k not in own or own[k].shape != v.shape:
-            raise RuntimeError(f"planted weight {k}: shape {tuple(v.shape)} vs model {tuple(own[k].shape) if k in own else None}")
+            found = tuple(own[k].shape) if k in own else None
+            raise RuntimeError(f"planted weight {k}: shape {tuple(v.shape)} vs model {found}")
     model.load_state_dict(sd, strict=False, assign=True)
     model.eval()
     for p in model.parameters():

@@ -90,7 +90,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from erasure.config import DataError, ParamError
+from erasure.errors import DataError, ParamError
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from erasure.mechanism.stats import QUANTILES
-from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.paper.values import Node
+from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
 from erasure.verification.report import display
@@ -111,7 +111,7 @@ def prompt_info(root: Path, params: dict, fig1: dict | None = None) -> dict:
     tokens = root / PROMPTS_DIR / "tokens.npy"
     if tokens.exists():
         try:
-            import numpy as np  # noqa: PLC0415
+            import numpy as np
             shape = np.load(tokens, mmap_mode="r").shape
             info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
         except (ValueError, OSError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-
 # The only places a digit may appear in the template outside Jinja tags.
 ALLOWED_WITH_DIGITS = [
     r"gelu-4l", r"GELU-4L", r"planted-4l", r"smollm2-135m", r"SmolLM2-135M",

@@ -18,12 +18,12 @@ class Node:
         object.__setattr__(self, "_v", value)
         object.__setattr__(self, "_path", path)
 
-    def __getattr__(self, name: str) -> "Node":
+    def __getattr__(self, name: str) -> Node:
         if name.startswith("__"):
             raise AttributeError(name)
         return self[name]
 
-    def __getitem__(self, key: Any) -> "Node":
+    def __getitem__(self, key: Any) -> Node:
         key = unwrap(key)
         if key is MISSING or key is None:
             return Node(MISSING, f"{self._path}.?")

@@ -7,43 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+from erasure.mechanism.names import Component
+from erasure.plotting.style import band_note, bands_widest_first, plt, save, seaborn_style
 
-from erasure.config import Component  # noqa: E402
-from erasure.io import atomic_path  # noqa: E402
-
-BANDS = {"25-75": ("q25", "q75"), "12.5-87.5": ("q12_5", "q87_5")}
 RUN_COLOURS = {"clean": "C0", "patched": "C1"}
 RUN_LABELS = {"clean": "Original", "patched": "V-composition patched"}
 
 
-def style() -> None:
-    sns.set_theme(style="darkgrid", palette="deep")
-
-
-def save(fig, path: str | Path, dpi: int) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-
-
-def _bands(bands: list[str]):
-    """(low key, high key, alpha) for each requested band, widest first so the narrow one is drawn on top."""
-    alphas = {"12.5-87.5": 0.15, "25-75": 0.3}
-    return [(*BANDS[b], alphas[b]) for b in ("12.5-87.5", "25-75") if b in bands]
-
-
-def _band_note(bands: list[str]) -> str:
-    return "bands: " + ", ".join(f"{b} pct" for b in ("25-75", "12.5-87.5") if b in bands)
-
-
 def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
-    style()
+    seaborn_style()
     names = list(metrics["checkpoints"])
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(min(max(12, 0.3 * len(names)), 24), 6))
@@ -51,7 +25,7 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
         stats = [metrics["checkpoints"][c][run][pool] for c in names]
         colour = RUN_COLOURS[run]
         ax.plot(x, [s["median"] for s in stats], marker="o", color=colour, label=RUN_LABELS[run])
-        for lo, hi, alpha in _bands(bands):
+        for lo, hi, alpha in bands_widest_first(bands):
             ax.fill_between(x, [s[lo] for s in stats], [s[hi] for s in stats], color=colour, alpha=alpha, lw=0)
     ax.axhline(0, color="black", lw=0.8)
     many = len(names) > 20  # deep models: 1 + 2 n_layers checkpoints
@@ -60,17 +34,17 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
     ax.set_xlabel("residual stream checkpoint", fontsize=13)
     ax.set_title(
         f"Projection of the residual stream onto {metrics['writer']}'s output, median over tokens "
-        f"({metrics['model']}; {_band_note(bands)}; {pool.replace('_', ' ')})",
+        f"({metrics['model']}; {band_note(bands)}; {pool.replace('_', ' ')})",
         fontsize=13,
     )
     ax.legend(title="Run")
-    save(fig, path, dpi)
+    save(fig, path, dpi, tight_bbox=True)
 
 
 def _bar_panel(ax, labels, stats, colours, bands):
     x = np.arange(len(labels))
     ax.bar(x, [s["median"] for s in stats], color=colours)
-    for lo, hi, alpha in _bands(bands):
+    for lo, hi, _ in bands_widest_first(bands):
         low = [s["median"] - s[lo] for s in stats]
         high = [s[hi] - s["median"] for s in stats]
         width = 3 if lo == "q25" else 1.2
@@ -82,7 +56,7 @@ def _bar_panel(ax, labels, stats, colours, bands):
 
 def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dpi: int) -> None:
     """Bars for every component (layers after the writer only when layers == 'after_writer', as the paper)."""
-    style()
+    seaborn_style()
     writer_layer = Component.parse(metrics["writer"]).layer
     names = [c for c in metrics["components"] if layers == "all" or Component.parse(c).layer > writer_layer]
     stats = [metrics["components"][c][pool] for c in names]
@@ -102,11 +76,11 @@ def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dp
         f"[q25 {total['q25']:.3f}, q75 {total['q75']:.3f}]",
         fontsize=13,
     )
-    save(fig, path, dpi)
+    save(fig, path, dpi, tight_bbox=True)
 
 
 def fig3(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
-    style()
+    seaborn_style()
     heads = list(metrics["heads"])
     erasers = set(metrics["erasers"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
@@ -119,7 +93,7 @@ def fig3(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
     axes[0].set_ylabel(f"PR(head, {metrics['writer']})", fontsize=13)
     fig.suptitle(
         f"Heads of the patched layer onto {metrics['writer']} ({metrics['model']}; grey: not in the eraser set; "
-        f"{_band_note(bands)})",
+        f"{band_note(bands)})",
         fontsize=13,
     )
-    save(fig, path, dpi)
+    save(fig, path, dpi, tight_bbox=True)

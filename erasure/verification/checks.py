@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from erasure.verification.metrics import MISSING, Metrics, MissingMetric, split_key, truth_dict, lookup
+from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
 
 
 @dataclass
@@ -29,7 +30,7 @@ def _fmt(x: Any) -> str:
     return json.dumps(x) if isinstance(x, (list, str)) else str(x)
 
 
-def _tol_of(spec: dict, ref: float, ctx: "Context") -> tuple[float, str]:
+def _tol_of(spec: dict, ref: float, ctx: Context) -> tuple[float, str]:
     """Absolute tolerance for reference value `ref` from {abs: x} / {rel: x} (or the truth's, when named)."""
     name = spec.get("truth")
     if name is not None and ctx.truth is not None:
@@ -42,20 +43,20 @@ def _tol_of(spec: dict, ref: float, ctx: "Context") -> tuple[float, str]:
     return rel * abs(ref), f"±{100 * rel:.3g}% (±{rel * abs(ref):.3g})"
 
 
-def _check_within(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_within(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["metric"]), a["metric"])
     ref = _num(ctx.value(a["value"]), "value")
     tol, text = _tol_of(a, ref, ctx)
     return CheckOutcome(abs(x - ref) <= tol, f"{_fmt(x)} vs {_fmt(ref)} {text}", x)
 
 
-def _check_abs_below(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_abs_below(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["metric"]), a["metric"])
     bound = _num(ctx.value(a["value"]), "value")
     return CheckOutcome(abs(x) < bound, f"|{_fmt(x)}| < {_fmt(bound)}", x)
 
 
-def _reference(a: dict, ctx: "Context") -> tuple[float, str]:
+def _reference(a: dict, ctx: Context) -> tuple[float, str]:
     if "than" in a:
         ref = _num(ctx.get(a["than"]), a["than"])
         return ref, f"{_fmt(ref)} ({a['than'].split(':', 1)[1]})"
@@ -63,7 +64,7 @@ def _reference(a: dict, ctx: "Context") -> tuple[float, str]:
     return ref, _fmt(ref)
 
 
-def _check_less_than(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_less_than(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["metric"]), a["metric"])
     ref, text = _reference(a, ctx)
     margin = float(a.get("margin", 0.0))
@@ -71,7 +72,7 @@ def _check_less_than(a: dict, ctx: "Context") -> CheckOutcome:
     return CheckOutcome(x < ref - margin, f"{_fmt(x)} < {text}{suffix}", x)
 
 
-def _check_greater_than(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_greater_than(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["metric"]), a["metric"])
     ref, text = _reference(a, ctx)
     margin = float(a.get("margin", 0.0))
@@ -79,14 +80,14 @@ def _check_greater_than(a: dict, ctx: "Context") -> CheckOutcome:
     return CheckOutcome(x > ref + margin, f"{_fmt(x)} > {text}{suffix}", x)
 
 
-def _check_abs_diff_below(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_abs_diff_below(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["a"]), a["a"])
     y = _num(ctx.get(a["b"]), a["b"])
     bound = _num(ctx.value(a["value"]), "value")
     return CheckOutcome(abs(x - y) < bound, f"|{_fmt(x)} - {_fmt(y)}| < {_fmt(bound)}", x - y)
 
 
-def _rel_change(a: dict, ctx: "Context") -> tuple[float, float, float]:
+def _rel_change(a: dict, ctx: Context) -> tuple[float, float, float]:
     x = _num(ctx.get(a["metric"]), a["metric"])
     ref = _num(ctx.get(a["reference"]), a["reference"])
     if ref == 0:
@@ -94,21 +95,21 @@ def _rel_change(a: dict, ctx: "Context") -> tuple[float, float, float]:
     return x, ref, abs(x - ref) / abs(ref)
 
 
-def _check_rel_change_below(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_rel_change_below(a: dict, ctx: Context) -> CheckOutcome:
     x, ref, change = _rel_change(a, ctx)
     bound = _num(ctx.value(a["value"]), "value")
     return CheckOutcome(change < bound, f"|{_fmt(x)} - {_fmt(ref)}|/|{_fmt(ref)}| = {change:.3g} < {bound:g}",
                         change)
 
 
-def _check_rel_change_above(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_rel_change_above(a: dict, ctx: Context) -> CheckOutcome:
     x, ref, change = _rel_change(a, ctx)
     bound = _num(ctx.value(a["value"]), "value")
     return CheckOutcome(change > bound, f"|{_fmt(x)} - {_fmt(ref)}|/|{_fmt(ref)}| = {change:.3g} > {bound:g}",
                         change)
 
 
-def _check_equals(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_equals(a: dict, ctx: Context) -> CheckOutcome:
     x = ctx.get(a["metric"])
     ref = ctx.value(a["value"])
     return CheckOutcome(x == ref, f"{_fmt(x)} == {_fmt(ref)}", x)
@@ -126,7 +127,7 @@ def _as_items(x: Any, a: dict, what: str) -> list:
     return x
 
 
-def _check_set_equals(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_set_equals(a: dict, ctx: Context) -> CheckOutcome:
     x = _as_items(ctx.get(a["metric"]), a, a["metric"])
     ref = ctx.value(a["value"])
     ref = list(ref) if not isinstance(ref, dict) else sorted(ref)
@@ -135,7 +136,7 @@ def _check_set_equals(a: dict, ctx: "Context") -> CheckOutcome:
     return CheckOutcome(ok, f"{_fmt(sorted(x))}{note} == {_fmt(sorted(ref))} as sets", sorted(x))
 
 
-def _check_contains_all(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_contains_all(a: dict, ctx: Context) -> CheckOutcome:
     x = _as_items(ctx.get(a["metric"]), a, a["metric"])
     ref = list(ctx.value(a["value"]))
     missing = [r for r in ref if r not in x]
@@ -143,7 +144,7 @@ def _check_contains_all(a: dict, ctx: "Context") -> CheckOutcome:
     return CheckOutcome(not missing, detail, [r for r in ref if r in x])
 
 
-def _check_keys_present(a: dict, ctx: "Context") -> CheckOutcome:
+def _check_keys_present(a: dict, ctx: Context) -> CheckOutcome:
     x = ctx.get(a["metric"])
     if not isinstance(x, dict):
         raise MissingMetric(f"{a['metric']} is not a mapping")
@@ -152,7 +153,7 @@ def _check_keys_present(a: dict, ctx: "Context") -> CheckOutcome:
     return CheckOutcome(not missing, detail, sorted(x))
 
 
-CHECKS: dict[str, tuple[Callable[[dict, "Context"], CheckOutcome], tuple[str, ...], tuple[str, ...]]] = {
+CHECKS: dict[str, tuple[Callable[[dict, Context], CheckOutcome], tuple[str, ...], tuple[str, ...]]] = {
     # kind: (function, required args, optional args)
     "within": (_check_within, ("metric", "value"), ("abs", "rel", "truth")),
     "abs_below": (_check_abs_below, ("metric", "value"), ()),
@@ -199,7 +200,8 @@ class Context:
                 key = self.metrics.expand(str(spec["key"]), None, self.env)
                 value = value.get(key, MISSING) if isinstance(value, dict) else MISSING
             if value is MISSING or value is None:
-                raise MissingMetric(f"planted truth has no {spec['truth']}{'[' + str(spec.get('key')) + ']' if 'key' in spec else ''}")
+                index = f"[{spec['key']}]" if "key" in spec else ""
+                raise MissingMetric(f"planted truth has no {spec['truth']}{index}")
             if "scale" in spec:
                 value = float(spec["scale"]) * float(value)
             return value

@@ -15,7 +15,7 @@ import yaml
 
 from erasure.errors import ClaimError
 from erasure.paths import CLAIMS_FILE
-from erasure.verification.checks import KEY_ARGS, CHECKS
+from erasure.verification.checks import CHECKS, KEY_ARGS
 from erasure.verification.metrics import split_key
 
 SOURCES = ("paper", "blog", "artifact")  # artifact: a check this reproduction adds (not a claim of the authors)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from erasure.errors import DataError
-from erasure.verification.metrics import MISSING, Metrics, MissingMetric, split_key, truth_dict, lookup
+from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
 from erasure.verification.registry import is_number, metric_keys_of
 
 

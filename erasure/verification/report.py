@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from erasure.verification.verify import PASS, NOT_RUN
+from erasure.verification.verify import NOT_RUN, PASS
 
 
 def display(value: Any, digits: int = 4) -> str:

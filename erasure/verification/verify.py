@@ -8,15 +8,16 @@ the reason: a claim the run should reproduce and does not is not reproduced.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from erasure.paths import DVC_LOCK, DVC_YAML, METRIC_FILES
 from erasure.verification.checks import Context, run_check
 from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
 from erasure.verification.provenance import provenance, read_yaml
-from erasure.verification.registry import as_list, is_number, is_quantitative, entry_files
+from erasure.verification.registry import as_list, entry_files, is_number, is_quantitative
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
 
@@ -170,7 +171,7 @@ def expand_planted(registry: dict, truth: Any) -> list[tuple[dict, dict, str, st
             continue
         for item in (sorted(items) if isinstance(items, dict) else items):
             env = {loop["var"]: item}
-            text = PLACEHOLDER.sub(lambda m: str(env.get(m.group(1), m.group(0))), entry["what"])
+            text = PLACEHOLDER.sub(lambda m, env=env: str(env.get(m.group(1), m.group(0))), entry["what"])
             out.append((entry, env, f"{entry['id']}[{item}]", text))
     return out
 
@@ -225,7 +226,7 @@ def run_verification(root: str | Path, params: dict, registry: dict,
     if run_model == "planted-4l" and registry.get("planted_checks") and truth_loader is not None:
         try:
             truth = truth_loader()
-        except Exception as err:  # noqa: BLE001 (reported, and every planted check FAILs with it)
+        except Exception as err:
             truth_error = f"{type(err).__name__}: {err}"
     claims = verify_claims(registry, metrics, run_model)
     planted = verify_planted(registry, metrics, truth, run_model) if run_model == "planted-4l" else []

@@ -2,7 +2,7 @@
 
 For each prompt (tokenized with BOS), the direction is the clean model's top-2 logit difference at the last
 position. A head's clean DLA is DLA(z_h W_O[h]) at the last position with the clean sigma_f. Its resampled
-DLA (methods.md §4.5): the head's input at the LAST position only -- its query, key and value there -- is
+DLA (docs/methods.md §4.5): the head's input at the LAST position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
 truncated to the prompt length). Other positions and other heads are untouched, and sigma_f stays clean.
 
@@ -23,14 +23,14 @@ import torch
 from jaxtyping import Float, Int
 from tqdm import tqdm
 
-from erasure.config import Component, ModelShape, Params, ParamError, require_int
-from erasure.dla import centres, dla, logit_diff_direction
+from erasure.errors import ParamError
+from erasure.mechanism.dla import centres, dla, logit_diff_direction
+from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
+from erasure.mechanism.names import Component
+from erasure.mechanism.stats import summarize
+from erasure.params.sections import Fig5
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")
-
-
-# ------------------------------------------------------------------------------------------------------
-# params
 
 
 @dataclass(frozen=True)
@@ -41,54 +41,12 @@ class PromptSpec:
     comparison_head: Component
 
 
-@dataclass(frozen=True)
-class Fig5Settings:
-    prompts: tuple[PromptSpec, ...]
-    n_resample: int
-    batch_size: int
-    seed: int
-
-
-def parse_head(value, param: str, shape: ModelShape) -> Component:
-    comp = Component.parse(value, param, shape)
-    if not comp.is_head:
-        raise ParamError(f"{param} = {value!r} is not allowed: must be an attention head LxHy (MLPs have no Q/K/V)")
-    return comp
-
-
-def fig5_settings(params: Params) -> Fig5Settings:
-    """Validate the `fig5` section of params.yaml against the selected model's shape."""
-    sec, shape = params.section("fig5"), params.shape
-    prompts = sec.get("prompts")
-    if not isinstance(prompts, dict) or not prompts:
-        raise ParamError("fig5.prompts is not allowed: must be a non-empty mapping p1: {text, pair}, ...")
-    heads = sec.get("comparison_heads")
-    if not isinstance(heads, list) or len(heads) != len(prompts):
-        raise ParamError(
-            f"fig5.comparison_heads = {heads!r} is not allowed: must be a list of {len(prompts)} heads, one per prompt"
-        )
-    specs = []
-    for i, ((key, spec), head) in enumerate(zip(prompts.items(), heads)):
-        base = f"fig5.prompts.{key}"
-        if not isinstance(spec, dict) or not isinstance(spec.get("text"), str) or not spec["text"]:
-            raise ParamError(f"{base}.text is not allowed: must be a non-empty string")
-        pair = spec.get("pair")
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) and t for t in pair)):
-            raise ParamError(f"{base}.pair = {pair!r} is not allowed: must be two non-empty token strings [correct, incorrect]")
-        specs.append(PromptSpec(key, spec["text"], (pair[0], pair[1]), parse_head(head, f"fig5.comparison_heads[{i}]", shape)))
-    writer = params.writer
+def prompt_specs(fig5: Fig5, writer: Component, model_name: str) -> list[PromptSpec]:
+    """The adversarial prompts of params, each with its comparison head; the writer must be a head."""
     if not writer.is_head:
-        raise ParamError(f"models.{params.model}.writer = {writer.name} is not allowed for fig5: must be a head")
-    return Fig5Settings(
-        prompts=tuple(specs),
-        n_resample=require_int(sec.get("n_resample"), "fig5.n_resample", 1),
-        batch_size=require_int(sec.get("batch_size", 50), "fig5.batch_size", 1, 4096),
-        seed=require_int(sec.get("seed"), "fig5.seed", 0),
-    )
-
-
-# ------------------------------------------------------------------------------------------------------
-# tokens and clean quantities
+        raise ParamError(f"models.{model_name}.writer = {writer.name} is not allowed for fig5: must be a head")
+    return [PromptSpec(key, p.text, (p.pair[0], p.pair[1]), head)
+            for (key, p), head in zip(fig5.prompts.items(), fig5.comparison_heads)]
 
 
 def tokenize_prompt(model, text: str, bos_id: int) -> Int[torch.Tensor, "1 n"]:
@@ -105,24 +63,26 @@ def target_ids(model, token: str) -> tuple[list[int], bool]:
 
 @dataclass
 class CleanRun:
-    logits: Float[torch.Tensor, "v"]            # last-position logits, b_U included
+    logits: Float[torch.Tensor, " v"]          # last-position logits, b_U included
     scale_final: Float[torch.Tensor, ""]        # clean sigma_f at the last position
     head_out: Float[torch.Tensor, "l h d"]      # every head's output z_h W_O[h] at the last position
 
 
 def clean_run(model, tokens: Int[torch.Tensor, "1 n"]) -> CleanRun:
     n_layers = model.cfg.n_layers
-    names = {f"blocks.{l}.attn.hook_z" for l in range(n_layers)} | {"ln_final.hook_scale"}
+    names = {z_hook(l) for l in range(n_layers)} | {FINAL_SCALE}
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     outs = torch.stack(
-        [torch.einsum("hk,hkd->hd", cache[f"blocks.{l}.attn.hook_z"][0, -1], model.blocks[l].attn.W_O)
+        [torch.einsum("hk,hkd->hd", cache[z_hook(l)][0, -1], model.blocks[l].attn.W_O)
          for l in range(n_layers)]
     )
-    return CleanRun(logits=logits[0, -1].float(), scale_final=cache["ln_final.hook_scale"][0, -1].reshape(()),
+    return CleanRun(logits=logits[0, -1].float(), scale_final=cache[FINAL_SCALE][0, -1].reshape(()),
                     head_out=outs)
 
 
-def clean_head_dla(run: CleanRun, direction: Float[torch.Tensor, "d"], centre: bool = True) -> Float[torch.Tensor, "l h"]:
+def clean_head_dla(
+    run: CleanRun, direction: Float[torch.Tensor, " d"], centre: bool = True
+) -> Float[torch.Tensor, "l h"]:
     """Clean DLA of every head at the last position."""
     return dla(run.head_out, run.scale_final.expand(run.head_out.shape[:2]), direction, centre)
 
@@ -133,10 +93,6 @@ def auto_head(clean: Float[torch.Tensor, "l h"], exclude: Component) -> Componen
     scores[exclude.layer, exclude.head] = -1.0
     flat = int(torch.argmax(scores))
     return Component(flat // clean.shape[1], flat % clean.shape[1])
-
-
-# ------------------------------------------------------------------------------------------------------
-# resampling
 
 
 @contextmanager
@@ -155,9 +111,11 @@ def split_qkv(model):
             cfg.ungroup_grouped_query_attention = saved[1]
 
 
-def source_inputs(model, sources: Int[torch.Tensor, "r n"], layers: list[int], batch_size: int) -> dict[int, torch.Tensor]:
+def source_inputs(
+    model, sources: Int[torch.Tensor, "r n"], layers: list[int], batch_size: int
+) -> dict[int, torch.Tensor]:
     """ln1's normalized output of each layer at the last position of each unrelated row: {layer: (r, d)}."""
-    names = {f"blocks.{l}.ln1.hook_normalized": l for l in layers}
+    names = {ln1_normalized_hook(l): l for l in layers}
     out: dict[int, list[torch.Tensor]] = {l: [] for l in layers}
     last: dict[int, torch.Tensor] = {}
 
@@ -192,7 +150,7 @@ def resampled_head_out(
     def record(z, hook):
         outs.append(z[:, -1, h] @ model.blocks[L].attn.W_O[h])
 
-    hooks = [(f"blocks.{L}.ln1.hook_normalized", overwrite), (f"blocks.{L}.attn.hook_z", record)]
+    hooks = [(ln1_normalized_hook(L), overwrite), (z_hook(L), record)]
     # Layers before L do not see the patch: run them once, then only block L per batch of resampled inputs.
     resid_pre = model(tokens, stop_at_layer=L)  # (1, n, d): the clean residual entering layer L
     starts = range(0, normalized.shape[0], batch_size)
@@ -205,13 +163,13 @@ def resampled_head_out(
 
 
 def summarize_resampled(values: np.ndarray) -> dict:
-    from erasure.stats import summarize
-
     s = summarize(np.asarray(values, dtype=np.float64))
     return {k: float(s[k]) for k in RESAMPLED_STATS}
 
 
-def select_sources(rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int) -> Int[torch.Tensor, "r n"]:
+def select_sources(
+    rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int
+) -> Int[torch.Tensor, "r n"]:
     """n_resample rows of the prompt set (seeded choice; all rows if fewer), truncated to `length` tokens."""
     if rows.shape[1] < length:
         raise ParamError(f"a fig5 prompt has {length} tokens but the prompt set rows only {rows.shape[1]}")
@@ -220,12 +178,8 @@ def select_sources(rows: Int[torch.Tensor, "N seq"], length: int, n_resample: in
     return rows[order, :length].long()
 
 
-# ------------------------------------------------------------------------------------------------------
-# one prompt
-
-
 def analyse_prompt(
-    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5Settings, bos_id: int,
+    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, bos_id: int,
 ) -> dict:
     """Every number of metrics/fig5_adversarial.json for one prompt."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
@@ -279,62 +233,3 @@ def strip_values(result: dict) -> dict:
     res = dict(result)
     res["heads"] = {k: {kk: vv for kk, vv in v.items() if not kk.startswith("_")} for k, v in result["heads"].items()}
     return res
-
-
-# ------------------------------------------------------------------------------------------------------
-# figure
-
-
-def plot_fig5(prompts: dict, path, model_name: str) -> None:
-    """Per prompt (columns): writer clean vs resampled (top row); comparison and auto heads (bottom row).
-
-    Bars: clean value and resampled median; dark whisker 25-75 %, light whisker 12.5-87.5 %.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(prompts)
-    fig, axes = plt.subplots(2, len(keys), figsize=(3.2 * len(keys), 7.5), squeeze=False)
-    for col, key in enumerate(keys):
-        res = prompts[key]
-        rows = [[res["writer"]], list(dict.fromkeys([res["comparison_head"], res["auto_head"]]))]
-        for row, head_names in enumerate(rows):
-            ax = axes[row, col]
-            labels, xpos = [], 0
-            for i, name in enumerate(head_names):
-                h = res["heads"][name]
-                r = h["resampled"]
-                colour = f"C{i}"
-                if row == 0:
-                    tag = " (writer)"
-                elif name == res["comparison_head"]:
-                    tag = " (comparison)" if name != res["auto_head"] else " (comparison = auto)"
-                else:
-                    tag = " (auto: max |DLA|)"
-                ax.bar(xpos, h["clean"], color=colour, alpha=0.9, width=0.8, label=f"{name}{tag}")
-                ax.bar(xpos + 1, r["median"], color=colour, alpha=0.45, width=0.8)
-                ax.vlines(xpos + 1, r["q12_5"], r["q87_5"], color="0.55", lw=5, alpha=0.5)
-                ax.vlines(xpos + 1, r["q25"], r["q75"], color="black", lw=2)
-                labels += ["clean", "resampled"]
-                xpos += 2
-            ax.axhline(0, color="grey", ls="--", lw=0.8)
-            ax.set_xticks(range(len(labels)))
-            ax.set_xticklabels(labels, fontsize=8)
-            ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
-            if col == 0:
-                ax.set_ylabel("DLA on logit difference (top 2)", fontsize=10)
-            if row == 0:
-                text = res["text"].replace("\n", "\\n").replace("\t", "\\t")
-                text = text if len(text) <= 38 else "…" + text[-37:]
-                ax.set_title(f"{text}\n{res['top2'][0]!r} vs {res['top2'][1]!r} (diff {res['logit_diff']:.2f})",
-                             fontsize=8.5)
-    fig.suptitle(
-        f"{model_name}: DLA of the writer (top) and of other heads (bottom), clean vs input resampled at the "
-        f"last position\nbars: clean value / resampled median; whiskers: 25-75 % (dark), 12.5-87.5 % (light)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)

@@ -1,0 +1,145 @@
+"""The whole discovery: scan, rank, select erasers, test them; the discovery.json record and the atlas matrix."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from jaxtyping import Int
+from transformer_lens import HookedTransformer
+
+from erasure.analysis.discovery.layout import Layout
+from erasure.analysis.discovery.ranking import rank_writers, rounded, select_erasers
+from erasure.analysis.discovery.scan import scan
+from erasure.analysis.discovery.vcomp_test import vcomp_pass
+from erasure.params.sections import Discovery
+
+
+@dataclass
+class DiscoveryResult:
+    """What discover() found: the discovery.json record, and what the atlas and persistence figures draw."""
+
+    record: dict  # metrics/discovery.json
+    layout: Layout
+    pair_median: np.ndarray  # median PR(c, w) of every (writer, later component) pair
+    writers: list[dict]  # every writer: relevant ones by score, then the excluded ones by score
+    top: list[dict]  # the top writers, with erasers, V-composition test and centred control
+    timing_s: dict
+    memory_bytes: dict
+
+
+N_MOST_NEGATIVE = 10  # later components listed per top writer in discovery.json (the atlas shows all)
+
+RULES = {
+    "persistence": "P_k(w) = 1 + sum of PR(c, w) over components c reading w written before checkpoint k "
+                   "(median over tokens)",
+    "window": "checkpoints after w up to resid_post of layer w.layer + discovery.horizon_layers",
+    "writer_score": "erasure = 1 - min over the window of median P_k(w); relevant writers ranked by it",
+    "relevance": "median |w| / |resid at w's checkpoint| >= discovery.min_rel_norm; min median P in the window "
+                 ">= -discovery.max_overshoot; if discovery.require_consistent: q75 of P_k(w) < 1 at the minimum",
+    "erasing_layer": "window layer l maximising median P(resid_post_{l-1}) - median P(resid_post_l)",
+    "erasers": "components of the erasing layer (scope layer) or of any window layer (scope all) with "
+               "median PR(c, w) < -discovery.eraser_threshold",
+    "vcomp_share": "1 - patched median / clean median, V-patch of erasure.vcomp on the layers of the eraser heads, "
+                   "first discovery.n_vcomp_prompts prompts",
+    "selected": "the best-ranked relevant writer with a non-empty eraser set",
+    "centred": "persistence from PR(c - mean c, w - mean w), means over non-BOS tokens (V-comp subset)",
+}
+
+
+def discover(
+    model: HookedTransformer,
+    tokens: Int[torch.Tensor, "n p"],
+    dp: Discovery,
+    model_name: str = "",
+    params_writer: str | None = None,
+    params_erasers: list[str] | None = None,
+) -> DiscoveryResult:
+    """Run discovery: the discovery.json record, and what the figures draw."""
+    torch.manual_seed(0)
+    if dp.n_prompts is not None:
+        tokens = tokens[: dp.n_prompts]
+    layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
+    t0 = time.perf_counter()
+    sc = scan(model, tokens, layout, dp)
+    t_scan = time.perf_counter() - t0
+    writers, pair_q = rank_writers(sc, layout, dp)
+    relevant = [r for r in writers if r["relevant"]]
+    top = relevant[: dp.top_writers]
+    for r in top:
+        r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
+        r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
+                              for x in ranked[:N_MOST_NEGATIVE]]
+    t0 = time.perf_counter()
+    vcomp_pass(model, tokens[: dp.n_vcomp_prompts], layout, dp, top, sc.mean_out)
+    t_vcomp = time.perf_counter() - t0
+    for r in top:
+        for e in r["erasers"]:
+            e.pop("index")
+            for k in ("median", "q25", "q75"):
+                e[k] = rounded(e[k])
+    selected = next((r for r in top if r["erasers"]), None)
+    sel = {
+        "writer": selected["name"] if selected else None,
+        "erasers": [e["name"] for e in selected["erasers"]] if selected else [],
+        "rank": (top.index(selected) + 1) if selected else None,
+    }
+    rediscovered = None
+    if params_writer is not None and params_erasers is not None:
+        rediscovered = bool(
+            top and top[0]["name"] == params_writer and sel["writer"] == params_writer
+            and set(sel["erasers"]) == set(params_erasers)
+        )
+    hist = sc.pair
+    n, p = tokens.shape
+    result = {
+        "model": model_name,
+        "n_prompts": n,
+        "seq_len": p,
+        "n_tokens": sc.n_tokens,
+        "include_bos": dp.include_bos,
+        "params": dp.rules(),
+        "rules": RULES,
+        "histogram": {
+            "axis": "u = asinh(x / hist_scale), hist_bins equal bins on +-asinh(hist_max / hist_scale)",
+            "quantile_error_bound": "one bin width: du * sqrt(x^2 + s^2) approximately",
+            "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
+        },
+        "selected": sel,
+        "params_writer": params_writer,
+        "params_erasers": params_erasers,
+        "rediscovered": rediscovered,
+        "n_writers": len(writers),
+        "n_writers_relevant": len(relevant),
+        "writers": [_public(r) for r in top],
+        "ranking": [
+            {k: r[k] for k in ("name", "erasure", "erasure_final", "erasing_layer", "rel_norm", "excluded_by")}
+            for r in writers
+        ],
+    }
+    return DiscoveryResult(
+        record=result, layout=layout, pair_median=pair_q[1], writers=writers, top=top,
+        timing_s={"scan": t_scan, "vcomp": t_vcomp},
+        memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
+    )
+
+
+def _public(r: dict) -> dict:
+    keys = ("name", "erasure", "erasure_final", "window", "min_checkpoint", "min_checkpoint_q75", "erasing_layer",
+            "layer_drops", "rel_norm",
+            "persistence", "persistence_q25", "persistence_q75", "erasers", "eraser_sum", "vcomp_layers",
+            "most_negative", "subset")
+    return {k: r.get(k) for k in keys}
+
+
+def atlas_matrix(found: DiscoveryResult, rows: int) -> tuple[list[str], list[str], np.ndarray]:
+    """(writer names, component names, median PR(c, w)) for the best `rows` writers (NaN where c does not read w)."""
+    layout = found.layout
+    chosen = found.writers[:rows]  # relevant writers by score, then the excluded ones by score
+    mat = np.full((len(chosen), layout.n), np.nan)
+    for i, r in enumerate(chosen):
+        w = r["index"]
+        for c in torch.nonzero(layout.after[w]).flatten().tolist():
+            mat[i, c] = found.pair_median[layout.pair_index[(w, c)]]
+    return [r["name"] + ("" if r["relevant"] else " *") for r in chosen], layout.names, mat

@@ -1,0 +1,70 @@
+"""The discover stage's figures: the erasure atlas (median PR of every later component onto each writer) and the
+persistence curves of the top writers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+
+from erasure.analysis.discovery.discover import DiscoveryResult, atlas_matrix
+from erasure.plotting.style import plt, save
+
+
+def plot_atlas(found: DiscoveryResult, path: str | Path, rows: int, dpi: int, title: str = "") -> None:
+    names, cols, mat = atlas_matrix(found, rows)
+    layout = found.layout
+    finite = np.abs(mat[np.isfinite(mat)])
+    lim = float(min(max(np.quantile(finite, 0.99) if finite.size else 0.1, 0.05), 1.0))
+    width = min(max(10.0, 4 + 0.12 * len(cols)), 26)
+    fig, ax = plt.subplots(figsize=(width, 2 + 0.3 * max(len(names), 1)))
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(mat), aspect="auto", cmap=cmap,
+                   norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), interpolation="nearest")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    if len(cols) <= 60:
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+    else:  # one tick per layer
+        H = layout.n_heads + 1
+        ax.set_xticks([l * H for l in range(layout.n_layers)], [f"L{l}H0" for l in range(layout.n_layers)],
+                      rotation=90, fontsize=7)
+    for l in range(1, layout.n_layers):
+        ax.axvline(l * (layout.n_heads + 1) - 0.5, color="k", lw=0.5, ls="--")
+    ax.set_xlabel("later component c (grey: does not read w)")
+    ax.set_ylabel("writer w (ranked by erasure;\n* = excluded by a relevance filter)")
+    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    cb.set_label(f"median PR(c, w) (clipped at ±{lim:.2g})")
+    ax.set_title(title or "Erasure atlas: median PR(c, w) of each later component c onto writer w", fontsize=11)
+    fig.tight_layout()
+    save(fig, path, dpi)
+
+
+def plot_persistence(found: DiscoveryResult, path: str | Path, dpi: int, title: str = "") -> None:
+    layout = found.layout
+    ckpts = layout.checkpoints
+    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(ckpts) + 4), 5))
+    lo, hi = 0.0, 1.0
+    for i, r in enumerate(found.top):
+        colour = f"C{i % 10}"
+        x = [ckpts.index(k) for k in r["persistence"]]
+        y = np.array([np.nan if v is None else v for v in r["persistence"].values()])
+        ax.plot(x, y, marker="o", ms=3, color=colour, label=f"{r['name']} (erasure {r['erasure']:.2f})")
+        ax.axvline(ckpts.index(r["window"][1]), color=colour, lw=0.6, ls="--")
+        lo, hi = np.nanmin([lo, *y]), np.nanmax([hi, *y])
+        if r.get("subset"):
+            xc = [ckpts.index(k) for k in r["subset"]["persistence_centred"]]
+            yc = [np.nan if v is None else v for v in r["subset"]["persistence_centred"].values()]
+            ax.plot(xc, yc, ls=":", color=colour, lw=1)
+    ax.axhline(1.0, color="grey", lw=0.7)
+    ax.axhline(0.0, color="k", lw=0.7)
+    if lo < -2 or hi > 3:  # late giant outputs (deep models): linear in [-1, 1], logarithmic beyond
+        ax.set_yscale("symlog", linthresh=1.0)
+    step = 1 if len(ckpts) <= 20 else 2
+    ax.set_xticks(range(0, len(ckpts), step), ckpts[::step], rotation=90, fontsize=8)
+    ax.set_xlabel("residual checkpoint k (dashed: end of the writer's scoring window)")
+    ax.set_ylabel("median P_k(w) = 1 + Σ PR(c, w), c written after w")
+    ax.set_title(title or "Persistence of the top writers\n(dotted: token means removed, on the V-comp prompt subset)")
+    ax.legend(title="writer", fontsize=8)
+    fig.tight_layout()
+    save(fig, path, dpi)
