@@ -1,0 +1,1 @@
+"""The DVC stages: one thin script per dvc.yaml stage (`python -m stages.X`); the logic lives in erasure/."""

@@ -1,8 +1,37 @@
-"""Small shared builders for tests: a tiny random model to exercise hooks fast."""
+"""Small shared builders for tests: a tiny random model to exercise hooks fast, the repository's params."""
 from __future__ import annotations
 
+import copy
+from functools import cache
+from pathlib import Path
+
 import torch
+import yaml
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def _repo_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def repo_params(model: str = "planted-4l") -> dict:
+    """A fresh copy of the repository's params.yaml with `model` selected."""
+    raw = copy.deepcopy(_repo_params())
+    raw["model"] = model
+    return raw
+
+
+def write_params(directory: Path, edit=None, model: str = "planted-4l") -> Path:
+    """params.yaml (the repository's, `model` selected, then `edit(raw)` applied) written into `directory`."""
+    raw = repo_params(model)
+    if edit is not None:
+        edit(raw)
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
 
 
 def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None = None, seed: int = 0):

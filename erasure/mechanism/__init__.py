@@ -1,0 +1,1 @@
+"""The mechanism primitives every analysis shares: names, hooks, projection, V-composition patch, DLA, statistics."""

@@ -1,0 +1,1 @@
+"""The claims registry, its checks against the metrics, the verification report, provenance and regression."""

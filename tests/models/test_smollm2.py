@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-import erasure.smollm2 as smollm2
-from erasure.config import DataError, ParamError
+import erasure.models.smollm2 as smollm2
+from erasure.errors import DataError, ParamError
 
 # TL vs HF on the same dequantized float32 weights. Observed on 2x256 tokens of stdlib text: max |Δ| ≈ 9e-5 on
 # vocab-centred logits (|logit| up to ≈ 43) and ≈ 1e-4 on log-probs. The models share every weight, so the only

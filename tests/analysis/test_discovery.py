@@ -1,84 +1,27 @@
-"""Writer/eraser discovery (issue 5): params, streaming statistics, and recovery of the planted erasure."""
+"""Writer/eraser discovery: params, streaming statistics, and recovery of the planted erasure."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from erasure.config import ParamError
-from erasure.discovery import (
-    AsinhHistogram,
-    DiscoveryParams,
-    Layout,
-    capture_outputs,
-    discover,
-    pair_ratios,
-    persistence,
-    plot_atlas,
-    plot_persistence,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
+from erasure.analysis.discovery.discover import discover
+from erasure.analysis.discovery.layout import Layout, capture_outputs, pair_ratios, persistence
+from erasure.analysis.discovery.ranking import rank_writers
+from erasure.analysis.discovery.scan import Scan
+from erasure.mechanism.histogram import AsinhHistogram
+from erasure.params.sections import Discovery
+from erasure.plotting.discovery import plot_atlas, plot_persistence
+from helpers import repo_params
 
 
-# --- params -----------------------------------------------------------------------------------------------------
+def discovery_params(**overrides) -> Discovery:
+    """The repository's discovery section with some values changed (validated like params.yaml)."""
+    return Discovery.model_validate({**repo_params()["discovery"], **overrides})
 
-
-def test_repo_params_are_valid():
-    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
-    dp = DiscoveryParams.from_dict(section)
-    assert dp.top_writers >= 1 and 0 < dp.eraser_threshold < 1
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("top_writers", 0),
-        ("top_writers", 2.5),
-        ("eraser_threshold", 0.0),
-        ("eraser_threshold", 1.0),
-        ("eraser_threshold", -0.1),
-        ("eraser_threshold", "low"),
-        ("eraser_scope", "model"),
-        ("batch_size", 0),
-        ("n_prompts", 0),
-        ("include_bos", "yes"),
-        ("hist_bins", 4),
-        ("min_rel_norm", -1),
-        ("no_such_key", 1),
-    ],
-)
-def test_bad_params_name_the_param(key, value):
-    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
-    with pytest.raises(ParamError, match=rf"discovery\.{key}"):
-        DiscoveryParams.from_dict({**section, key: value})
-
-
-def test_a_missing_param_is_named():
-    section = yaml.safe_load((ROOT / "params.yaml").read_text())["discovery"]
-    del section["eraser_threshold"]
-    with pytest.raises(ParamError, match=r"discovery\.eraser_threshold is missing"):
-        DiscoveryParams.from_dict(section)
-
-
-def test_bad_param_in_stage_is_one_line(tmp_path):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["model"] = "planted-4l"  # an offline model: the default gelu-4l would stop at the Hub check first
-    raw["discovery"]["top_writers"] = 0
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "-m", "stages.discover"], cwd=tmp_path, capture_output=True, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: discovery.top_writers = 0")
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "metrics").exists()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- streaming statistics -------------------------------------------------------------------------------------
@@ -107,7 +50,7 @@ def test_pair_ratios_and_persistence_match_direct_sums(tiny):
     layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
     outs, norms, _ = capture_outputs(model, tokens, layout)
     _, cache = model.run_with_cache(tokens)
-    from erasure.components import component_output
+    from erasure.mechanism.hooks import component_output
 
     for i, comp in enumerate(layout.components):
         torch.testing.assert_close(outs[:, :, i], component_output(model, cache, comp), atol=1e-5, rtol=1e-4)
@@ -126,31 +69,18 @@ def test_pair_ratios_and_persistence_match_direct_sums(tiny):
     assert ratios[:, layout.index("L0H2"), layout.index("L0H3")].abs().max() == 0
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    sys.path.insert(0, str(ROOT / "tests"))
-    from helpers import tiny_model
-
-    return tiny_model()
-
-
 # --- the planted model: discovery must re-find the planted writer and erasers exactly ------------------------
 
 
 @pytest.fixture(scope="module")
-def planted_run():
-    from erasure.planted import build_planted_model, planted_truth
-
-    model = build_planted_model(seed=0)
-    truth = planted_truth()
+def planted_run(planted):
+    model, truth = planted
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(3, model.cfg.d_vocab, (4, 128), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id if model.tokenizer is not None else 1
-    dp = DiscoveryParams(batch_size=2, n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
-    result, figures = discover(
-        model, tokens, dp, "planted-4l", params_writer=truth.writer, params_erasers=sorted(truth.erasers)
-    )
-    return truth, result, figures
+    dp = discovery_params(batch_size=2, n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
+    found = discover(model, tokens, dp, "planted-4l", params_writer=truth.writer, params_erasers=sorted(truth.erasers))
+    return truth, found.record, found
 
 
 def test_planted_writer_and_erasers_recovered_exactly(planted_run):
@@ -180,10 +110,10 @@ def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
 def test_planted_figures_and_json(planted_run, tmp_path):
     import json
 
-    _, result, figures = planted_run
+    _, result, found = planted_run
     json.dumps(result, allow_nan=False)
-    plot_atlas(figures, tmp_path / "atlas.png", rows=10)
-    plot_persistence(figures, tmp_path / "persistence.png")
+    plot_atlas(found, tmp_path / "atlas.png", rows=10, dpi=110)
+    plot_persistence(found, tmp_path / "persistence.png", dpi=110)
     assert (tmp_path / "atlas.png").stat().st_size > 10_000
     assert (tmp_path / "persistence.png").stat().st_size > 10_000
 
@@ -193,8 +123,6 @@ def test_planted_figures_and_json(planted_run, tmp_path):
 
 def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000):
     """A Scan whose histograms hold given per-token values (persistence per (writer, checkpoint), rel norm)."""
-    from erasure.discovery import Scan
-
     gen = torch.Generator().manual_seed(0)
     hist = dict(bins=1024, scale=0.01, max_abs=1e4)
     pair = AsinhHistogram(len(layout.pair_w), **hist)
@@ -210,8 +138,6 @@ def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000):
 
 
 def test_ranking_rules_on_synthetic_statistics():
-    from erasure.discovery import rank_writers
-
     layout = Layout(4, 2)  # L0H0 L0H1 MLP0 L1H0 ...
     ck = layout.checkpoints
 
@@ -227,7 +153,7 @@ def test_ranking_rules_on_synthetic_statistics():
         return 1.0
 
     sc = _synthetic_scan(layout, persist, lambda n: 0.001 if n == "L1H0" else 0.3)
-    dp = DiscoveryParams(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers=None)
+    dp = discovery_params(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers="all")
     writers, _ = rank_writers(sc, layout, dp)
     by = {r["name"]: r for r in writers}
     assert writers[0]["name"] == "L0H0" and writers[0]["relevant"]
@@ -237,5 +163,5 @@ def test_ranking_rules_on_synthetic_statistics():
     assert by["MLP0"]["excluded_by"] == ["max_overshoot"]
     assert by["L1H0"]["excluded_by"] == ["min_rel_norm"]
     # a window of 1 layer hides the erasure in layer 2 from a layer-0 writer
-    short, _ = rank_writers(sc, layout, DiscoveryParams(horizon_layers=1))
+    short, _ = rank_writers(sc, layout, discovery_params(horizon_layers=1))
     assert {r["name"]: r for r in short}["L0H0"]["erasure"] == pytest.approx(0.0, abs=0.01)

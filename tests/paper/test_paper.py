@@ -1,7 +1,7 @@
 """The paper build: synthetic metrics + tiny PNGs in a tmp dir -> paper.md / paper.html, checked with html.parser.
 
 The no-hand-typed-number rule is checked on the template source: outside `{{ }}`, `{% %}`, `{# #}` no digit may
-appear except in erasure.paper.ALLOWED_WITH_DIGITS (model names, "Fig N", "top-2", hash names).
+appear except in erasure.paper.template_rules.ALLOWED_WITH_DIGITS (model names, "Fig N", "top-2", hash names).
 """
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ import base64
 import json
 import struct
 import zlib
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import test_claims as tc
 
-from erasure.claims import run_verification
-from erasure.config import DataError
-from erasure.paper import FIGURES, build, hand_typed_numbers
+import synthetic_metrics as tc
+from erasure.errors import DataError
+from erasure.paper.build import build
+from erasure.paper.template_rules import hand_typed_numbers
+from erasure.paths import FIGURES
+from erasure.verification.verify import run_verification
+from html_page import parse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "paper/template.md").read_text()
 CSS = (ROOT / "paper/style.css").read_text()
+ALL_FIGURES = tuple(FIGURES.values())
 
 
 def tiny_png(rgb: tuple[int, int, int] = (76, 114, 176)) -> bytes:
@@ -53,7 +56,7 @@ def params_for(model: str, writer: str = "L0H2") -> dict:
     }
 
 
-def make_tree(root: Path, model: str, files: dict | None = None, figures=tuple(FIGURES.values())) -> dict:
+def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIGURES) -> dict:
     files = files if files is not None else (tc.gelu_metrics(0.2) if model == "gelu-4l" else tc.synthetic_metrics(model))
     tc.write_tree(root, files, model)
     for i, path in enumerate(figures):
@@ -64,54 +67,6 @@ def make_tree(root: Path, model: str, files: dict | None = None, figures=tuple(F
     (root / "paper").mkdir(exist_ok=True)
     (root / "paper/verification.json").write_text(json.dumps(report))
     return params
-
-
-class Page(HTMLParser):
-    """Collects images, table rows and visible text."""
-
-    def __init__(self):
-        super().__init__()
-        self.images: list[dict] = []
-        self.rows: list[list[str]] = []
-        self.text: list[str] = []
-        self._cell: list[str] | None = None
-        self._row: list[str] | None = None
-        self.style = ""
-        self._in_style = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
-        elif tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "style":
-            self._in_style = True
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
-            self._row = None
-        elif tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data):
-        if self._in_style:
-            self.style += data
-            return
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def parse(html_text: str) -> Page:
-    page = Page()
-    page.feed(html_text)
-    return page
 
 
 def build_in(root: Path, params: dict, template: str = TEMPLATE) -> tuple[str, str]:

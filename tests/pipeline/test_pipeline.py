@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -61,7 +61,7 @@ def test_repro_makes_every_figure_and_metric(planted_run):
 
 
 def test_measured_erasure_matches_planted_truth(planted_run):
-    from erasure.planted import planted_truth
+    from erasure.models.planted import planted_truth
 
     truth = planted_truth()
     fig2 = _metrics(planted_run, "fig2_components.json")
@@ -74,7 +74,7 @@ def test_measured_erasure_matches_planted_truth(planted_run):
 
 
 def test_patched_erasers_measure_about_zero(planted_run):
-    from erasure.planted import planted_truth
+    from erasure.models.planted import planted_truth
 
     truth = planted_truth()
     fig3 = _metrics(planted_run, "fig3_heads.json")
@@ -104,7 +104,7 @@ def test_no_claim_metric_moved_against_the_stored_reference(planted_run):
     """Regression: the claim metrics of this run equal reference/planted-4l (stored from a run on this machine
     kind) within params paper.regression (1e-4 abs + 1e-4 rel: a float32 rerun reproduces them to ~1e-6)."""
     result = subprocess.run(
-        [sys.executable, "-m", "stages.regression", "--ref-dir", str(REPO / "reference" / "planted-4l")],
+        [sys.executable, "-m", "scripts.regression", "--ref-dir", str(REPO / "reference" / "planted-4l")],
         cwd=planted_run, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -114,7 +114,7 @@ def test_built_paper_embeds_every_figure_and_says_not_the_papers_model(planted_r
     """The real HTML of the planted run: every figure inline, every variable filled, the banner, NOT RUN claims."""
     import base64
 
-    from test_paper import parse
+    from html_page import parse
 
     html_text = (planted_run / "paper" / "paper.html").read_text()
     md_text = (planted_run / "paper" / "paper.md").read_text()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from erasure.corpus import MIN_DOCSTRING_CHARS, iter_documents, stdlib_source_files
-from erasure.planted import TOKENIZER_PATH
+from erasure.analysis.corpus import MIN_DOCSTRING_CHARS, iter_documents, stdlib_source_files
+from erasure.models.planted import TOKENIZER_PATH
 
 
 def test_unknown_kind_names_param_and_allowed_values():

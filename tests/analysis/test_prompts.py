@@ -1,4 +1,4 @@
-"""Prompt sets: the offline builder, and the authors' streaming procedure (methods.md §2) on a local stand-in."""
+"""Prompt sets: the offline builder, and the authors' streaming procedure (docs/methods.md §2) on a local stand-in."""
 import copy
 from pathlib import Path
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 import yaml
 
-from erasure.config import validate_params
-from erasure.prompts import build_prompts, load_prompts, save_prompts
+from erasure.analysis.prompts import build_prompts, load_prompts, save_prompts
+from erasure.params.load import validate_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(model: str, **prompts):
@@ -21,7 +21,7 @@ def _params(model: str, **prompts):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from erasure.planted import planted_tokenizer
+    from erasure.models.planted import planted_tokenizer
 
     return planted_tokenizer()
 
@@ -50,7 +50,7 @@ def test_authors_procedure_on_a_local_stream(monkeypatch):
         return gen
 
     streams = {"text-ds": rows(1000), "code-ds": rows(2000)}
-    monkeypatch.setattr("erasure.hub.require_hub", lambda *args, **kwargs: None)
+    monkeypatch.setattr("erasure.models.hub.require_hub", lambda *args, **kwargs: None)
     monkeypatch.setattr(datasets, "load_dataset",
                         lambda name, split, streaming: datasets.IterableDataset.from_generator(streams[name]))
     params = _params("gelu-4l", n_text=4, n_code=2, seq_len=16, text_dataset="text-ds", code_dataset="code-ds")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from erasure.corpus import iter_documents
-from erasure.planted import (
+from erasure.analysis.corpus import iter_documents
+from erasure.models.planted import (
     ALIGNED_WORDS,
     PlantedTruth,
     build_planted_model,

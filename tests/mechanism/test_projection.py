@@ -1,7 +1,7 @@
-"""Projection ratio math (methods.md §3)."""
+"""Projection ratio math (docs/methods.md §3)."""
 import torch
 
-from erasure.projection import projection_ratio
+from erasure.mechanism.projection import projection_ratio
 
 GEN = torch.Generator().manual_seed(0)
 

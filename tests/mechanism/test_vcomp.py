@@ -1,10 +1,10 @@
 """The V-composition patch: our hook_v form equals the authors' hooks, and its effect equals the OV formula."""
 import pytest
 import torch
-from helpers import tiny_model
 
-from erasure.components import run_capture
-from erasure.vcomp import vcomp_patch_hooks
+from erasure.mechanism.hooks import run_capture
+from erasure.mechanism.vcomp import vcomp_patch_hooks
+from helpers import tiny_model
 
 LAYER = 2
 # float32 on values of order 1 after a few matmuls: 1e-5 absolute is ~100x the rounding we see (~1e-7).
@@ -54,7 +54,7 @@ def test_patch_matches_authors_hooks(norm, kv_heads):
 
 @pytest.mark.parametrize("norm,kv_heads", [("LNPre", None), ("RMSPre", 2)])
 def test_patch_effect_is_attention_weighted_ov(norm, kv_heads):
-    """sum_h (clean_h - patched_h) = sum_h sum_s A_h[p,s] norm(o_s)/sigma_s W_V[h] W_O[h] (methods.md §4.4)."""
+    """sum_h (clean_h - patched_h) = sum_h sum_s A_h[p,s] norm(o_s)/sigma_s W_V[h] W_O[h] (docs/methods.md §4.4)."""
     model = tiny_model(norm, kv_heads)
     tokens = torch.randint(0, 100, (2, 48), generator=torch.Generator().manual_seed(2))
     clean = _clean(model, tokens)

@@ -1,41 +1,32 @@
-"""Paper Fig 5 resampling (methods.md §4.5): only the chosen head's last-position input changes; on the planted
+"""Paper Fig 5 resampling (docs/methods.md §4.5): only the chosen head's last-position input changes; on the planted
 model the positional writer's DLA survives resampling while the token-dependent head's does not."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
-from helpers import tiny_model
 
-from erasure.config import Component, ParamError, load_params
-from erasure.dla import centres, dla
-from erasure.resample import (
-    Fig5Settings,
+from erasure.analysis.fig5 import (
     PromptSpec,
     analyse_prompt,
     clean_head_dla,
     clean_run,
-    fig5_settings,
-    plot_fig5,
+    prompt_specs,
     resampled_head_out,
     source_inputs,
     split_qkv,
     strip_values,
     tokenize_prompt,
 )
+from erasure.errors import ParamError
+from erasure.mechanism.dla import centres, dla
+from erasure.mechanism.names import Component
+from erasure.params.sections import Fig5
+from erasure.plotting.fig5 import plot_fig5
+from helpers import repo_params, tiny_model
 
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # float32 reruns of the same forward pass in a different batch shape agree to ~1e-7; 1e-5 leaves 100x margin.
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def planted():
-    from erasure.planted import build_planted_model, planted_truth
-
-    return build_planted_model(seed=0), planted_truth()
 
 
 def _rows(n, seq, vocab, bos, seed):
@@ -129,7 +120,7 @@ def test_planted_writer_survives_resampling_token_head_does_not(planted):
 def test_analyse_prompt_metrics_on_planted(planted, tmp_path):
     model, truth = planted
     bos = model.tokenizer.bos_token_id
-    settings = Fig5Settings(prompts=(), n_resample=20, batch_size=16, seed=0)
+    settings = Fig5.model_validate({**repo_params()["fig5"], "n_resample": 20, "batch_size": 16, "seed": 0})
     spec = PromptSpec("p1", "class MyClass:\n\tdef", (" __", " get"), Component(3, 5))
     rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
     res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos)
@@ -144,38 +135,15 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path):
         assert set(h["resampled"]) == {"median", "q25", "q75", "q12_5", "q87_5"}
         assert h["resampled"]["q12_5"] <= h["resampled"]["q25"] <= h["resampled"]["median"] <= h["resampled"]["q75"]
     json.dumps(out)
-    plot_fig5({"p1": out}, tmp_path / "fig5.png", "planted-4l")
+    plot_fig5({"p1": out}, tmp_path / "fig5.png", "planted-4l", dpi=120)
     assert (tmp_path / "fig5.png").stat().st_size > 10_000
 
 
-def _params(tmp_path, edit):
-    raw = yaml.safe_load(PARAMS.read_text())
-    raw["model"] = "planted-4l"
-    edit(raw)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_params(path)
-
-
-def test_default_fig5_params_parse(tmp_path):
-    settings = fig5_settings(_params(tmp_path, lambda raw: None))
-    assert [s.key for s in settings.prompts] == ["p1", "p2", "p3", "p4"]
-    assert settings.prompts[2].text == "class MyClass:\n\tdef"
-    assert [s.comparison_head.name for s in settings.prompts] == ["L3H1", "L2H1", "L3H5", "L2H2"]
-
-
-@pytest.mark.parametrize(
-    "edit,param",
-    [
-        (lambda f: f.update(comparison_heads=["L9H2", "L2H1", "L3H5", "L2H2"]), "fig5.comparison_heads[0]"),
-        (lambda f: f.update(comparison_heads=["L3H1", "MLP2", "L3H5", "L2H2"]), "fig5.comparison_heads[1]"),
-        (lambda f: f.update(comparison_heads=["L3H1"]), "fig5.comparison_heads"),
-        (lambda f: f.update(n_resample=0), "fig5.n_resample"),
-        (lambda f: f.update(batch_size=0), "fig5.batch_size"),
-        (lambda f: f["prompts"]["p2"].update(pair=[" State"]), "fig5.prompts.p2.pair"),
-    ],
-)
-def test_bad_fig5_params_name_the_param(tmp_path, edit, param):
-    params = _params(tmp_path, lambda raw: edit(raw["fig5"]))
-    with pytest.raises(ParamError, match=param.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
-        fig5_settings(params)
+def test_prompt_specs_pair_each_prompt_with_its_head():
+    fig5 = Fig5.model_validate(repo_params()["fig5"])
+    specs = prompt_specs(fig5, Component(0, 2), "planted-4l")
+    assert [s.key for s in specs] == ["p1", "p2", "p3", "p4"]
+    assert specs[2].text == "class MyClass:\n\tdef" and specs[0].pair == (" bottom", " top")
+    assert [s.comparison_head.name for s in specs] == ["L3H1", "L2H1", "L3H5", "L2H2"]
+    with pytest.raises(ParamError, match=r"models\.planted-4l\.writer = MLP0 is not allowed for fig5: must be a head"):
+        prompt_specs(fig5, Component(0), "planted-4l")

@@ -1,0 +1,85 @@
+"""Paper Fig 4 (docs/methods.md §4.4) on planted-4l: the DLA relation recovers the planted erasure; aligned tokens;
+the DLA cache is checked against the run's model and roles."""
+import json
+
+import pytest
+import torch
+
+from erasure.analysis.fig4 import aligned_tokens, check_cache, fig4_metrics, position_mask
+from erasure.errors import DataError
+from erasure.mechanism.names import Component
+from erasure.params.sections import Fig4
+from helpers import repo_params
+
+
+def test_position_sets():
+    assert position_mask(5, "all").tolist() == [True] * 5
+    assert position_mask(5, "no_bos").tolist() == [False, True, True, True, True]
+    assert position_mask(5, "no_bos_no_last").tolist() == [False, True, True, True, False]
+
+
+# ------------------------------------------------------------------------------------------------------
+# the planted model: the Fig 4 relation recovers the erasure built into it
+
+
+def _planted_cache(model, truth, n_prompts=4, seq_len=64):
+    """A dla_cache-like dict for a few prompts, computed with the lead's activation pass."""
+    from erasure.analysis.activations import ActivationPass
+
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(3, len(model.tokenizer), (n_prompts, seq_len), generator=gen)
+    tokens[:, 0] = model.tokenizer.bos_token_id
+    writer = Component.parse(truth.writer)
+    erasers = [Component.parse(e) for e in truth.erasers]
+    out = ActivationPass(model, writer, erasers).batch(tokens, keep_vectors=True)
+    o, sf = out["writer_out"], out["scale_final"]
+    out["writer_over_scale_mean"] = ((o - o.mean(-1, keepdim=True)) / sf.unsqueeze(-1)).mean((0, 1))
+    return out, writer, erasers
+
+
+def test_fig4_recovers_planted_erasure(planted):
+    model, truth = planted
+    cache, writer, erasers = _planted_cache(model, truth)
+    settings = Fig4.model_validate(
+        {**repo_params()["fig4"], "n_bootstrap": 200, "code_variant": {"n_prompts": 2, "start_pos": 32}})
+    result = fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)
+    m = result.metrics
+    assert set(m) == {"model", "writer", "erasers", "paper", "full_erasers", "code_variant"}
+    assert set(m["paper"]) == {"r", "slope", "intercept", "r_ci95", "slope_ci95", "intercept_ci95", "n_points",
+                               "n_prompts", "positions"}
+    assert set(m["full_erasers"]) == {"r", "slope", "intercept"}
+    assert set(m["code_variant"]) == {"r", "slope", "intercept", "n_points", "n_prompts", "start_pos"}
+    paper = m["paper"]
+    assert paper["n_points"] == 4 * 64 and paper["n_prompts"] == 4 and paper["positions"] == "all"
+    # planted: y = -sum f_h (sigma_ref/sigma_2) x; tolerances and their reasons come with the planted truth
+    assert paper["slope"] == pytest.approx(-truth.total_erasure, abs=truth.tolerances["dla_slope"])
+    assert paper["r"] == pytest.approx(-1.0, abs=truth.tolerances["dla_r"])
+    assert abs(paper["intercept"]) < 0.05  # no constant offset is planted; DLA values are O(1)
+    # the code variant (OV without attention; the erasers attend to their own position) finds the same erasure
+    assert m["code_variant"]["slope"] == pytest.approx(-truth.total_erasure, abs=truth.tolerances["dla_slope"])
+    assert paper["slope_ci95"][0] <= paper["slope"] <= paper["slope_ci95"][1]
+    json.dumps(m)  # JSON-ready
+
+
+def test_aligned_tokens_are_the_top_mean_dla(planted):
+    model, truth = planted
+    mean = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    top = aligned_tokens(mean, model.W_U.detach(), model.tokenizer, k=5)
+    W_c = model.W_U - model.W_U.mean(-1, keepdim=True)
+    scores = mean @ W_c
+    assert [t["id"] for t in top] == torch.topk(scores, 5).indices.tolist()
+    assert all(isinstance(t["token"], str) for t in top)
+    assert top[0]["score"] == pytest.approx(float(scores.max()), rel=1e-5)
+
+
+def test_check_cache_rejects_other_model_or_roles(planted):
+    model, truth = planted
+    cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
+    meta = {"model": "gelu-4l", "writer": writer.name, "erasers": [e.name for e in erasers]}
+    with pytest.raises(DataError, match="rerun"):
+        check_cache(cache, meta, "planted-4l", writer, erasers)
+    with pytest.raises(DataError, match="another writer/eraser set"):
+        check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers[:-1])
+    check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers)
+
+

@@ -1,0 +1,162 @@
+"""Synthetic metrics in the documented shapes (docs/DESIGN.md + the fig4/fig5/aligned/discovery keys), for the
+verification and paper tests. Values of quantitative claims are set as paper_value + k * tolerance, never copied
+from an output."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from erasure.verification.registry import is_quantitative, load_claims
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+REGISTRY = load_claims(ROOT / "paper/claims.yaml")
+
+ERASERS = ["L2H2", "L2H3", "L2H4", "L2H5", "L2H6", "L2H7"]
+
+CHECKPOINTS = ["resid_pre0"] + [f"resid_{k}{i}" for i in range(4) for k in ("mid", "post")]
+
+
+def stats(median: float, spread: float = 0.1) -> dict:
+    return {"median": median, "q25": median - spread, "q75": median + spread, "q12_5": median - 2 * spread,
+            "q87_5": median + 2 * spread, "mean": median, "n": 1000}
+
+
+def pools(median: float, spread: float = 0.1) -> dict:
+    return {"all": stats(median, spread), "no_bos": stats(median, spread)}
+
+
+def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dict | None = None,
+                      token_head: str = "L3H1") -> dict:
+    """A full set of metrics files that satisfies every qualitative rule; quantitative values set separately."""
+    erasers = erasers or {"L2H2": 0.145, "L2H3": 0.035, "L2H4": 0.12, "L2H5": 0.26, "L2H6": 0.175, "L2H7": 0.14}
+    total = sum(erasers.values())
+    head = {"model": model, "writer": writer, "erasers": list(erasers), "n_prompts": 30, "seq_len": 64}
+    clean = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0 - total, 0.09, 0.05, 0.05]
+    patched = [0.0, 1.0, 1.0, 1.0, 1.0, 0.91, 0.65, 0.57, 0.48]
+    fig1 = {**head, "checkpoints": {c: {"clean": pools(a), "patched": pools(b)}
+                                    for c, a, b in zip(CHECKPOINTS, clean, patched)},
+            "erasure_checkpoint": "resid_mid2", "entering_checkpoint": "resid_post1",
+            "vcomp_share": {"all": 0.85, "no_bos": 0.86}}
+    comps = [f"L{l}H{h}" for l in range(4) for h in range(8)] + [f"MLP{l}" for l in range(4)]
+    components = {}
+    for c in comps:
+        if c == writer:
+            continue
+        f = erasers.get(c)
+        components[c] = pools(-f, min(0.1, f / 2)) if f else pools(0.0, 0.05)
+    fig2 = {**head, "components": components, "eraser_sum": pools(-total, 0.2),
+            "erasure_total_pct": {"all": 100 * total, "no_bos": 100 * total},
+            "negative_median_threshold": 0.02, "negative_heads": list(erasers)}
+    fig3 = {**head, "heads": {f"L2H{h}": {"clean": pools(-erasers.get(f"L2H{h}", 0.0) or 0.0,
+                                                         min(0.1, erasers.get(f"L2H{h}", 0.2) / 2)),
+                                          "patched": pools(0.005, 0.1)} for h in range(8)}}
+    fit = {"r": -0.7, "slope": -0.6, "intercept": 0.0, "r_ci95": [-0.75, -0.65], "slope_ci95": [-0.65, -0.55],
+           "intercept_ci95": [-0.01, 0.01], "n_points": 30 * 64, "n_prompts": 30, "positions": "all"}
+    fig4 = {**head, "paper": fit, "full_erasers": {"r": -0.16, "slope": -0.1, "intercept": 0.0},
+            "code_variant": {"r": -0.8, "slope": -0.72, "intercept": 0.05, "n_points": 100}}
+    pairs = {"p1": [" bottom", " top"], "p2": [" State", " University"], "p3": [" __", " get"],
+             "p4": [" Church", " church"]}
+    comparison = {"p1": token_head, "p2": "L2H1", "p3": "L3H5", "p4": "L2H2"}
+    prompts = {}
+    for p, pair in pairs.items():
+        heads = {writer: {"clean": 0.6, "resampled": stats(0.61, 0.02)},
+                 comparison[p]: {"clean": 1.0, "resampled": stats(0.1, 0.2)},
+                 "L3H0": {"clean": 0.5, "resampled": stats(0.2, 0.2)}}
+        prompts[p] = {"top2": pair, "top2_ids": [1, 2], "logit_diff": 1.0, "heads": heads, "writer": writer,
+                      "comparison_head": comparison[p], "auto_head": "L3H0"}
+    fig5 = {"model": model, "prompts": prompts}
+    tokens = [" bottom", " State", " __", " Church"] + [f" tok{i}" for i in range(16)]
+    aligned = {"model": model, "top": [{"token": t, "score": 1.0 - i / 40} for i, t in enumerate(tokens)]}
+    discovery = {"model": model, "selected": {"writer": writer, "erasers": list(erasers)}, "rediscovered": True}
+    return {"metrics/fig1_resid.json": fig1, "metrics/fig2_components.json": fig2, "metrics/fig3_heads.json": fig3,
+            "metrics/fig4_dla.json": fig4, "metrics/fig5_adversarial.json": fig5,
+            "metrics/aligned_tokens.json": aligned, "metrics/discovery.json": discovery}
+
+
+def set_key(files: dict, key: str, value) -> None:
+    file, dotted = key.split(":", 1)
+    node = files[file]
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def numeric_claims() -> list[dict]:
+    return [c for c in REGISTRY["claims"] if is_quantitative(c["paper_value"])]
+
+
+def offset(paper_value: float, tol: dict, k: float) -> float:
+    """paper_value + k tolerances (absolute, or relative to |paper_value|)."""
+    step = tol["abs"] if "abs" in tol else tol["rel"] * abs(paper_value)
+    return paper_value + k * step
+
+
+def set_claim(files: dict, claim: dict, k: float) -> None:
+    value, metric, tol = claim["paper_value"], claim["metric"], claim["tolerance"]
+    if isinstance(value, dict):
+        for part, ref in value.items():
+            set_key(files, metric[part], offset(ref, tol, k))
+    else:
+        set_key(files, metric, offset(value, tol, k))
+
+
+def gelu_metrics(k: float) -> dict:
+    """Synthetic gelu-4l metrics with every quantitative claim at paper_value + k tolerances."""
+    files = synthetic_metrics("gelu-4l")
+    for claim in numeric_claims():
+        set_claim(files, claim, k)
+    return files
+
+
+# The stage layout of dvc.yaml, reduced to what provenance reads (a fixture: the tests do not depend on the
+# lead's draft of dvc.yaml).
+DVC_YAML = """
+stages:
+  discover:
+    cmd: python stages/discover.py
+    params: [model, "models.${model}", discovery]
+    metrics: [{metrics/discovery.json: {cache: false}}]
+    plots: [{figures/erasure_atlas.png: {cache: false}}, {figures/persistence.png: {cache: false}}]
+  fig1_resid:
+    cmd: python stages/fig1_resid.py
+    params: [stats, fig1]
+    metrics: [{metrics/fig1_resid.json: {cache: false}}]
+    plots: [{figures/fig1_resid.png: {cache: false}}]
+  fig2_components:
+    cmd: python stages/fig2_components.py
+    params: [stats, fig2]
+    metrics: [{metrics/fig2_components.json: {cache: false}}]
+    plots: [{figures/fig2_components.png: {cache: false}}]
+  fig3_heads:
+    cmd: python stages/fig3_heads.py
+    params: [stats, fig3]
+    metrics: [{metrics/fig3_heads.json: {cache: false}}]
+    plots: [{figures/fig3_heads.png: {cache: false}}]
+  fig4_dla:
+    cmd: python stages/fig4_dla.py
+    params: [model, "models.${model}", fig4]
+    metrics: [{metrics/fig4_dla.json: {cache: false}}, {metrics/aligned_tokens.json: {cache: false}}]
+    plots: [{figures/fig4_dla.png: {cache: false}}]
+  fig5_adversarial:
+    cmd: python stages/fig5_adversarial.py
+    params: [model, "models.${model}", fig5]
+    metrics: [{metrics/fig5_adversarial.json: {cache: false}}]
+    plots: [{figures/fig5_adversarial.png: {cache: false}}]
+"""
+
+
+def write_tree(root: Path, files: dict, model: str) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(json.dumps(data))
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    fig1 = (root / "metrics/fig1_resid.json").read_bytes()
+    lock = {"schema": "2.0", "stages": {"fig1_resid": {"outs": [
+        {"path": "metrics/fig1_resid.json", "md5": hashlib.md5(fig1).hexdigest()}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
