@@ -1,6 +1,6 @@
 """Train the planted-4l tokenizer and write ``erasure/assets/planted_tokenizer.json``.
 
-A byte-level BPE (the `tokenizers` library), trained offline on the corpus of ``erasure.corpus``:
+A byte-level BPE (the `tokenizers` library), trained offline on the corpus of ``erasure.analysis.corpus``:
 
 - every ``"text"`` document (pydoc topics + standard-library docstrings), plus
 - every k-th ``"code"`` document, k chosen so that code is about 20% of the training characters

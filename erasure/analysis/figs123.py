@@ -1,4 +1,4 @@
-"""The numbers behind paper Figs 1-3, computed from the activation tables (methods.md §4.1-4.3)."""
+"""The numbers behind paper Figs 1-3, computed from the activation tables (docs/methods.md §4.1-4.3)."""
 from __future__ import annotations
 
 from erasure.analysis.tables import ActivationTables
@@ -22,7 +22,7 @@ def fig1_metrics(tables: ActivationTables) -> dict:
 
     vcomp_share = (PR_patched - PR_clean) / (PR_before - PR_clean) at resid_mid of the first patched layer, where
     PR_before is the clean median entering that layer: the fraction of that layer's erasure the patch undoes
-    (the paper's "about 85%"; its formula is not in the authors' code, methods.md §4.1.7).
+    (the paper's "about 85%"; its formula is not in the authors' code, docs/methods.md §4.1.7).
     """
     meta = tables.meta
     checkpoints = {

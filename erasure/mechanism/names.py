@@ -17,9 +17,6 @@ class Component:
     layer: int
     head: int | None = None
 
-    def sort_key(self) -> tuple[int, int]:
-        return (self.layer, self.head if self.head is not None else 1_000_000)
-
     @property
     def is_head(self) -> bool:
         return self.head is not None

@@ -1,4 +1,4 @@
-"""Projection ratio PR(v, w) = <v, w> / |w|^2: how much of direction w is present in v (methods.md §3)."""
+"""Projection ratio PR(v, w) = <v, w> / |w|^2: how much of direction w is present in v (docs/methods.md §3)."""
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,7 @@
 """Pooled statistics over every (prompt, position), reported with and without the BOS position.
 
 The authors pool all values and plot seaborn's median with errorbar ("pi", 75), i.e. the 12.5-87.5 percentile
-band; the paper's captions say 25-75. Both are reported (methods.md §3, §6.1). Quantiles use numpy's default
+band; the paper's captions say 25-75. Both are reported (docs/methods.md §3, §6.1). Quantiles use numpy's default
 linear interpolation, the same as seaborn's np.nanpercentile.
 """
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 QUANTILES = {"median": 50.0, "q25": 25.0, "q75": 75.0, "q12_5": 12.5, "q87_5": 87.5}
-POOLS = ("all", "no_bos")
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

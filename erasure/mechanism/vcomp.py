@@ -1,4 +1,4 @@
-"""The V-composition patch (methods.md §4.1): remove the writer's output from the value input of later layers.
+"""The V-composition patch (docs/methods.md §4.1): remove the writer's output from the value input of later layers.
 
 The authors subtract the clean writer output o from `blocks.L.hook_v_input` (needs `use_split_qkv_input`, one
 residual copy per head) and freeze `ln1`'s scale at its clean value. Because the value path is linear once the

@@ -39,7 +39,7 @@ Construction (seeded by ``seed``; the numbers in CAPITALS are module constants):
   orthogonal, so energies add): sqrt((N_T² + N_E² + N_C² + 3 A_POS² + WRITER_CONST² + WRITER_POS² +
   2 NOISE_MLP_NORM²)/512 + eps). Hence median PR(out_h, o) = -f_h up to the spread of σ_2 around σ_ref, the
   sum over the six heads is -Σ f_h = -0.87, and PR(resid_mid2, o) = 1 - 0.87 = 0.13. They read o ONLY through
-  their values (queries/keys see P only), so the V-composition patch of methods.md §4.1 (subtract o from
+  their values (queries/keys see P only), so the V-composition patch of docs/methods.md §4.1 (subtract o from
   ``blocks.2.hook_v_input``, freeze ``blocks.2.ln1.hook_scale``) removes exactly their S output: patched
   PR ≈ 0, PR(resid_mid2, o) patched = 1. Their other 57 value dims are small random noise written into F.
   Paper Fig 4 then holds by construction: the erasers' V-composition part is -Σ f_h (σ_ref/σ_2) o, so its DLA

@@ -57,7 +57,7 @@ fold_value_biases=True)``. What that does on an RMS model (TL 3.9 ``ProcessWeigh
 The model is float32, CPU, eval mode, with ``requires_grad`` turned off on every parameter (re-enable with
 ``model.requires_grad_(True)`` if gradients are ever needed).
 
-What "value input" and "LN scale" mean here (methods.md §4.1 transferred to SmolLM2)
+What "value input" and "LN scale" mean here (docs/methods.md §4.1 transferred to SmolLM2)
 ------------------------------------------------------------------------------------
 - LN scale: ``blocks.L.ln1.hook_scale`` (shape (batch, pos, 1)) is sqrt(mean_d(x²) + eps) of the residual
   ``x = resid_pre_L``; the normalised input of every Q/K/V is x / scale (RMSNormPre after folding, no centring).

@@ -95,7 +95,6 @@ def _head(value: Any) -> Component:
     return comp
 
 
-ComponentName = Annotated[Component, PlainValidator(_component)]
 HeadName = Annotated[Component, PlainValidator(_head)]
 
 

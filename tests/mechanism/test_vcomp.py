@@ -27,7 +27,7 @@ def _ours(model, tokens, clean):
 
 
 def _authors(model, tokens, clean):
-    """methods.md §4.1 literally: split QKV input, subtract o from hook_v_input, freeze ln1's scale."""
+    """docs/methods.md §4.1 literally: split QKV input, subtract o from hook_v_input, freeze ln1's scale."""
     o, scale = _writer_out(model, clean), clean[f"blocks.{LAYER}.ln1.hook_scale"]
     model.cfg.use_split_qkv_input = True
     try:

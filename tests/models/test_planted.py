@@ -72,7 +72,7 @@ CHECKPOINTS = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_{k}" for i 
 
 @pytest.fixture(scope="module")
 def runs(model, tokens):
-    """Clean run (with cache) and the V-composition-patched run of methods.md §4.1 on the first 4 rows."""
+    """Clean run (with cache) and the V-composition-patched run of docs/methods.md §4.1 on the first 4 rows."""
     toks = tokens[:N_PROMPTS]
     logits, cache = model.run_with_cache(toks, names_filter=lambda n: not n.endswith(("_input", "hook_normalized")))
     o = cache["blocks.0.attn.hook_result"][:, :, 2]
@@ -195,7 +195,7 @@ def test_vcomp_patch_removes_the_erasure(runs, truth):
 
 
 def test_clean_minus_patched_equals_attention_weighted_ov(model, runs, truth):
-    """methods.md §4.4 cross-check: Σ_h (clean − patched) = Σ_h Σ_s A[p,s] (o_s/σ_2,s) W_V W_O."""
+    """docs/methods.md §4.4 cross-check: Σ_h (clean − patched) = Σ_h Σ_s A[p,s] (o_s/σ_2,s) W_V W_O."""
     cache, o = runs["cache"], runs["o"]
     heads = [comp(n)[1] for n in truth.erasers]
     diff = sum(cache["blocks.2.attn.hook_result"][:, :, h] - runs["patched"]["blocks.2.attn.hook_result"][:, :, h]
@@ -248,7 +248,7 @@ def test_writer_token_independent_token_head_token_dependent(model, tokens, runs
 
 
 def _resampled_dla(model, prompt, random_rows, layer, head):
-    """methods.md §4.5: clean DLA at the last position and DLAs with the head's last-position ln1 input
+    """docs/methods.md §4.5: clean DLA at the last position and DLAs with the head's last-position ln1 input
     resampled from each random row (same position); clean σ_f, u = top-2 difference of the clean model."""
     n = prompt.shape[1]
     hook = f"blocks.{layer}.ln1.hook_normalized"
