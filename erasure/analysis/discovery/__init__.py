@@ -36,7 +36,7 @@ Rules (thresholds are params, section `discovery`):
   tokens), to tell erasure of token information from the cancelling of a shared bias-like direction.
 
 Modules: `layout` (which component reads which; the clean pass capturing every output), `scan` (the streaming
-pass over every prompt), `ranking` (writer scores, relevance filters, eraser selection), `vcomp_test` (the
+pass over every prompt), `ranking` (writer scores, relevance filters, eraser selection), `vcomp_pass` (the
 V-composition test and centred control on a prompt subset), `discover` (the whole discovery and its record).
 Quantiles of the full scan come from erasure.mechanism.histogram (error at most one bin width). Everything is
 deterministic (no sampling): same params and prompts give the same metrics.

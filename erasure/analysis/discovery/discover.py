@@ -12,7 +12,7 @@ from transformer_lens import HookedTransformer
 from erasure.analysis.discovery.layout import Layout
 from erasure.analysis.discovery.ranking import rank_writers, rounded, select_erasers
 from erasure.analysis.discovery.scan import scan
-from erasure.analysis.discovery.vcomp_test import vcomp_pass
+from erasure.analysis.discovery.vcomp_pass import vcomp_pass
 from erasure.params.sections import Discovery
 
 
