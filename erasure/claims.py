@@ -815,9 +815,11 @@ def run_verification(root: str | Path, params: dict, registry: dict,
     stale = {f: m for f, m in file_models.items() if m != run_model}
     if stale:
         note += " Stale metrics from another model: " + ", ".join(f"{f} ({m})" for f, m in stale.items()) + "."
+    inputs = metrics.file("metrics/inputs.json") or {}
     report = {
         "model": run_model,
         "paper_model": paper_model,
+        "inputs": inputs.get("hub", {}),
         "metric_models": file_models,
         "note": note,
         "summary": {"claims": _count(claims), "planted": _count(planted)},
@@ -880,6 +882,14 @@ def render_report_md(report: dict) -> str:
         "",
         f"Model of this run: **{report['model']}** (the paper's: {report['paper_model']}). {report['note']}",
         "",
+    ]
+    if report.get("inputs"):
+        lines += ["Inputs (Hugging Face Hub commits actually used):", ""]
+        lines += [f"- {role}: `{src['repo']}` @ `{src['commit']}`"
+                  + (f", `{src['weights_file']}` sha256 `{src['weights_sha256']}`" if "weights_sha256" in src else "")
+                  for role, src in report["inputs"].items()]
+        lines.append("")
+    lines += [
         f"Claims: {s_c['pass']} PASS, {s_c['fail']} FAIL, {s_c['not_run']} NOT RUN of {s_c['total']}."
         + (f" Planted-truth checks: {s_p['pass']} PASS, {s_p['fail']} FAIL of {s_p['total']}." if s_p["total"] else ""),
         "",

@@ -51,6 +51,7 @@ def model_shape(model: str, cfg: dict) -> ModelShape:
     return ModelShape(**{k: require_int(shape[k], f"models.{model}.shape.{k}", 1) for k in fields})
 PROMPT_SOURCES = ("authors", "offline")
 
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMPONENT_RE = re.compile(r"^(?:L(\d+)H(\d+)|MLP(\d+))$")
 
 
@@ -141,6 +142,13 @@ def require_float(value: Any, param: str, lo: float, hi: float) -> float:
     return float(value)
 
 
+def require_revision(value: Any, param: str) -> str | None:
+    """A Hub revision: null (the default branch), a branch or tag name, or a commit sha."""
+    if value is not None and not (isinstance(value, str) and value.strip() == value and value):
+        raise ParamError(f"{param} = {value!r} is not allowed: must be null (main), a branch, a tag or a commit sha")
+    return value
+
+
 def require_choice(value: Any, param: str, choices: tuple | list) -> Any:
     if value not in choices:
         raise ParamError(f"{param} = {value!r} is not allowed: must be one of {', '.join(map(str, choices))}")
@@ -229,11 +237,20 @@ def validate_params(raw: dict) -> Params:
         for flag in HUB_FLAGS:
             require_choice(cfg.get(flag), f"{base}.{flag}", [True, False])
         require_float(cfg.get("hub_timeout_s"), f"{base}.hub_timeout_s", 0.1, 60)
+        for key in ("revision", "tokenizer_revision"):
+            require_revision(cfg.get(key), f"{base}.{key}")
+        sha = cfg.get("weights_sha256")
+        if sha is not None and not (isinstance(sha, str) and _SHA256_RE.match(sha)):
+            raise ParamError(f"{base}.weights_sha256 = {sha!r} is not allowed: must be null or 64 lowercase hex digits")
     shape = model_shape(model, cfg)
     prompts = get(raw, f"{base}.prompts")
     require_choice(prompts.get("source"), f"{base}.prompts.source", PROMPT_SOURCES)
     if prompts["source"] == "authors" and model != "gelu-4l":
         raise ParamError(f"{base}.prompts.source = 'authors' is not allowed: the authors' data is gelu-4l's; use offline")
+    if prompts["source"] == "authors":
+        require_int(prompts.get("shuffle_buffer"), f"{base}.prompts.shuffle_buffer", 1, 100_000)
+        for key in ("text_revision", "code_revision"):
+            require_revision(prompts.get(key), f"{base}.prompts.{key}")
     n_text = require_int(prompts.get("n_text"), f"{base}.prompts.n_text", 0)
     n_code = require_int(prompts.get("n_code"), f"{base}.prompts.n_code", 0)
     if n_text + n_code < 1:

@@ -1,6 +1,7 @@
 """Atomic outputs: a stage that fails leaves no half-written file that DVC could cache."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,3 +40,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

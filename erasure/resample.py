@@ -1,7 +1,8 @@
 """Paper Fig 5: adversarial prompts, and how a head's DLA reacts when its input is resampled.
 
-For each prompt (tokenized with BOS), the direction is the clean model's top-2 logit difference at the last
-position. A head's clean DLA is DLA(z_h W_O[h]) at the last position with the clean sigma_f. Its resampled
+For each prompt (tokenized with BOS), the direction is a logit difference at the last position: the clean model's
+top-2 (`fig5.direction: top2`, the authors' code) or the stated pair (`pair`, the paper's text); both logit
+differences and the writer's clean DLA along both are reported either way. A head's clean DLA is DLA(z_h W_O[h]) at the last position with the clean sigma_f. Its resampled
 DLA (methods.md §4.5): the head's input at the LAST position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
 truncated to the prompt length). Other positions and other heads are untouched, and sigma_f stays clean.
@@ -23,10 +24,11 @@ import torch
 from jaxtyping import Float, Int
 from tqdm import tqdm
 
-from erasure.config import Component, ModelShape, Params, ParamError, require_int
+from erasure.config import Component, ModelShape, Params, ParamError, require_choice, require_int
 from erasure.dla import centres, dla, logit_diff_direction
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")
+FIG5_DIRECTIONS = ("top2", "pair")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -44,6 +46,7 @@ class PromptSpec:
 @dataclass(frozen=True)
 class Fig5Settings:
     prompts: tuple[PromptSpec, ...]
+    direction: str
     n_resample: int
     batch_size: int
     seed: int
@@ -81,6 +84,7 @@ def fig5_settings(params: Params) -> Fig5Settings:
         raise ParamError(f"models.{params.model}.writer = {writer.name} is not allowed for fig5: must be a head")
     return Fig5Settings(
         prompts=tuple(specs),
+        direction=require_choice(sec.get("direction", "top2"), "fig5.direction", FIG5_DIRECTIONS),
         n_resample=require_int(sec.get("n_resample"), "fig5.n_resample", 1),
         batch_size=require_int(sec.get("batch_size", 50), "fig5.batch_size", 1, 4096),
         seed=require_int(sec.get("seed"), "fig5.seed", 0),
@@ -230,19 +234,29 @@ def analyse_prompt(
     """Every number of metrics/fig5_adversarial.json for one prompt."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
     run = clean_run(model, tokens)
-    top = torch.topk(run.logits, 2).indices
-    top2_ids = [int(t) for t in top]
-    logit_diff = float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]])
-    direction = logit_diff_direction(model.W_U.detach().float(), top.unsqueeze(0))[0]
-
+    top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
     pair_ids, single = zip(*(target_ids(model, t) for t in spec.pair))
     used = [ids[0] for ids in pair_ids]
+    if settings.direction == "pair" and not (all(single) and used[0] != used[1]):
+        raise ParamError(
+            f"fig5.prompts.{spec.key}.pair = {list(spec.pair)!r} is not allowed with fig5.direction = pair: each side "
+            f"must be one token of the model's tokenizer and the two must differ (got ids {[list(i) for i in pair_ids]})"
+        )
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
         "used_tokens": [model.tokenizer.decode([i]) for i in used],
         "single_token": list(single),
         "matches_top2": used == top2_ids,
+    }
+    W_U = model.W_U.detach().float()
+    directions = {"top2": top2_ids, "pair": used}
+    chosen = directions[settings.direction]
+    direction = logit_diff_direction(W_U, torch.tensor([chosen]))[0]
+    writer_clean = {
+        name: float(clean_head_dla(run, logit_diff_direction(W_U, torch.tensor([ids]))[0], centres(model))[
+            writer.layer, writer.head])
+        for name, ids in directions.items()
     }
 
     clean = clean_head_dla(run, direction, centres(model))
@@ -263,9 +277,12 @@ def analyse_prompt(
         "text": spec.text,
         "top2": [model.tokenizer.decode([i]) for i in top2_ids],
         "top2_ids": top2_ids,
-        "logit_diff": logit_diff,
+        "direction": settings.direction,
+        "logit_diff": float(run.logits[chosen[0]] - run.logits[chosen[1]]),
+        "top2_logit_diff": float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]]),
         "paper_pair": paper_pair,
         "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]),
+        "writer_clean_dla": writer_clean,
         "writer": writer.name,
         "comparison_head": spec.comparison_head.name,
         "auto_head": auto.name,
@@ -324,11 +341,13 @@ def plot_fig5(prompts: dict, path, model_name: str) -> None:
             ax.set_xticklabels(labels, fontsize=8)
             ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
             if col == 0:
-                ax.set_ylabel("DLA on logit difference (top 2)", fontsize=10)
+                which = "stated pair" if res["direction"] == "pair" else "top 2"
+                ax.set_ylabel(f"DLA on logit difference ({which})", fontsize=10)
             if row == 0:
                 text = res["text"].replace("\n", "\\n").replace("\t", "\\t")
                 text = text if len(text) <= 38 else "…" + text[-37:]
-                ax.set_title(f"{text}\n{res['top2'][0]!r} vs {res['top2'][1]!r} (diff {res['logit_diff']:.2f})",
+                shown = res["paper_pair"]["used_tokens"] if res["direction"] == "pair" else res["top2"]
+                ax.set_title(f"{text}\n{shown[0]!r} vs {shown[1]!r} (diff {res['logit_diff']:.2f})",
                              fontsize=8.5)
     fig.suptitle(
         f"{model_name}: DLA of the writer (top) and of other heads (bottom), clean vs input resampled at the "

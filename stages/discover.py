@@ -7,10 +7,7 @@ from pathlib import Path
 
 from erasure.cli import run_stage
 from erasure.config import DataError, load_params
-from erasure.discovery import DiscoveryParams, discover, plot_atlas, plot_persistence
 from erasure.io import atomic_path, atomic_write_json
-from erasure.models import load_model
-from erasure.prompts import load_prompt_info, load_prompts
 
 METRICS = Path("metrics/discovery.json")
 ATLAS = Path("figures/erasure_atlas.png")
@@ -18,6 +15,10 @@ PERSISTENCE = Path("figures/persistence.png")
 
 
 def main() -> None:
+    from erasure.discovery import DiscoveryParams, discover, plot_atlas, plot_persistence
+    from erasure.models import load_model
+    from erasure.prompts import load_prompt_info, load_prompts
+
     t0 = time.perf_counter()
     params = load_params()
     dp = DiscoveryParams.from_dict(params.section("discovery"))

@@ -4,15 +4,16 @@ from pathlib import Path
 
 from erasure.cli import run_stage
 from erasure.config import load_params
-from erasure.dla import aligned_tokens, check_cache, fig4_metrics, fig4_settings, load_dla_cache, plot_fig4
 from erasure.io import atomic_path, atomic_write_json
-from erasure.models import load_model
 
 ACTIVATIONS = Path("data/activations")
 METRICS, ALIGNED, FIGURE = Path("metrics/fig4_dla.json"), Path("metrics/aligned_tokens.json"), Path("figures/fig4_dla.png")
 
 
 def main() -> None:
+    from erasure.dla import aligned_tokens, check_cache, fig4_metrics, fig4_settings, load_dla_cache, plot_fig4
+    from erasure.models import load_model
+
     params = load_params()
     settings = fig4_settings(params)
     cache, meta = load_dla_cache(ACTIVATIONS)

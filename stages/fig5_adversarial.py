@@ -2,19 +2,20 @@
 vs their DLA when the head's last-position input is resampled from unrelated prompts."""
 from pathlib import Path
 
-import torch
 
 from erasure.cli import run_stage
 from erasure.config import load_params
 from erasure.io import atomic_path, atomic_write_json
-from erasure.models import bos_token_id, load_model
-from erasure.prompts import load_prompts
-from erasure.resample import analyse_prompt, fig5_settings, plot_fig5, strip_values
 
 METRICS, FIGURE = Path("metrics/fig5_adversarial.json"), Path("figures/fig5_adversarial.png")
 
 
 def main() -> None:
+    import torch
+    from erasure.models import bos_token_id, load_model
+    from erasure.prompts import load_prompts
+    from erasure.resample import analyse_prompt, fig5_settings, plot_fig5, strip_values
+
     params = load_params()
     settings = fig5_settings(params)
     writer = params.writer
