@@ -396,7 +396,9 @@ class HubStandin:
     # --- routing -------------------------------------------------------------------------------------------
 
     def hub(self, h: Handler, segments: list[str]) -> None:
-        if segments[0] == "api" and len(segments) >= 3 and segments[1] in REPO_TYPES:
+        if segments == ["api", "agent-harnesses"] and h.method == "GET":
+            h.send_json({"standardEnvVars": [], "harnesses": {}})  # huggingface_hub's telemetry registry, empty
+        elif segments[0] == "api" and len(segments) >= 3 and segments[1] in REPO_TYPES:
             self.api(h, segments[1], segments[2:])
         elif "resolve" in segments and h.method in ("GET", "HEAD"):
             at = segments.index("resolve")
