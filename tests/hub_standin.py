@@ -41,7 +41,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -253,8 +252,8 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 30
     server: StandinServer
 
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature; requests go to .record instead
-        pass
+    def log_message(self, format, *args):
+        """Quiet: answered requests go to the request log instead."""
 
     def setup(self):
         super().setup()
@@ -289,6 +288,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json({"error": err.message}, status=err.status, headers=headers)
 
     def send(self, status: int, body: bytes, headers: dict, content_length: int | None = None) -> None:
+        self.server.record(Request(self.server.name, self.method, self.path, status))  # before the client has it
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -296,7 +296,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.method != "HEAD":
             self.wfile.write(body)
-        self.server.record(Request(self.server.name, self.method, self.path, status))
 
     def send_json(self, obj, status: int = 200, headers: dict | None = None) -> None:
         body = json.dumps(obj).encode()
