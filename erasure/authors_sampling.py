@@ -1,8 +1,9 @@
 """The authors' prompt sampling as it ran in September 2023, independent of the installed `datasets`.
 
-The authors drew their prompts with `load_dataset(repo, split="train", streaming=True).shuffle(seed=..., buffer_size=...)`
-under `datasets` 2.14; `datasets` 5.x shuffles a stream differently, so calling today's library gives other rows.
-This module is that 2023 algorithm in numpy + pyarrow. `tests/test_authors_sampling.py` checks it row for row
+The authors drew their prompts with
+`load_dataset(repo, split="train", streaming=True).shuffle(seed=..., buffer_size=...)` under `datasets` 2.14;
+`datasets` 5.x shuffles a stream differently, so calling today's library gives other rows. This module is that
+2023 algorithm in numpy + pyarrow. `tests/test_authors_sampling.py` checks it row for row
 against `datasets==2.14.4` itself (the fixture written by `scripts/sampling_2023_fixture.py`).
 
 What 2.14.4 does for a Hub repo of parquet shards (read in its source):
