@@ -1,13 +1,15 @@
 """The authors' prompt sampling as it ran in September 2023, independent of the installed `datasets`.
 
-The authors drew their prompts with `load_dataset(repo, split="train", streaming=True).shuffle(seed=..., buffer_size=...)`
-under `datasets` 2.14; `datasets` 5.x shuffles a stream differently, so calling today's library gives other rows.
-This module is that 2023 algorithm in numpy + pyarrow. `tests/test_authors_sampling.py` checks it row for row
+The authors drew their prompts with
+`load_dataset(repo, split="train", streaming=True).shuffle(seed=..., buffer_size=...)` under `datasets` 2.14;
+`datasets` 5.x shuffles a stream differently, so calling today's library gives other rows. This module is that
+2023 algorithm in numpy + pyarrow. `tests/test_authors_sampling.py` checks it row for row
 against `datasets==2.14.4` itself (the fixture written by `scripts/sampling_2023_fixture.py`).
 
 What 2.14.4 does for a Hub repo of parquet shards (read in its source):
-- Shard list (`data_files.resolve_pattern`): the `data/train-*` files come from fsspec's `glob`, which returns the
-  matching paths sorted as strings. All shards sit in `data/`, so this is `sorted()` of their file names.
+- Shard list (`data_files.resolve_pattern`, for the default `data/{split}-NNNNN-of-NNNNN*.*` pattern and for a
+  card's `configs` patterns alike): the files come from fsspec's `glob`, which returns the matching paths sorted
+  as strings. All shards sit in `data/`, so this is `sorted()` of their file names.
 - `IterableDataset.shuffle(seed)` makes one `np.random.default_rng(seed)`; every consumer deep-copies it unused, so
   the shard shuffle and the buffer each start from a fresh `default_rng(seed)`.
 - Shard order (`ShuffledDataSourcesArrowExamplesIterable.__iter__` -> `utils.sharding._shuffle_gen_kwargs`):
