@@ -2,6 +2,7 @@
 (a stage that fails leaves no half-written file that DVC could cache)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -79,3 +80,12 @@ def read_yaml(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise DataError(f"{path} is not valid YAML{where}: {problem}") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

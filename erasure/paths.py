@@ -18,6 +18,7 @@ METRICS = {  # stage output name -> file
     "discovery": Path("metrics/discovery.json"),
 }
 METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` prefixes
+INPUTS = Path("metrics/inputs.json")  # which Hub commits (and weights sha256) a run's inputs came from
 
 FIGURES = {  # key used by the paper template -> file
     "fig1": Path("figures/fig1_resid.png"),

@@ -1,7 +1,8 @@
 """Entry point shared by the stage scripts: bad params or data end in one line, never a traceback.
 
-Stage scripts import heavy modules (torch, TransformerLens) inside main(), so that checking params and the
-Hub (`needs_model=True`) happens within seconds of the start.
+Stage scripts import heavy modules (torch, TransformerLens) inside main(): checking params takes a moment, and for a
+Hub model (`needs_model=True`) online or offline is decided before any Hugging Face library is imported (they read
+their settings at import).
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
     """
     try:
         params = load_params()
-        if needs_model:
-            from erasure.models.hub import preflight
+        if needs_model and params.entry.loader == "hub":
+            from erasure.models.hub import prepare_hub
 
-            preflight(params)
+            prepare_hub(params.entry.hub_timeout_s)
         main()
     except (ParamError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

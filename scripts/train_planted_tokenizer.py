@@ -1,4 +1,4 @@
-"""Train the planted-4l tokenizer and write ``erasure/assets/planted_tokenizer.json``.
+"""Train the planted-4l tokenizer and write ``erasure/models/assets/planted_tokenizer.json``.
 
 A byte-level BPE (the `tokenizers` library), trained offline on the corpus of ``erasure.analysis.corpus``:
 
@@ -40,7 +40,7 @@ SPECIAL_TOKENS = ["<|EOS|>", "<|BOS|>", "<|PAD|>"]  # ids 0, 1, 2 as in gelu-4l'
 CODE_SHARE = 0.20
 FIG5_WORDS = [" bottom", " top", " State", " University", " __", " get", " Church", " church"]
 SEED_REPEATS = 200
-DEFAULT_OUT = ROOT / "erasure" / "assets" / "planted_tokenizer.json"
+DEFAULT_OUT = ROOT / "erasure" / "models" / "assets" / "planted_tokenizer.json"
 
 
 def training_documents() -> Iterator[str]:

@@ -7,7 +7,7 @@ from erasure.stage import run_stage
 
 def main() -> None:
     from erasure.analysis.activations import compute_activation_tables
-    from erasure.analysis.prompts import load_prompt_info, load_prompts
+    from erasure.analysis.prompt_files import load_prompt_info, load_prompts
     from erasure.io import atomic_path
     from erasure.models.load import load_model
 

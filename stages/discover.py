@@ -12,7 +12,7 @@ from erasure.stage import run_stage
 
 def main() -> None:
     from erasure.analysis.discovery.discover import discover
-    from erasure.analysis.prompts import load_prompt_info, load_prompts
+    from erasure.analysis.prompt_files import load_prompt_info, load_prompts
     from erasure.io import atomic_write_json
     from erasure.models.load import load_model
     from erasure.plotting.discovery import plot_atlas, plot_persistence

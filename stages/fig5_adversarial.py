@@ -9,7 +9,7 @@ def main() -> None:
     import torch
 
     from erasure.analysis.fig5 import analyse_prompt, prompt_specs, strip_values
-    from erasure.analysis.prompts import load_prompts
+    from erasure.analysis.prompt_files import load_prompts
     from erasure.io import atomic_write_json
     from erasure.models.load import bos_token_id, load_model
     from erasure.plotting.fig5 import plot_fig5

@@ -1,19 +1,24 @@
-"""Stage prompts: the prompt set of the selected model, saved once as tokens + sha256 (data/prompts)."""
+"""Stage prompts: the prompt set of the selected model, saved once as tokens + sha256 (data/prompts), and which
+inputs it came from (metrics/inputs.json: Hub commits and the weights' sha256, so the report says which bytes)."""
 from erasure.params.load import load_params
-from erasure.paths import PROMPTS_DIR
+from erasure.paths import INPUTS, PROMPTS_DIR
 from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.prompts import build_prompts, save_prompts
-    from erasure.io import atomic_path
-    from erasure.models.load import bos_token_id, load_model
+    from erasure.analysis.prompt_files import save_prompts
+    from erasure.analysis.prompts import build_prompts
+    from erasure.io import atomic_path, atomic_write_json
+    from erasure.models.load import LoadedFrom, bos_token_id, load_model
 
     params = load_params()
-    model = load_model(params)
+    loaded = LoadedFrom()
+    model = load_model(params, loaded)
     tokens, info = build_prompts(params, model.tokenizer, bos_token_id(params, model))
     with atomic_path(PROMPTS_DIR) as tmp:
-        save_prompts(tmp, tokens, info)
+        info = save_prompts(tmp, tokens, info)
+    atomic_write_json(INPUTS, {"model": params.model, "hub": {**loaded.repos, **info["datasets"]},
+                               "prompts_sha256": info["sha256"]})
     print(f"prompts: {tuple(tokens.shape)} ({info['n_text']} text + {info['n_code']} code) for {params.model}")
 
 

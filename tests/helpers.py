@@ -1,7 +1,11 @@
-"""Small shared builders for tests: a tiny random model to exercise hooks fast, the repository's params."""
+"""Small shared builders for tests: a tiny random model to exercise hooks fast, the repository's params, a fresh
+copy of the checkout."""
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -48,3 +52,28 @@ def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None 
             param.data.normal_(0, 0.1)
     torch.set_grad_enabled(False)
     return model
+
+
+RUN_OUTPUTS = ("metrics/", "figures/", "paper/paper.", "paper/verification.")
+
+
+def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
+    """A git repo at dest holding this checkout's files (not its run outputs), params edited, committed.
+
+    Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them.
+    """
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in listed:
+        if not rel or not (ROOT / rel).is_file() or rel.startswith(RUN_OUTPUTS) or rel == "dvc.lock":
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest / rel)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    edit_params(params)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True)
+    return dest

@@ -14,7 +14,7 @@ disk, with no downloads and no apt packages:
   characters. Files that do not parse are skipped for docstrings (kept for ``"code"``).
 
 Sizes measured on CPython 3.11.7 (pyenv build), with the planted-4l tokenizer
-(``erasure/assets/planted_tokenizer.json``, no BOS/EOS counted):
+(``erasure/models/assets/planted_tokenizer.json``, no BOS/EOS counted):
 
 - ``"text"``: 2,517 documents, 1.79 M characters, 430 k tokens (79 pydoc topics: 0.46 M characters, 106 k
   tokens; 2,438 docstrings: 1.32 M characters, 324 k tokens). That covers 240 rows x 1024 tokens (246 k).

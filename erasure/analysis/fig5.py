@@ -1,8 +1,10 @@
 """Paper Fig 5: adversarial prompts, and how a head's DLA reacts when its input is resampled.
 
-For each prompt (tokenized with BOS), the direction is the clean model's top-2 logit difference at the last
-position. A head's clean DLA is DLA(z_h W_O[h]) at the last position with the clean sigma_f. Its resampled
-DLA (docs/methods.md §4.5): the head's input at the LAST position only -- its query, key and value there -- is
+For each prompt (tokenized with BOS), the direction is a logit difference at the last position: the clean model's
+top-2 (`fig5.direction: top2`, the authors' code) or the stated pair (`pair`, the paper's text); both logit
+differences and the writer's clean DLA along both are reported either way. A head's clean DLA is DLA(z_h W_O[h])
+at the last position with the clean sigma_f. Its resampled DLA (docs/methods.md §4.5): the head's input at the LAST
+position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
 truncated to the prompt length). Other positions and other heads are untouched, and sigma_f stays clean.
 
@@ -184,19 +186,30 @@ def analyse_prompt(
     """Every number of metrics/fig5_adversarial.json for one prompt."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
     run = clean_run(model, tokens)
-    top = torch.topk(run.logits, 2).indices
-    top2_ids = [int(t) for t in top]
-    logit_diff = float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]])
-    direction = logit_diff_direction(model.W_U.detach().float(), top.unsqueeze(0))[0]
-
+    top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
     pair_ids, single = zip(*(target_ids(model, t) for t in spec.pair))
     used = [ids[0] for ids in pair_ids]
+    if settings.direction == "pair" and not (all(single) and used[0] != used[1]):
+        raise ParamError(
+            f"fig5.prompts.{spec.key}.pair = {list(spec.pair)!r} is not allowed with fig5.direction = pair: each "
+            "side must be one token of the model's tokenizer and the two must differ "
+            f"(got ids {[list(i) for i in pair_ids]})"
+        )
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
         "used_tokens": [model.tokenizer.decode([i]) for i in used],
         "single_token": list(single),
         "matches_top2": used == top2_ids,
+    }
+    W_U = model.W_U.detach().float()
+    directions = {"top2": top2_ids, "pair": used}
+    chosen = directions[settings.direction]
+    direction = logit_diff_direction(W_U, torch.tensor([chosen]))[0]
+    writer_clean = {
+        name: float(clean_head_dla(run, logit_diff_direction(W_U, torch.tensor([ids]))[0], centres(model))[
+            writer.layer, writer.head])
+        for name, ids in directions.items()
     }
 
     clean = clean_head_dla(run, direction, centres(model))
@@ -217,9 +230,12 @@ def analyse_prompt(
         "text": spec.text,
         "top2": [model.tokenizer.decode([i]) for i in top2_ids],
         "top2_ids": top2_ids,
-        "logit_diff": logit_diff,
+        "direction": settings.direction,
+        "logit_diff": float(run.logits[chosen[0]] - run.logits[chosen[1]]),
+        "top2_logit_diff": float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]]),
         "paper_pair": paper_pair,
         "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]),
+        "writer_clean_dla": writer_clean,
         "writer": writer.name,
         "comparison_head": spec.comparison_head.name,
         "auto_head": auto.name,

@@ -1,11 +1,9 @@
 """Prompt sets: the authors' 300 rows for gelu-4l (docs/methods.md §2), or an offline text/code set of the same shape.
 
-Either way the result is saved once as `tokens.npy` with its sha256, so no later stage streams or re-tokenizes.
+Either way the result is saved once (erasure.analysis.prompt_files), so no later stage streams or re-tokenizes.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +13,44 @@ from jaxtyping import Int
 from erasure.errors import DataError
 from erasure.params.load import Params
 
-TOKENS_FILE = "tokens.npy"
-INFO_FILE = "tokens.json"
+
+def train_shards(files: list[str]) -> list[str]:
+    """The parquet files of the train split, in the order the 2023 `datasets` streamed them (sorted paths)."""
+    return sorted(f for f in files if f.endswith(".parquet") and Path(f).name.startswith("train"))
 
 
-def _sha256(tokens: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(tokens, dtype=np.int64).tobytes()).hexdigest()
+def authors_rows(dataset: str, revision: str | None, n: int, seq_len: int, seed: int, buffer: int,
+                 sources: dict) -> torch.Tensor:
+    """The first n rows of the authors' streamed, buffer-shuffled pre-tokenized dataset (docs/methods.md §2).
 
-
-def authors_rows(dataset: str, n: int, seq_len: int, seed: int, buffer: int, timeout_s: float) -> torch.Tensor:
-    """The first n rows of a streamed, buffer-shuffled pre-tokenized dataset (load_data.py of the authors)."""
-    from datasets import load_dataset
-
-    from erasure.models.hub import require_hub
+    The 2023 `datasets` shuffle is re-implemented (erasure/analysis/authors_sampling.py), so the rows do not depend
+    on the installed `datasets`. Only the shards the stream reaches are downloaded, into the Hugging Face cache, so
+    a later run reads them offline. `sources` collects the commit used.
+    """
+    from erasure.analysis.authors_sampling import iter_parquet_rows, shuffled_rows_2023
+    from erasure.models import hub
 
     if n == 0:
         return torch.zeros((0, seq_len), dtype=torch.int64)
-    require_hub(dataset, f"the prompt dataset {dataset}", timeout_s, repo_type="dataset")
-    stream = load_dataset(dataset, split="train", streaming=True).shuffle(seed=seed, buffer_size=buffer)
-    rows = [torch.tensor(row["tokens"][:seq_len]) for _, row in zip(range(n), stream)]
-    return torch.stack(rows).long()
+    what = f"the prompt dataset {dataset}"
+    rev = hub.resolve(dataset, revision, what, repo_type="dataset")
+    hub.snapshot(dataset, rev, what, repo_type="dataset", allow_patterns=["README.md"])  # caches the file listing
+    shards = train_shards(hub.cached_file_list(dataset, rev, what, repo_type="dataset"))
+    if not shards:
+        raise DataError(f"{what} has no train parquet shards at commit {rev.resolved}")
+    sources[dataset] = {"repo": dataset, "commit": rev.resolved}
+
+    def read(shard: str):
+        return iter_parquet_rows(hub.download(dataset, shard, rev, what, repo_type="dataset"))
+
+    rows = []
+    for tokens in shuffled_rows_2023(shards, read, seed, buffer):
+        if len(tokens) < seq_len:
+            raise DataError(f"{what}: a row has {len(tokens)} tokens, fewer than prompts.seq_len = {seq_len}")
+        rows.append(torch.as_tensor(np.asarray(tokens[:seq_len], dtype=np.int64)))
+        if len(rows) == n:
+            return torch.stack(rows)
+    raise DataError(f"{what} has only {len(rows)} rows, fewer than the {n} asked for: lower n_text/n_code")
 
 
 def offline_rows(kind: str, n: int, seq_len: int, seed: int, tokenizer, bos: int, separator: int) -> torch.Tensor:
@@ -63,10 +79,11 @@ def build_prompts(params: Params, tokenizer, bos: int) -> tuple[Int[torch.Tensor
     """Text rows then code rows, permuted with torch.manual_seed(seed) like the authors; returns tokens, info."""
     cfg = params.entry.prompts
     n_text, n_code, seq_len, seed = cfg.n_text, cfg.n_code, cfg.seq_len, cfg.seed
+    sources: dict = {}
     if cfg.source == "authors":
-        timeout = params.entry.hub_timeout_s
-        text = authors_rows(cfg.text_dataset, n_text, seq_len, seed, cfg.shuffle_buffer, timeout)
-        code = authors_rows(cfg.code_dataset, n_code, seq_len, seed, cfg.shuffle_buffer, timeout)
+        buffer = cfg.shuffle_buffer
+        text = authors_rows(cfg.text_dataset, cfg.text_revision, n_text, seq_len, seed, buffer, sources)
+        code = authors_rows(cfg.code_dataset, cfg.code_revision, n_code, seq_len, seed, buffer, sources)
     else:
         stated = params.entry.separator_token_id
         separator = tokenizer.eos_token_id if stated is None else stated
@@ -89,36 +106,8 @@ def build_prompts(params: Params, tokenizer, bos: int) -> tuple[Int[torch.Tensor
         "bos_token_id": bos,
         "bos_at_position_0": bool((tokens[:, 0] == bos).all()),
         "is_code": is_code.tolist(),
+        "datasets": sources,
     }
     return tokens, info
 
 
-def save_prompts(out_dir: Path, tokens: torch.Tensor, info: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    array = tokens.numpy().astype(np.int64)
-    np.save(out_dir / TOKENS_FILE, array)
-    info = {**info, "shape": list(array.shape), "sha256": _sha256(array)}
-    (out_dir / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
-
-
-def load_prompt_info(prompt_dir: str | Path = "data/prompts") -> dict:
-    path = Path(prompt_dir) / INFO_FILE
-    if not path.exists():
-        raise DataError(f"{path} not found: run `dvc repro prompts` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise DataError(f"{path} is corrupt (not JSON): re-run `dvc repro prompts`") from None
-
-
-def load_prompts(prompt_dir: str | Path = "data/prompts") -> Int[torch.Tensor, "n seq"]:
-    """The saved prompt tokens, after checking them against the stored sha256."""
-    info = load_prompt_info(prompt_dir)
-    path = Path(prompt_dir) / TOKENS_FILE
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path} is corrupt or missing ({type(err).__name__}): re-run `dvc repro prompts`") from None
-    if array.dtype != np.int64 or array.ndim != 2 or _sha256(array) != info.get("sha256"):
-        raise DataError(f"{path} does not match the sha256 in {INFO_FILE}: it is corrupt; re-run `dvc repro prompts`")
-    return torch.from_numpy(array)

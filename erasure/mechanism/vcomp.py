@@ -9,7 +9,7 @@ scale is frozen, the same patch is applied here on `hook_v` without split inputs
 where norm() is ln1's centring (LNPre: x - mean x; RMSPre: x) and sigma_run is the scale of the patched run at
 that layer (equal to the clean one at the first patched layer). Queries and keys are untouched, like the authors'.
 For grouped-query attention `hook_v` holds one value per KV group, so the patch covers every head of the group:
-the authors patched all heads of the layer as well. tests/test_vcomp.py checks this equals the authors' hooks.
+the authors patched all heads of the layer as well. tests/mechanism/test_vcomp.py checks this equals the authors' hooks.
 """
 from __future__ import annotations
 

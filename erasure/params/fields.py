@@ -8,6 +8,7 @@ first error into the one line a stage prints: `fig4.n_prompts = 0 is not allowed
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
@@ -79,6 +80,22 @@ def _text(value: Any) -> str:
 
 
 Text = Annotated[str, PlainValidator(_text)]
+
+
+def _revision(value: Any) -> str | None:
+    if value is not None and not (isinstance(value, str) and value and value.strip() == value):
+        raise ValueError("must be null (main), a branch, a tag or a commit sha")
+    return value
+
+
+def _sha256(value: Any) -> str | None:
+    if value is not None and not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise ValueError("must be null or 64 lowercase hex digits")
+    return value
+
+
+Revision = Annotated[str | None, PlainValidator(_revision)]  # a Hub revision; None = the default branch
+Sha256 = Annotated[str | None, PlainValidator(_sha256)]  # a pinned file hash; None = not pinned
 
 
 def _component(value: Any) -> Component:

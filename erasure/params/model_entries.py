@@ -18,7 +18,9 @@ from erasure.params.fields import (
     Erasers,
     Float,
     Int,
+    Revision,
     Section,
+    Sha256,
     Text,
     Writer,
     rule,
@@ -67,8 +69,10 @@ class AuthorsPrompts(OfflinePrompts):
 
     source: Literal["authors"]
     text_dataset: Text
+    text_revision: Revision = None  # a commit sha (or branch/tag) of the dataset; None = main
     code_dataset: Text
-    shuffle_buffer: Int(1, MAX_COUNT)
+    code_revision: Revision = None
+    shuffle_buffer: Int(1, 100_000)
 
 
 def _source_tag(value: Any) -> str:
@@ -106,6 +110,9 @@ class HubModel(ModelEntry):
     fold_value_biases: Bool
     refactor_factored_attn_matrices: Bool
     hub_timeout_s: Float(0.1, 60.0)
+    revision: Revision = None  # a commit sha (or branch/tag) of hf_repo; None = main (the commit used is recorded)
+    tokenizer_revision: Revision = None  # of the tokenizer repo TransformerLens names
+    weights_sha256: Sha256 = None  # checked before the weights file is unpickled; None = not pinned
 
 
 class PlantedModel(ModelEntry):

@@ -77,6 +77,7 @@ class Fig5Prompt(Section):
 
 class Fig5(Section):
     prompts: Annotated[dict[str, Fig5Prompt], Field(min_length=1)]
+    direction: Choice("top2", "pair")  # top2: the model's top-2 logit difference (the authors' code); pair: the stated
     comparison_heads: list[HeadName]  # one per prompt (and within the model: erasure.params.load)
     n_resample: Int(1, MAX_COUNT)  # unrelated prompt rows per head (all rows when the prompt set is smaller)
     batch_size: Int(1, 4096)  # resampled copies per forward pass

@@ -40,11 +40,13 @@ def plot_fig5(prompts: dict, path: str | Path, model_name: str, dpi: int) -> Non
             ax.set_xticklabels(labels, fontsize=8)
             ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
             if col == 0:
-                ax.set_ylabel("DLA on logit difference (top 2)", fontsize=10)
+                which = "stated pair" if res["direction"] == "pair" else "top 2"
+                ax.set_ylabel(f"DLA on logit difference ({which})", fontsize=10)
             if row == 0:
                 text = res["text"].replace("\n", "\\n").replace("\t", "\\t")
                 text = text if len(text) <= 38 else "…" + text[-37:]
-                ax.set_title(f"{text}\n{res['top2'][0]!r} vs {res['top2'][1]!r} (diff {res['logit_diff']:.2f})",
+                shown = res["paper_pair"]["used_tokens"] if res["direction"] == "pair" else res["top2"]
+                ax.set_title(f"{text}\n{shown[0]!r} vs {shown[1]!r} (diff {res['logit_diff']:.2f})",
                              fontsize=8.5)
     fig.suptitle(
         f"{model_name}: DLA of the writer (top) and of other heads (bottom), clean vs input resampled at the "

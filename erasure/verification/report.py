@@ -38,6 +38,14 @@ def render_report_md(report: dict) -> str:
         "",
         f"Model of this run: **{report['model']}** (the paper's: {report['paper_model']}). {report['note']}",
         "",
+    ]
+    if report.get("inputs"):
+        lines += ["Inputs (Hugging Face Hub commits actually used):", ""]
+        lines += [f"- {role}: `{src['repo']}` @ `{src['commit']}`"
+                  + (f", `{src['weights_file']}` sha256 `{src['weights_sha256']}`" if "weights_sha256" in src else "")
+                  for role, src in report["inputs"].items()]
+        lines.append("")
+    lines += [
         f"Claims: {s_c['pass']} PASS, {s_c['fail']} FAIL, {s_c['not_run']} NOT RUN of {s_c['total']}."
         + (f" Planted-truth checks: {s_p['pass']} PASS, {s_p['fail']} FAIL of {s_p['total']}." if s_p["total"] else ""),
         "",

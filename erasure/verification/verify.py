@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from erasure.paths import DVC_LOCK, DVC_YAML, METRIC_FILES
+from erasure.paths import DVC_LOCK, DVC_YAML, INPUTS, METRIC_FILES
 from erasure.verification.checks import Context, run_check
 from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
 from erasure.verification.provenance import provenance, read_yaml
@@ -249,9 +249,11 @@ def run_verification(root: str | Path, params: dict, registry: dict,
     stale = {f: m for f, m in file_models.items() if m != run_model}
     if stale:
         note += " Stale metrics from another model: " + ", ".join(f"{f} ({m})" for f, m in stale.items()) + "."
+    inputs = metrics.file(str(INPUTS)) or {}
     report = {
         "model": run_model,
         "paper_model": paper_model,
+        "inputs": inputs.get("hub", {}),
         "metric_models": file_models,
         "note": note,
         "summary": {"claims": _count(claims), "planted": _count(planted)},

@@ -117,18 +117,27 @@ def test_planted_writer_survives_resampling_token_head_does_not(planted):
     assert c > 1.0 and abs(np.median(values) - c) >= 0.5 * c, (c, np.median(values))
 
 
-def test_analyse_prompt_metrics_on_planted(planted, tmp_path):
+@pytest.mark.parametrize("direction", ["top2", "pair"])
+def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     model, truth = planted
     bos = model.tokenizer.bos_token_id
-    settings = Fig5.model_validate({**repo_params()["fig5"], "n_resample": 20, "batch_size": 16, "seed": 0})
-    spec = PromptSpec("p1", "class MyClass:\n\tdef", (" __", " get"), Component(3, 5))
+    settings = Fig5.model_validate(
+        {**repo_params()["fig5"], "direction": direction, "n_resample": 20, "batch_size": 16, "seed": 0})
+    spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
+    assert all(len(model.to_tokens(t, prepend_bos=False)[0]) == 1 for t in spec.pair)  # single tokens here
     rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
     res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos)
     out = strip_values(res)
-    assert set(out) == {"text", "top2", "top2_ids", "logit_diff", "paper_pair", "paper_pair_logit_diff", "writer",
-                        "comparison_head", "auto_head", "n_resample", "heads"}
+    assert set(out) == {"text", "top2", "top2_ids", "direction", "logit_diff", "top2_logit_diff", "paper_pair",
+                        "paper_pair_logit_diff", "writer_clean_dla", "writer", "comparison_head", "auto_head",
+                        "n_resample", "heads"}
+    assert out["direction"] == direction
+    assert out["logit_diff"] == out["top2_logit_diff" if direction == "top2" else "paper_pair_logit_diff"]
+    assert out["writer_clean_dla"][direction] == pytest.approx(out["heads"][truth.writer]["clean"], abs=1e-6)
+    if not out["paper_pair"]["matches_top2"]:  # two different directions give two different writer DLAs
+        assert out["writer_clean_dla"]["top2"] != out["writer_clean_dla"]["pair"]
     assert out["n_resample"] == 12 and out["writer"] == truth.writer and out["comparison_head"] == "L3H5"
-    assert out["logit_diff"] >= 0 and out["auto_head"] != truth.writer
+    assert out["top2_logit_diff"] >= 0 and out["auto_head"] != truth.writer
     assert {truth.writer, "L3H5", out["auto_head"]} == set(out["heads"])
     for h in out["heads"].values():
         assert set(h) == {"clean", "resampled"}
@@ -147,3 +156,14 @@ def test_prompt_specs_pair_each_prompt_with_its_head():
     assert [s.comparison_head.name for s in specs] == ["L3H1", "L2H1", "L3H5", "L2H2"]
     with pytest.raises(ParamError, match=r"models\.planted-4l\.writer = MLP0 is not allowed for fig5: must be a head"):
         prompt_specs(fig5, Component(0), "planted-4l")
+
+
+@pytest.mark.parametrize("pair", [[" get", " get"], [" get", " MyClass.method"]])
+def test_pair_direction_needs_two_different_single_tokens(planted, pair):
+    model, truth = planted
+    settings = Fig5.model_validate(
+        {**repo_params()["fig5"], "direction": "pair", "n_resample": 4, "batch_size": 4, "seed": 0})
+    spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
+    rows = _rows(4, 16, len(model.tokenizer), 1, 2)
+    with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
+        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1)

@@ -3,42 +3,22 @@
 The measurements are compared with the planted truth (by construction), never with stored outputs.
 """
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from helpers import copy_checkout
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _tracked_files() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True,
-        text=True, check=True,
-    ).stdout.split("\n")
-    return [f for f in listed if f and (REPO / f).is_file()]
-
-
 @pytest.fixture(scope="session")
 def planted_run(tmp_path_factory) -> Path:
     """A fresh copy of the repository after `dvc repro` on planted-4l (small prompt set)."""
-    work = tmp_path_factory.mktemp("clone")
-    for rel in _tracked_files():
-        if rel.startswith(("metrics/", "figures/", "paper/paper.", "paper/verification.")) or rel == "dvc.lock":
-            continue  # outputs of a previous run must be regenerated, not copied
-        (work / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, work / rel)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["model"] = "planted-4l"
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=work, check=True)
-    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=work, check=True)
+    work = copy_checkout(tmp_path_factory.mktemp("clone"), lambda params: params.update(model="planted-4l"))
     result = subprocess.run(["dvc", "repro"], cwd=work, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return work
