@@ -57,6 +57,11 @@ BAD = {  # case: (edit, the whole one-line message)
     "zero prompts": (_both(_set(f"{P}.prompts.n_text", 0), _set(f"{P}.prompts.n_code", 0)), f"{P}.prompts.n_text + n_code = 0 is not allowed: must be at least 1 prompt"),
     "authors' data off gelu-4l": (_set(f"{P}.prompts.source", "authors"), f"{P}.prompts.source = 'authors' is not allowed: the authors' data is gelu-4l's; use offline"),
     "unknown prompt source": (_set(f"{P}.prompts.source", "web"), f"{P}.prompts.source = 'web' is not allowed: must be one of authors, offline"),
+    "revision with spaces": (_set("models.gelu-4l.revision", " main"), "models.gelu-4l.revision = ' main' is not allowed: must be null (main), a branch, a tag or a commit sha"),
+    "revision as a number": (_set("models.gelu-4l.prompts.text_revision", 3), "models.gelu-4l.prompts.text_revision = 3 is not allowed: must be null (main), a branch, a tag or a commit sha"),
+    "short weights hash": (_set("models.gelu-4l.weights_sha256", "abc"), "models.gelu-4l.weights_sha256 = 'abc' is not allowed: must be null or 64 lowercase hex digits"),
+    "shuffle buffer too large": (_set("models.gelu-4l.prompts.shuffle_buffer", 200_000), "models.gelu-4l.prompts.shuffle_buffer = 200000 is not allowed: must be an integer from 1 to 100000"),
+    "fig5 direction": (_set("fig5.direction", "both"), "fig5.direction = 'both' is not allowed: must be one of top2, pair"),
     "token id beyond the vocabulary": (_set("models.smollm2-135m.bos_token_id", 49152), "models.smollm2-135m.bos_token_id = 49152 is not allowed: must be an integer from 0 to 49151"),
     # exact types: a string, a float or a bool is not an integer; "no" is not false
     "seed as a string": (_set(f"{P}.seed", "1"), f"{P}.seed = '1' is not allowed: must be an integer from 0 to 4294967294"),
