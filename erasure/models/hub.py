@@ -27,8 +27,9 @@ def endpoint() -> str:
 
 
 def offline_forced() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub itself reads it."""
-    return os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub itself reads it."""
+    flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return flag.upper() in _TRUE
 
 
 def hub_reachable(timeout_s: float) -> bool:
@@ -64,7 +65,7 @@ def offline_reason() -> str:
     """Why this process reads only the cache (for errors and notes)."""
     if _UNREACHABLE in os.environ:
         return f"cannot reach the Hugging Face Hub ({os.environ[_UNREACHABLE]})"
-    return "HF_HUB_OFFLINE is set"
+    return "HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE is set"
 
 
 def _download_hint(repo_id: str, repo_type: str) -> str:

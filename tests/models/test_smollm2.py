@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 import erasure.models.smollm2 as smollm2
 from erasure.errors import DataError, ParamError
+from erasure.io import sha256_file
 
 # TL vs HF on the same dequantized float32 weights. Observed on 2x256 tokens of stdlib text: max |Δ| ≈ 9e-5 on
 # vocab-centred logits (|logit| up to ≈ 43) and ≈ 1e-4 on log-probs. The models share every weight, so the only
@@ -72,6 +74,15 @@ def test_missing_gguf_file_error(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------- slow: the real model
+@pytest.fixture(scope="module", autouse=True)
+def _environment_restored():
+    """Loading SmolLM2 sets HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE for its process: keep them out of later tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.set_grad_enabled(False)
@@ -140,7 +151,7 @@ def test_digit_pretokenizer_fix(model):
 @pytest.mark.slow
 def test_cache_reuse_is_fast_and_identical(model, monkeypatch):
     folder = smollm2.ensure_cache()
-    assert folder.name.startswith(smollm2._sha256(smollm2.find_gguf())[:16])
+    assert folder.name.startswith(sha256_file(smollm2.find_gguf())[:16])
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cache should have been reused, not rebuilt")

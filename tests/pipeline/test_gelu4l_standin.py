@@ -36,7 +36,7 @@ def small_gelu_params(params: dict) -> None:
 
 
 def hub_env(home: Path, url: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ERASURE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ERASURE_", "TRANSFORMERS_"))}
     env["HF_HOME"] = str(home)
     env["HF_ENDPOINT"] = url or "http://127.0.0.1:9"  # no server: connection refused at once
     return env
