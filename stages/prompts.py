@@ -15,10 +15,10 @@ def main() -> None:
     loaded = LoadedFrom()
     model = load_model(params, loaded)
     tokens, info = build_prompts(params, model.tokenizer, bos_token_id(params, model))
+    info["hub"] = {**loaded.repos, **info.pop("datasets")}
     with atomic_path(PROMPTS_DIR) as tmp:
         info = save_prompts(tmp, tokens, info)
-    atomic_write_json(INPUTS, {"model": params.model, "hub": {**loaded.repos, **info["datasets"]},
-                               "prompts_sha256": info["sha256"]})
+    atomic_write_json(INPUTS, {"model": params.model, "hub": info["hub"], "prompts_sha256": info["sha256"]})
     print(f"prompts: {tuple(tokens.shape)} ({info['n_text']} text + {info['n_code']} code) for {params.model}")
 
 

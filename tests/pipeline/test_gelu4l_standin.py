@@ -6,6 +6,7 @@ and HF_HOME is a temporary cache. Then the server is stopped and the pipeline re
 The prompt rows are compared with what `datasets==2.14.4` itself yielded on the same shards
 (tests/fixtures/sampling_2023.json, written by scripts/sampling_2023_fixture.py), never with our own sampler's output.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -107,8 +108,6 @@ def test_prompt_rows_are_the_2023_librarys(gelu_runs):
 
 
 def test_inputs_name_the_commits_and_the_weights_hash(gelu_runs, hub_root):
-    import hashlib
-
     inputs = json.loads(gelu_runs["online"]["metrics"]["inputs.json"])
     hub = inputs["hub"]
     assert set(hub) == {"model", "tokenizer", "NeelNanda/c4-tokenized-2b", "NeelNanda/code-tokenized"}
@@ -199,3 +198,49 @@ def test_gpt2_small_runs_online_then_offline(hub_root, tmp_path):
     assert offline.returncode == 0, offline.stderr[-3000:]
     assert np.array_equal(np.load(tmp_path / "data" / "prompts" / "tokens.npy"), first)
     assert first.shape == (4, 32)
+
+
+def run_prompts_stage(hub_root: Path, tmp_path: Path, edit) -> subprocess.CompletedProcess:
+    """`python -m stages.prompts` on gelu-4l (small prompt set, params edited) against the stand-in."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    small_gelu_params(params)
+    edit(params["models"]["gelu-4l"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with serve(hub_root) as url:
+        return subprocess.run([sys.executable, "-m", "stages.prompts"], cwd=tmp_path, capture_output=True, text=True,
+                              env={**hub_env(tmp_path / "hf_home", url), "PYTHONPATH": str(REPO)}, timeout=600)
+
+
+def test_a_weights_file_that_differs_from_the_pinned_hash_is_not_loaded(hub_root, tmp_path):
+    result = run_prompts_stage(hub_root, tmp_path, lambda m: m.update(weights_sha256="0" * 64))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model_final.pth has sha256 ")  # after progress
+    assert "not the models.gelu-4l.weights_sha256 = " + "0" * 64 in result.stderr and "nothing was loaded" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()
+
+
+def test_pinned_revisions_are_used_and_unknown_ones_refused(hub_root, tmp_path):
+    index = RepoIndex(hub_root)
+    commits = {"revision": index.get("models", GELU4L_REPO).sha,
+               "tokenizer_revision": index.get("models", TOKENIZER_REPO).sha}
+    text = index.get("datasets", "NeelNanda/c4-tokenized-2b").sha
+    weights = hashlib.sha256((hub_root / "models" / GELU4L_REPO / "model_final.pth").read_bytes()).hexdigest()
+
+    def pin(model_cfg):
+        model_cfg.update(commits, weights_sha256=weights)
+        model_cfg["prompts"]["text_revision"] = text
+
+    (tmp_path / "pinned").mkdir()
+    ok = run_prompts_stage(hub_root, tmp_path / "pinned", pin)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "pin it with" not in ok.stderr  # the hash is pinned, so no note
+    hub = json.loads((tmp_path / "pinned" / "metrics" / "inputs.json").read_text())["hub"]
+    assert hub["model"]["commit"] == commits["revision"] and hub["tokenizer"]["commit"] == commits["tokenizer_revision"]
+    assert hub["NeelNanda/c4-tokenized-2b"]["commit"] == text
+    (tmp_path / "unknown").mkdir()
+    bad = run_prompts_stage(hub_root, tmp_path / "unknown", lambda m: m.update(revision="no-such-branch"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == ("error: gelu-4l weights (NeelNanda/GELU_4L512W_C4_Code): the requested revision "
+                                  "does not exist on the Hub")
