@@ -14,12 +14,16 @@ from erasure.params.load import load_params
 
 
 def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
-    """Validate params (and the Hub when the stage loads a model), then run main().
+    """Validate params (and, when the stage loads a model, its device and the Hub), then run main().
 
     A ParamError/DataError prints `error: ...` on stderr and exits 2.
     """
     try:
         params = load_params()
+        if needs_model:
+            from erasure.models.device import compute_device
+
+            compute_device(params.compute.device)  # `cuda` without one: one line before any work
         if needs_model and params.entry.loader == "hub":
             from erasure.models.hub import prepare_hub
 

@@ -58,7 +58,8 @@ def vcomp_patch_hooks(
     for layer in layers:
         W_V, b_V = value_weights(model, layer)
         clean = clean_scales[layer]
-        removed = torch.einsum("bpd,hdk->bphk", centred / clean, W_V)
+        # ln1's scale stays float32 under half precision (TransformerLens upcasts it): back to the weights' dtype
+        removed = torch.einsum("bpd,hdk->bphk", (centred / clean).to(W_V.dtype), W_V)
         run_scale: dict[str, torch.Tensor] = {}
 
         def keep_scale(scale, hook, run_scale=run_scale):
@@ -67,7 +68,7 @@ def vcomp_patch_hooks(
 
         def patch_v(v, hook, removed=removed, clean=clean, b_V=b_V, run_scale=run_scale):
             rescale = (run_scale["scale"] / clean).unsqueeze(-1)
-            return (v - b_V) * rescale - removed + b_V
+            return ((v - b_V) * rescale - removed + b_V).to(v.dtype)
 
         hooks += [(ln1_scale_hook(layer), keep_scale), (v_hook(layer), patch_v)]
     return hooks

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from erasure.errors import DataError
 from erasure.io import sha256_file
 from erasure.models import hub
+from erasure.models.device import compute_device
 from erasure.params.load import Params
 from erasure.params.model_entries import HubModel
 
@@ -138,9 +139,14 @@ def load_from_hub(name: str, cfg: HubModel, loaded: LoadedFrom) -> HookedTransfo
 
 
 def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransformer:
-    """The selected model in eval mode, float32, CPU, with `.tokenizer` set; `loaded` collects its Hub commits."""
+    """The selected model in eval mode, on `compute.device` in `compute.dtype`, with `.tokenizer` set.
+
+    Every loader builds it float32 on the CPU (their processing is float32, as TransformerLens's own); it is then
+    moved and cast once, so a float32 CPU run is the loaders' model unchanged. `loaded` collects its Hub commits.
+    """
     import torch
 
+    device = compute_device(params.compute.device)
     cfg = params.entry
     if cfg.loader == "hub":
         model = load_from_hub(params.model, cfg, loaded if loaded is not None else LoadedFrom())
@@ -153,10 +159,31 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
 
         model = load_smollm2(bos_token_id=cfg.bos_token_id)
     torch.set_grad_enabled(False)
+    dtype = getattr(torch, params.compute.dtype)
+    if dtype != torch.float32:
+        model = model.to(dtype, print_details=False)
+    if device.type != "cpu":
+        model = model.to(device, print_details=False)
     return model.eval()
 
 
-def bos_token_id(params: Params, model: HookedTransformer) -> int:
+def model_tokenizer(params: Params, loaded: LoadedFrom | None = None):
+    """The selected model's tokenizer (`model.tokenizer` of load_model), without building the model where the
+    tokenizer stands alone (planted-4l, SmolLM2). A Hub model is loaded whole: its commit and the weights'
+    sha256 are recorded with the prompts (metrics/inputs.json), and TransformerLens names its tokenizer."""
+    cfg = params.entry
+    if cfg.loader == "planted":
+        from erasure.models.planted import planted_tokenizer
+
+        return planted_tokenizer()
+    if cfg.loader == "smollm2":
+        from erasure.models.smollm2 import load_smollm2_tokenizer
+
+        return load_smollm2_tokenizer(bos_token_id=cfg.bos_token_id)
+    return load_model(params, loaded).tokenizer
+
+
+def bos_token_id(params: Params, tokenizer) -> int:
     """The id at position 0 of every prompt: stated in params where the tokenizer's own BOS is not used."""
     stated = params.entry.bos_token_id
-    return model.tokenizer.bos_token_id if stated is None else stated
+    return tokenizer.bos_token_id if stated is None else stated

@@ -80,8 +80,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the builders only: planted_truth() serves the torch-free verify stage
+    import torch
 
 __all__ = [
     "PlantedTruth",
@@ -258,6 +260,7 @@ def planted_tokenizer(add_bos_token: bool = True):
 
 
 def planted_config(seed: int = 0):
+    import torch
     from transformer_lens import HookedTransformerConfig
 
     return HookedTransformerConfig(
@@ -285,6 +288,8 @@ def planted_config(seed: int = 0):
 
 def _ortho_basis(gen: torch.Generator) -> torch.Tensor:
     """(d_model, d_model-1) orthonormal columns spanning the zero-mean hyperplane (float64)."""
+    import torch
+
     a = torch.randn(D_MODEL, D_MODEL, generator=gen, dtype=torch.float64)
     a[:, 0] = 1.0
     q, _ = torch.linalg.qr(a)
@@ -301,6 +306,8 @@ def _single_token_id(tokenizer, word: str) -> int | None:
 
 
 def _planted_state_dict(seed: int, tokenizer) -> dict[str, torch.Tensor]:
+    import torch
+
     gen = torch.Generator().manual_seed(int(seed))
 
     def randn(*shape):
