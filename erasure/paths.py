@@ -7,6 +7,8 @@ DVC_LOCK = Path("dvc.lock")
 
 PROMPTS_DIR = Path("data/prompts")
 ACTIVATIONS_DIR = Path("data/activations")
+FIG4_POINTS = "fig4_points.npz"  # in ACTIVATIONS_DIR: paper Fig 4's DLA points
+DISCOVERY_ATLAS = Path("data/discovery_atlas.npz")  # median PR of every (writer, later component) pair
 
 METRICS = {  # stage output name -> file
     "fig1_resid": Path("metrics/fig1_resid.json"),

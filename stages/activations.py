@@ -1,30 +1,58 @@
-"""Stage activations: clean + V-composition-patched runs, streamed into per-token tables (data/activations)."""
+"""Stage activations: every forward pass of the pipeline (erasure.analysis.passes). One clean pass over the prompts
+feeds discovery (metrics/discovery.json, data/discovery_atlas.npz) and the per-token tables with paper Fig 4's
+points (data/activations); then paper Fig 5's passes (metrics/fig5_adversarial.json)."""
+import json
+import resource
+import sys
+import time
+
 from erasure.errors import DataError
-from erasure.params.load import load_params, resolve_roles
-from erasure.paths import ACTIVATIONS_DIR
+from erasure.params.load import load_params
+from erasure.paths import ACTIVATIONS_DIR, DISCOVERY_ATLAS, METRICS
 from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.activations import compute_activation_tables
+    from erasure.analysis.activations import write_meta
+    from erasure.analysis.discovery.atlas import save_atlas
+    from erasure.analysis.discovery.discover import atlas_of
+    from erasure.analysis.fig4_points import check_start_pos
+    from erasure.analysis.passes import run_passes
     from erasure.analysis.prompt_files import load_prompt_info, load_prompts
-    from erasure.io import atomic_path
-    from erasure.models.load import load_model
+    from erasure.io import atomic_path, atomic_write_json
+    from erasure.models.load import bos_token_id, load_model
 
+    t0 = time.perf_counter()
     params = load_params()
-    writer, erasers = resolve_roles(params)
     info = load_prompt_info()
     if info.get("model") != params.model:
         raise DataError(f"data/prompts was built for {info.get('model')}, not {params.model}: run `dvc repro prompts`")
     tokens = load_prompts()
+    check_start_pos(params.fig4.code_variant.start_pos, tokens.shape[1])
     model = load_model(params)
+    t_load = time.perf_counter() - t0
     with atomic_path(ACTIVATIONS_DIR) as tmp:
-        meta = compute_activation_tables(
-            model, tokens, writer, erasers, tmp, params.activations.batch_size, params.activations.n_dla_prompts,
-            extra_meta={"model": params.model, "prompts_sha256": info["sha256"], "is_code": info["is_code"]},
-        )
-    print(f"activations: {meta['n_prompts']} x {meta['seq_len']} tokens, writer {writer}, patched layers "
-          f"{meta['patch_layers']}")
+        done = run_passes(model, tokens, params, tmp, bos_token_id(params, model.tokenizer))
+        record = done.discovery.record | {"prompts_sha256": info["sha256"]}
+        write_meta(tmp, done.tables_meta | {"model": params.model, "prompts_sha256": info["sha256"],
+                                            "is_code": info["is_code"]})
+        save_atlas(atlas_of(done.discovery), DISCOVERY_ATLAS)
+        atomic_write_json(METRICS["discovery"], record)
+        atomic_write_json(METRICS["fig5_adversarial"], done.fig5)
+    sel = record["selected"]
+    print(
+        f"activations: {params.model}, {tokens.shape[0]} x {tokens.shape[1]} tokens on {model.cfg.device} "
+        f"({model.cfg.dtype}); tables: writer {done.tables_meta['writer']}, patched layers "
+        f"{done.tables_meta['patch_layers']}; discovery: top writer "
+        f"{record['writers'][0]['name'] if record['writers'] else None}, selected {sel['writer']} with erasers "
+        f"{sel['erasers']}, rediscovered = {record['rediscovered']}; V-comp prompts "
+        f"{'kept from the clean pass' if done.subset_kept else 'run again (beyond compute.memory_gb)'}",
+        file=sys.stderr,
+    )
+    seconds = {"load": t_load, **done.seconds, "total": time.perf_counter() - t0}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"activations: seconds {json.dumps({k: round(v, 1) for k, v in seconds.items()})}; peak RSS {peak:.2f} GB",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

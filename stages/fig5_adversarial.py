@@ -1,31 +1,22 @@
-"""Stage fig5_adversarial: paper Fig 5 -- clean DLA of the writer and of other heads on four adversarial prompts,
-vs their DLA when the head's last-position input is resampled from unrelated prompts."""
-from erasure.params.load import load_params, resolve_roles
-from erasure.paths import FIGURES, METRICS, PROMPTS_DIR
+"""Stage fig5_adversarial: paper Fig 5 drawn -- clean DLA of the writer and of other heads on four adversarial
+prompts vs their DLA when the head's last-position input is resampled (metrics/fig5_adversarial.json, computed by
+the activations stage)."""
+from erasure.errors import DataError
+from erasure.io import read_json
+from erasure.params.load import load_params
+from erasure.paths import FIGURES, METRICS
+from erasure.plotting.fig5 import plot_fig5
 from erasure.stage import run_stage
 
 
 def main() -> None:
-    import torch
-
-    from erasure.analysis.fig5 import analyse_prompt, prompt_specs, strip_values
-    from erasure.analysis.prompt_files import load_prompts
-    from erasure.io import atomic_write_json
-    from erasure.models.load import bos_token_id, load_model
-    from erasure.plotting.fig5 import plot_fig5
-
     params = load_params()
-    settings = params.fig5
-    writer, _ = resolve_roles(params)
-    specs = prompt_specs(settings, writer, params.model)
-    rows = load_prompts(PROMPTS_DIR)
-    model = load_model(params)
-    bos = bos_token_id(params, model)
-    torch.manual_seed(settings.seed)
-    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos)) for spec in specs}
-    metrics = {"model": params.model, "prompts": prompts}
-    plot_fig5(prompts, FIGURES["fig5"], params.model, settings.dpi)
-    atomic_write_json(METRICS["fig5_adversarial"], metrics)
+    metrics = read_json(METRICS["fig5_adversarial"], "activations")
+    if metrics.get("model") != params.model:
+        raise DataError(f"{METRICS['fig5_adversarial']} is of model {metrics.get('model')!r}, not "
+                        f"{params.model!r}: run `dvc repro activations`")
+    prompts = metrics["prompts"]
+    plot_fig5(prompts, FIGURES["fig5"], params.model, params.fig5.dpi)
     for key, res in prompts.items():
         cells = ", ".join(
             f"{name} {h['clean']:.2f} -> {h['resampled']['median']:.2f}" for name, h in res["heads"].items()
@@ -34,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, needs_model=True)
+    run_stage(main)

@@ -9,12 +9,12 @@ def main() -> None:
     from erasure.analysis.prompt_files import save_prompts
     from erasure.analysis.prompts import build_prompts
     from erasure.io import atomic_path, atomic_write_json
-    from erasure.models.load import LoadedFrom, bos_token_id, load_model
+    from erasure.models.load import LoadedFrom, bos_token_id, model_tokenizer
 
     params = load_params()
     loaded = LoadedFrom()
-    model = load_model(params, loaded)
-    tokens, info = build_prompts(params, model.tokenizer, bos_token_id(params, model))
+    tokenizer = model_tokenizer(params, loaded)
+    tokens, info = build_prompts(params, tokenizer, bos_token_id(params, tokenizer))
     info["hub"] = {**loaded.repos, **info.pop("datasets")}
     with atomic_path(PROMPTS_DIR) as tmp:
         info = save_prompts(tmp, tokens, info)

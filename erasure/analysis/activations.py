@@ -1,25 +1,25 @@
-"""One streaming pass over the prompt set: the clean run, the V-composition-patched run, compact per-token tables.
+"""The activation tables: per token, the clean and V-composition-patched projection ratios onto the writer.
 
-Per batch of prompts the clean run caches only the hooks it needs (residual checkpoints, `hook_z`, `hook_mlp_out`,
-LN scales), the patched run restarts at the first patched layer from the clean residual, and everything is
-reduced at once to one projection ratio per (prompt, position, run, item). Nothing of size tokens x d_model
-outlives its batch except the vectors kept for the first `n_dla_prompts` prompts (paper Fig 4).
-Tables are written into memory-mapped .npy files, so memory stays flat whatever the number of prompts.
+Per batch the clean run (shared with discovery: erasure.analysis.clean_pass) keeps only the hooks the tables need
+(residual checkpoints, `hook_z`, `hook_mlp_out`, LN scales); the patched run restarts at the first patched layer
+from the clean residual (layers before it are the same in both runs), and everything is reduced at once to one
+projection ratio per (prompt, position, run, item). Nothing of size tokens x d_model outlives its batch: the
+first `n_dla_prompts` prompts' vectors are reduced to paper Fig 4's DLA points in the batch
+(erasure.analysis.fig4_points). Tables are written into memory-mapped .npy files, so memory stays flat whatever the
+number of prompts.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from jaxtyping import Float, Int
 from numpy.lib.format import open_memmap
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from erasure.analysis.fig4_points import Fig4Points
 from erasure.mechanism.hooks import (
     FINAL_NORMALIZED,
     FINAL_SCALE,
@@ -35,25 +35,32 @@ from erasure.mechanism.hooks import (
 from erasure.mechanism.names import Component, all_components, checkpoint_names
 from erasure.mechanism.projection import projection_ratio
 from erasure.mechanism.vcomp import norm_centre, vcomp_patch_hooks
+from erasure.params.sections import Fig4
+from erasure.paths import FIG4_POINTS
 
 RUNS = ("clean", "patched")
 TOP_K_CHUNK = 256  # positions unembedded at once when finding the top-2 tokens (bounds the logits' memory)
 
 
 def top2_tokens(model: HookedTransformer, resid_final_normed: Float[torch.Tensor, "b p d"]):
-    """The clean model's top-2 token ids and logits (b_U included) at each position, unembedded in chunks."""
+    """The clean model's top-2 token ids and logits (b_U included) at each position, unembedded in chunks.
+    (Under half precision TransformerLens hooks ln_final's output in float32: cast back to the weights' dtype.)"""
     ids, values = [], []
     for chunk in resid_final_normed.split(TOP_K_CHUNK, dim=1):
-        top = model.unembed(chunk).topk(2, dim=-1)
+        top = model.unembed(chunk.to(model.cfg.dtype)).topk(2, dim=-1)
         ids.append(top.indices)
         values.append(top.values)
     return torch.cat(ids, dim=1), torch.cat(values, dim=1)
 
 
-class ActivationPass:
-    """Computes the per-token tables of one batch; `run` streams every batch into the output directory."""
+class TablePass:
+    """The activation tables as a consumer of the clean pass (erasure.analysis.clean_pass): per batch, the
+    patched run from the first patched layer and the per-token tables, written into `out_dir`; `finish()`."""
 
-    def __init__(self, model: HookedTransformer, writer: Component, erasers: list[Component]):
+    def __init__(
+        self, model: HookedTransformer, writer: Component, erasers: list[Component], n: int, p: int,
+        out_dir: Path, n_dla_prompts: int, fig4: Fig4,
+    ):
         cfg = model.cfg
         self.model, self.writer, self.erasers = model, writer, erasers
         self.components = all_components(cfg.n_layers, cfg.n_heads)
@@ -68,6 +75,16 @@ class ActivationPass:
             | {ln1_scale_hook(l) for l in self.patch_layers}
             | {resid_pre_hook(self.first), FINAL_SCALE, FINAL_NORMALIZED}
         )
+        self.n, self.p, self.out_dir = n, p, Path(out_dir)
+        self.n_dla = min(n_dla_prompts, n)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.resid = open_memmap(self.out_dir / "resid_pr.npy", "w+", np.float32, (n, p, 2, len(self.checkpoints)))
+        self.comps = open_memmap(self.out_dir / "component_pr.npy", "w+", np.float32, (n, p, 2, len(self.components)))
+        self.over_scale = torch.zeros(cfg.d_model, dtype=torch.float64, device=cfg.device)
+        self.points = Fig4Points(model, erasers, self.n_dla, fig4)
+
+    def names_for(self, start: int) -> set[str]:
+        return self.names
 
     def component_prs(self, store: dict, o: torch.Tensor, layers) -> Float[torch.Tensor, "b p c"]:
         """PR of every component of `layers` onto o, in all_components order.
@@ -86,9 +103,9 @@ class ActivationPass:
     def eraser_sum(self, store: dict) -> Float[torch.Tensor, "b p d"]:
         return sum(component_output(self.model, store, e) for e in self.erasers)
 
-    def batch(self, tokens: Int[torch.Tensor, "b p"], keep_vectors: bool) -> dict[str, torch.Tensor]:
+    def add(self, start: int, tokens: Int[torch.Tensor, "b p"], clean: dict[str, torch.Tensor]) -> None:
+        """One batch: the patched run from the clean residual entering the first patched layer, then every PR."""
         model, first = self.model, self.first
-        clean = run_capture(model, tokens, self.names)
         o = component_output(model, clean, self.writer)
         scales = {l: clean[ln1_scale_hook(l)] for l in self.patch_layers}
         patched = run_capture(
@@ -113,86 +130,44 @@ class ActivationPass:
              self.component_prs(patched, o, range(first, n_layers))],
             dim=-1,
         )
+        stop = start + tokens.shape[0]
+        self.resid[start:stop] = _numpy(resid)
+        self.comps[start:stop] = _numpy(torch.stack([comp_clean, comp_patched], dim=2))
         sigma_f = clean[FINAL_SCALE].squeeze(-1)
-        centred = norm_centre(model, o)
-        out = {
-            "resid_pr": resid,
-            "component_pr": torch.stack([comp_clean, comp_patched], dim=2),
-            "writer_over_scale_sum": (centred / sigma_f.unsqueeze(-1)).sum((0, 1)).double(),
-        }
-        if keep_vectors:
+        self.over_scale += (norm_centre(model, o) / sigma_f.unsqueeze(-1)).sum((0, 1)).double()
+        if start < self.n_dla:  # whole-batch products, as a batch of their own would compute them
             erasers_clean = self.eraser_sum(clean)
-            top2, logits_top2 = top2_tokens(model, clean[FINAL_NORMALIZED])
-            out |= {
-                "tokens": tokens,
-                "writer_out": o,
-                "erasers_out": erasers_clean,
-                "vcomp_out": erasers_clean - self.eraser_sum(patched),
-                "scale_final": sigma_f,
-                "scale_patch_layer": scales[first].squeeze(-1),
-                "top2": top2,
-                "logits_top2": logits_top2,
-            }
-        return out
+            top2, _ = top2_tokens(model, clean[FINAL_NORMALIZED])
+            self.points.add(start, tokens, o, erasers_clean - self.eraser_sum(patched), erasers_clean, sigma_f,
+                            scales[first].squeeze(-1), top2)
 
-    def run(
-        self,
-        tokens: Int[torch.Tensor, "n p"],
-        out_dir: Path,
-        batch_size: int,
-        n_dla_prompts: int,
-        progress: Callable = tqdm,
-    ) -> dict:
-        n, p = tokens.shape
-        n_dla = min(n_dla_prompts, n)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        resid = open_memmap(out_dir / "resid_pr.npy", "w+", np.float32, (n, p, 2, len(self.checkpoints)))
-        comps = open_memmap(out_dir / "component_pr.npy", "w+", np.float32, (n, p, 2, len(self.components)))
-        kept: dict[str, list[torch.Tensor]] = {}
-        over_scale = torch.zeros(self.model.cfg.d_model, dtype=torch.float64)
-        for start in progress(range(0, n, batch_size), desc="activations", unit="batch"):
-            stop = min(start + batch_size, n)
-            out = self.batch(tokens[start:stop], keep_vectors=start < n_dla)
-            resid[start:stop] = out["resid_pr"].numpy()
-            comps[start:stop] = out["component_pr"].numpy()
-            over_scale += out["writer_over_scale_sum"]
-            for key in ("tokens", "writer_out", "erasers_out", "vcomp_out", "scale_final", "scale_patch_layer",
-                        "top2", "logits_top2"):
-                if key in out:
-                    kept.setdefault(key, []).append(out[key][: max(0, n_dla - start)])
-        resid.flush()
-        comps.flush()
-        del resid, comps
-        dla = {k: torch.cat(v).contiguous() for k, v in kept.items()}
-        dla["writer_over_scale_mean"] = (over_scale / (n * p)).float()
-        save_file(dla, str(out_dir / "dla_cache.safetensors"))
-        meta = {
+    def finish(self, tokenizer) -> dict:
+        """Flush the tables, write the Fig 4 points; the meta.json record (without model and prompt keys).
+        `tokenizer` decodes the aligned tokens."""
+        self.resid.flush()
+        self.comps.flush()
+        del self.resid, self.comps
+        mean = (self.over_scale / (self.n * self.p)).to(self.model.cfg.dtype)
+        with open(self.out_dir / FIG4_POINTS, "wb") as f:
+            np.savez(f, **self.points.arrays())
+        return {
             "writer": self.writer.name,
             "erasers": [e.name for e in self.erasers],
             "patch_layers": self.patch_layers,
             "components": [c.name for c in self.components],
             "checkpoints": self.checkpoints,
             "runs": list(RUNS),
-            "n_prompts": n,
-            "seq_len": p,
-            "n_dla_prompts": n_dla,
+            "n_prompts": self.n,
+            "seq_len": self.p,
+            "n_dla_prompts": self.n_dla,
             "d_model": self.model.cfg.d_model,
+            "fig4": self.points.meta(mean, tokenizer),
         }
-        return meta
 
 
-def compute_activation_tables(
-    model: HookedTransformer,
-    tokens: Int[torch.Tensor, "n p"],
-    writer: Component,
-    erasers: list[Component],
-    out_dir: Path,
-    batch_size: int,
-    n_dla_prompts: int,
-    extra_meta: dict | None = None,
-) -> dict:
-    """Write resid_pr.npy, component_pr.npy, dla_cache.safetensors and meta.json into out_dir."""
-    meta = ActivationPass(model, writer, erasers).run(tokens, Path(out_dir), batch_size, n_dla_prompts)
-    meta |= extra_meta or {}
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float32).numpy()
+
+
+def write_meta(out_dir: Path, meta: dict) -> None:
     (Path(out_dir) / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    return meta

@@ -1,15 +1,11 @@
 """Paper Fig 4 (docs/methods.md §4.4): is the writer's DLA real, or erased downstream?
 
 x = DLA(o) of the writer output o, y = DLA of the erasers' V-composition part (clean minus V-patched eraser
-outputs), both on the clean model's top-2 logit difference u = W_U[:, t1] - W_U[:, t2] at every position of the
-first `fig4.n_prompts` prompts. If the erasers remove what the writer wrote, y ~ slope * x with a negative slope:
-the writer's DLA overstates its effect on the logits.
-
-The authors' code (repo fig5) did something different, reported here as `code_variant`: first 10 prompts,
-positions start_pos..p-2, u = W_U[:, actual next token], and the writer pushed through the erasers' summed OV
-circuit without attention weighting, ((o - mean)/sigma_L) @ sum_h W_V[L,h] W_O[L,h].
-
-Also here: the tokens the writer's mean output boosts most (paper §3.5, metrics/aligned_tokens.json).
+outputs), both on the clean model's top-2 logit difference at every position of the first `fig4.n_prompts`
+prompts. If the erasers remove what the writer wrote, y ~ slope * x with a negative slope: the writer's DLA
+overstates its effect on the logits. The authors' code (repo fig5) did something different, reported here as
+`code_variant`. The points are the activations stage's (erasure.analysis.fig4_points, which says how each is
+computed); here they are only selected and fitted, with numpy and scipy: no model, no torch.
 """
 from __future__ import annotations
 
@@ -18,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from jaxtyping import Float, Int
-from safetensors.torch import load_file
 
 from erasure.errors import DataError, ParamError
-from erasure.mechanism.dla import centres, dla, top2_dla
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
 from erasure.params.sections import Fig4
+from erasure.paths import FIG4_POINTS
+
+POINT_KEYS = ("writer", "vcomp", "erasers", "code_x", "code_y")
 
 
 def position_mask(seq_len: int, positions: str) -> np.ndarray:
@@ -41,36 +36,26 @@ def position_mask(seq_len: int, positions: str) -> np.ndarray:
     return mask
 
 
-CACHE_KEYS = ("tokens", "writer_out", "vcomp_out", "erasers_out", "scale_final", "scale_patch_layer", "top2",
-              "writer_over_scale_mean")
-
-
-def load_dla_cache(act_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """data/activations/dla_cache.safetensors and meta.json, or a DataError saying which stage to run."""
+def load_points(act_dir: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """data/activations' Fig 4 points and meta.json, or a DataError saying which stage to run."""
     act_dir = Path(act_dir)
-    cache_file, meta_file = act_dir / "dla_cache.safetensors", act_dir / "meta.json"
-    if not cache_file.exists() or not meta_file.exists():
-        raise DataError(f"{cache_file} or {meta_file} is missing: run `dvc repro activations`")
+    points_file, meta_file = act_dir / FIG4_POINTS, act_dir / "meta.json"
+    if not points_file.exists() or not meta_file.exists():
+        raise DataError(f"{points_file} or {meta_file} is missing: run `dvc repro activations`")
     try:
-        return load_file(str(cache_file)), json.loads(meta_file.read_text())
+        with np.load(points_file, allow_pickle=False) as f:
+            points = {k: f[k] for k in POINT_KEYS}
+        return points, json.loads(meta_file.read_text())
     except Exception as err:  # a truncated/corrupt file: one line, not a traceback
         raise DataError(f"{act_dir} is unreadable ({type(err).__name__}: {err}): "
                         "rerun `dvc repro activations`") from None
 
 
-def check_cache(
-    cache: dict[str, torch.Tensor], meta: dict, model_name: str, writer: Component, erasers: list[Component]
+def check_points(
+    points: dict[str, np.ndarray], meta: dict, model_name: str, writer: Component, erasers: list[Component],
+    settings: Fig4,
 ) -> None:
-    """DataError unless the DLA cache has every array with consistent shapes and is of this model and roles."""
-    missing = [k for k in CACHE_KEYS if k not in cache]
-    if missing:
-        raise DataError(f"DLA cache lacks {', '.join(missing)}: rerun `dvc repro activations`")
-    n, p, d = cache["writer_out"].shape
-    expect = {"tokens": (n, p), "vcomp_out": (n, p, d), "erasers_out": (n, p, d), "scale_final": (n, p),
-              "scale_patch_layer": (n, p), "top2": (n, p, 2), "writer_over_scale_mean": (d,)}
-    for key, shape in expect.items():
-        if tuple(cache[key].shape) != shape:
-            raise DataError(f"DLA cache {key} has shape {tuple(cache[key].shape)}, expected {shape}")
+    """DataError unless the points have consistent shapes and are of this model, roles and Fig 4 settings."""
     if meta.get("model") != model_name:
         raise DataError(
             f"data/activations was computed for model {meta.get('model')!r} but params.yaml selects "
@@ -78,59 +63,19 @@ def check_cache(
         )
     if meta.get("writer") != writer.name or list(meta.get("erasers", [])) != [e.name for e in erasers]:
         raise DataError("data/activations was computed for another writer/eraser set: rerun `dvc repro activations`")
-
-
-def ov_sum(model, heads: list[Component]) -> Float[torch.Tensor, "d d"]:
-    """sum_h W_V[L,h] @ W_O[L,h] over the given heads (TransformerLens expands GQA W_V to every head)."""
-    total = None
-    for comp in heads:
-        attn = model.blocks[comp.layer].attn
-        ov = attn.W_V[comp.head] @ attn.W_O[comp.head]
-        total = ov if total is None else total + ov
-    return total
-
-
-def code_variant_points(
-    writer_out: Float[torch.Tensor, "n p d"],
-    scale_patch: Float[torch.Tensor, "n p"],
-    scale_final: Float[torch.Tensor, "n p"],
-    tokens: Int[torch.Tensor, "n p"],
-    W_U: Float[torch.Tensor, "d v"],
-    ov: Float[torch.Tensor, "d d"],
-    start_pos: int,
-    centre: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The authors' repo fig5: (x, y) at sources start_pos..p-2 with u = W_U[:, next token] (one column).
-
-    x = DLA(o); y = DLA(((o - mean)/sigma_L) @ OV), no attention weighting; both with sigma_f at the source.
-    """
-    n, p, _ = writer_out.shape
-    if start_pos > p - 2:
-        raise ParamError(f"fig4.code_variant.start_pos = {start_pos} is not allowed: "
-                         f"must be at most seq_len - 2 = {p - 2}")
-    xs, ys = [], []
-    for b in range(n):
-        o = writer_out[b, start_pos : p - 1].float()
-        u = W_U.T[tokens[b, start_pos + 1 : p]]
-        sf = scale_final[b, start_pos : p - 1].float()
-        o_c = o - o.mean(-1, keepdim=True) if centre else o
-        w = (o_c / scale_patch[b, start_pos : p - 1, None].float()) @ ov
-        xs.append(dla(o, sf, u, centre))
-        ys.append(dla(w, sf, u, centre))
-    return torch.cat(xs).numpy(), torch.cat(ys).numpy()
-
-
-def aligned_tokens(
-    writer_over_scale_mean: Float[torch.Tensor, " d"], W_U: Float[torch.Tensor, "d v"], tokenizer, k: int = 20
-) -> list[dict]:
-    """The k tokens with the highest mean DLA of the writer: mean((o - mean o)/sigma_f) @ W_U (centred, no b_U)."""
-    W_c = W_U - W_U.mean(-1, keepdim=True)
-    scores = writer_over_scale_mean.float() @ W_c
-    top = torch.topk(scores, k)
-    return [
-        {"token": tokenizer.decode([int(i)]), "id": int(i), "score": float(s)}
-        for s, i in zip(top.values.tolist(), top.indices.tolist())
-    ]
+    fig4 = meta.get("fig4", {})
+    code = fig4.get("code_variant", {})
+    if (code.get("start_pos") != settings.code_variant.start_pos
+            or code.get("n_prompts") != min(settings.code_variant.n_prompts, fig4.get("n_prompts", -1))
+            or fig4.get("aligned_top_k") != settings.aligned_top_k):
+        raise DataError("data/activations was computed with other fig4.code_variant / fig4.aligned_top_k params: "
+                        "rerun `dvc repro activations`")
+    n, p = fig4["n_prompts"], meta["seq_len"]
+    for key in ("writer", "vcomp", "erasers"):
+        if points[key].shape != (n, p):
+            raise DataError(f"Fig 4 points {key} have shape {points[key].shape}, expected {(n, p)}")
+    if points["code_x"].shape != points["code_y"].shape:
+        raise DataError("Fig 4 code-variant points: x and y differ in length")
 
 
 @dataclass
@@ -141,39 +86,29 @@ class Fig4Result:
 
 
 def fig4_metrics(
-    cache: dict[str, torch.Tensor], model, settings: Fig4, model_name: str, writer: Component,
+    points: dict[str, np.ndarray], meta: dict, settings: Fig4, model_name: str, writer: Component,
     erasers: list[Component],
 ) -> Fig4Result:
-    """Every number of metrics/fig4_dla.json from the DLA cache and the model's W_U / W_V / W_O."""
-    W_U = model.W_U.detach().float()
-    n_cache, p, _ = cache["writer_out"].shape
+    """Every number of metrics/fig4_dla.json from the activations stage's points."""
+    n_cache, p = points["writer"].shape
     n = min(settings.n_prompts, n_cache)
     if n < 2:
         raise DataError(f"fig4 needs at least 2 prompts in the DLA cache to bootstrap over prompts, got {n}")
     mask = position_mask(p, settings.positions)
-    sl = slice(0, n)
-    top2, sf = cache["top2"][sl].long(), cache["scale_final"][sl]
-    c = centres(model)
-    x = top2_dla(cache["writer_out"][sl], sf, W_U, top2, "DLA writer", c)[:, mask].numpy()
-    y = top2_dla(cache["vcomp_out"][sl], sf, W_U, top2, "DLA V-composition", c)[:, mask].numpy()
-    y_full = top2_dla(cache["erasers_out"][sl], sf, W_U, top2, "DLA erasers", c)[:, mask].numpy()
+    # C order, as the points were computed: numpy's masked copy would be Fortran-ordered, and its row sums
+    # (the bootstrap's per-prompt statistics) would round differently
+    x, y, y_full = (np.ascontiguousarray(points[k][:n][:, mask]) for k in ("writer", "vcomp", "erasers"))
 
     paper = fit_line(x, y)
     paper.update(bootstrap_fit(x, y, settings.n_bootstrap, settings.seed))
     paper.update({"n_points": int(x.size), "n_prompts": n, "positions": settings.positions})
 
-    # Code variant: only head erasers have an OV circuit; every head uses the cache's ln1 scale of the first
-    # patched layer (exact when all erasers share one layer, as on gelu-4l and planted-4l).
-    heads = [e for e in erasers if e.is_head]
-    n_code = min(settings.code_variant.n_prompts, n_cache)
+    code_meta = meta["fig4"]["code_variant"]
     code = {"r": None, "slope": None, "intercept": None, "n_points": 0}
-    if heads:
-        cx, cy = code_variant_points(
-            cache["writer_out"][:n_code], cache["scale_patch_layer"][:n_code], cache["scale_final"][:n_code],
-            cache["tokens"][:n_code].long(), W_U, ov_sum(model, heads), settings.code_variant.start_pos, c,
-        )
+    if code_meta["has_heads"]:
+        cx, cy = points["code_x"], points["code_y"]
         code = {**fit_line(cx, cy), "n_points": int(cx.size)}
-    code.update({"n_prompts": n_code, "start_pos": settings.code_variant.start_pos})
+    code.update({"n_prompts": code_meta["n_prompts"], "start_pos": code_meta["start_pos"]})
 
     metrics = {
         "model": model_name,

@@ -26,7 +26,7 @@ from jaxtyping import Float, Int
 from tqdm import tqdm
 
 from erasure.errors import ParamError
-from erasure.mechanism.dla import centres, dla, logit_diff_direction
+from erasure.mechanism.dla import at_least_float32, centres, dla, logit_diff_direction
 from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
@@ -54,7 +54,7 @@ def prompt_specs(fig5: Fig5, writer: Component, model_name: str) -> list[PromptS
 def tokenize_prompt(model, text: str, bos_id: int) -> Int[torch.Tensor, "1 n"]:
     """BOS + the text's tokens (equal to `model.to_tokens(text)` when the tokenizer's BOS is bos_id)."""
     body = model.to_tokens(text, prepend_bos=False)[0]
-    return torch.cat([torch.tensor([bos_id]), body]).unsqueeze(0).long()
+    return torch.cat([torch.tensor([bos_id], device=body.device), body]).unsqueeze(0).long()
 
 
 def target_ids(model, token: str) -> tuple[list[int], bool]:
@@ -164,6 +164,42 @@ def resampled_head_out(
     return torch.cat(outs)
 
 
+def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple[list[int], list[bool]]:
+    """The first token id of each side of a prompt's stated pair, and whether each side is one token; with
+    `direction: pair` both must be single, different tokens (a ParamError naming the prompt otherwise)."""
+    pair_ids, single = zip(*(target_ids(model, t) for t in pair))
+    used = [ids[0] for ids in pair_ids]
+    if direction == "pair" and not (all(single) and used[0] != used[1]):
+        raise ParamError(
+            f"fig5.prompts.{key}.pair = {list(pair)!r} is not allowed with fig5.direction = pair: each "
+            "side must be one token of the model's tokenizer and the two must differ "
+            f"(got ids {[list(i) for i in pair_ids]})"
+        )
+    return used, list(single)
+
+
+def check_prompts(model, settings: Fig5, bos_id: int, seq_len: int) -> None:
+    """What analyse_prompt would refuse, refused before the activations stage's long pass: a stated pair the
+    direction cannot use, a prompt longer than the prompt set's rows."""
+    for key, prompt in settings.prompts.items():
+        stated_pair(model, key, tuple(prompt.pair), settings.direction)
+        n = tokenize_prompt(model, prompt.text, bos_id).shape[1]
+        if n > seq_len:
+            raise ParamError(f"fig5.prompts.{key}.text has {n} tokens, more than the prompt set's rows "
+                             f"({seq_len}): shorten it or raise prompts.seq_len")
+
+
+def copies_per_pass(budget_bytes: int, n_tokens: int, cfg) -> int:
+    """Resampled copies of an n_tokens prompt per forward pass that fit in `budget_bytes` (params
+    `compute.memory_gb`). Per copy, a rough upper bound of what one block with split q/k/v inputs holds at once
+    (a residual copy per head for each of q, k and v, their projections, scores and pattern, the MLP's hidden
+    layer), doubled for TransformerLens's transient copies."""
+    h, d, dh, dm = cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_mlp or 0
+    itemsize = torch.empty((), dtype=cfg.dtype).element_size()
+    per_copy = 2 * itemsize * n_tokens * (6 * h * d + 4 * h * dh + 2 * dm + 4 * d + 2 * h * n_tokens)
+    return max(1, budget_bytes // per_copy)
+
+
 def summarize_resampled(values: np.ndarray) -> dict:
     s = summarize(np.asarray(values, dtype=np.float64))
     return {k: float(s[k]) for k in RESAMPLED_STATS}
@@ -182,19 +218,14 @@ def select_sources(
 
 def analyse_prompt(
     model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, bos_id: int,
+    budget_bytes: int,
 ) -> dict:
-    """Every number of metrics/fig5_adversarial.json for one prompt."""
+    """Every number of metrics/fig5_adversarial.json for one prompt; resampled copies batched within the budget."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
+    batch_size = copies_per_pass(budget_bytes, tokens.shape[1], model.cfg)
     run = clean_run(model, tokens)
     top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
-    pair_ids, single = zip(*(target_ids(model, t) for t in spec.pair))
-    used = [ids[0] for ids in pair_ids]
-    if settings.direction == "pair" and not (all(single) and used[0] != used[1]):
-        raise ParamError(
-            f"fig5.prompts.{spec.key}.pair = {list(spec.pair)!r} is not allowed with fig5.direction = pair: each "
-            "side must be one token of the model's tokenizer and the two must differ "
-            f"(got ids {[list(i) for i in pair_ids]})"
-        )
+    used, single = stated_pair(model, spec.key, spec.pair, settings.direction)
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
@@ -202,28 +233,28 @@ def analyse_prompt(
         "single_token": list(single),
         "matches_top2": used == top2_ids,
     }
-    W_U = model.W_U.detach().float()
+    W_U = at_least_float32(model.W_U.detach())
     directions = {"top2": top2_ids, "pair": used}
     chosen = directions[settings.direction]
-    direction = logit_diff_direction(W_U, torch.tensor([chosen]))[0]
-    writer_clean = {
-        name: float(clean_head_dla(run, logit_diff_direction(W_U, torch.tensor([ids]))[0], centres(model))[
-            writer.layer, writer.head])
-        for name, ids in directions.items()
-    }
+    along = {name: logit_diff_direction(W_U, torch.tensor([ids], device=W_U.device))[0]
+             for name, ids in directions.items()}
+    direction = along[settings.direction]
+    writer_clean = {name: float(clean_head_dla(run, u, centres(model))[writer.layer, writer.head])
+                    for name, u in along.items()}
 
     clean = clean_head_dla(run, direction, centres(model))
     auto = auto_head(clean, writer)
     heads = list(dict.fromkeys([writer, spec.comparison_head, auto]))
-    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed)
-    normalized = source_inputs(model, sources, sorted({c.layer for c in heads}), settings.batch_size)
+    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed).to(tokens.device)
+    normalized = source_inputs(model, sources, sorted({c.layer for c in heads}), batch_size)
 
     out = {}
     for comp in heads:
         resampled_out = resampled_head_out(
-            model, tokens, comp, normalized[comp.layer], settings.batch_size, desc=f"{spec.key} {comp.name}"
+            model, tokens, comp, normalized[comp.layer], batch_size, desc=f"{spec.key} {comp.name}"
         )
-        values = dla(resampled_out, run.scale_final.expand(resampled_out.shape[0]), direction, centres(model)).numpy()
+        values = dla(resampled_out, run.scale_final.expand(resampled_out.shape[0]), direction, centres(model))
+        values = values.detach().to("cpu", torch.promote_types(values.dtype, torch.float32)).numpy()
         out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values),
                           "_values": values}
     return {

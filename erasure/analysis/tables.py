@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from erasure.errors import DataError
-
-ACTIVATIONS_DIR = Path("data/activations")
+from erasure.paths import ACTIVATIONS_DIR
 
 
 @dataclass

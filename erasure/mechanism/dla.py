@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 from jaxtyping import Float, Int
-from tqdm import tqdm
 
 
 def dla(
@@ -46,16 +45,25 @@ def logit_diff_direction(
     return W_U.T[pair[..., 0]] - W_U.T[pair[..., 1]]
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """x in float32, or float64 if it already is: DLA scalars are never computed in half precision."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def top2_dla(
-    vectors: Float[torch.Tensor, "n p d"],
+    vector_sets: list[Float[torch.Tensor, "n p d"]],
     scale_final: Float[torch.Tensor, "n p"],
     W_U: Float[torch.Tensor, "d v"],
     top2: Int[torch.Tensor, "n p 2"],
-    desc: str | None = None,
     centre: bool = True,
-) -> Float[torch.Tensor, "n p"]:
-    """DLA on the top-2 logit difference at every (prompt, position), one prompt at a time (memory: p x d)."""
-    out = torch.empty(vectors.shape[:2], dtype=torch.float32)
-    for b in tqdm(range(vectors.shape[0]), desc=desc, disable=desc is None, leave=False):
-        out[b] = dla(vectors[b].float(), scale_final[b].float(), logit_diff_direction(W_U, top2[b]), centre)
-    return out
+) -> list[Float[torch.Tensor, "n p"]]:
+    """DLA of each set of vectors on the top-2 logit difference at every (prompt, position), one prompt at a time
+    (memory: p x d), each prompt's directions gathered once for all the sets."""
+    dtype = torch.promote_types(vector_sets[0].dtype, torch.float32)
+    outs = [torch.empty(v.shape[:2], dtype=dtype, device=v.device) for v in vector_sets]
+    for b in range(top2.shape[0]):
+        u = logit_diff_direction(W_U, top2[b])
+        sf = at_least_float32(scale_final[b])
+        for out, vectors in zip(outs, vector_sets):
+            out[b] = dla(at_least_float32(vectors[b]), sf, u, centre)
+    return outs

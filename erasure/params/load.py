@@ -19,7 +19,7 @@ from erasure.io import read_yaml
 from erasure.mechanism.names import Component
 from erasure.params.fields import Section, Text, describe
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
-from erasure.params.sections import Activations, Discovery, Fig2, Fig4, Fig5, FigPlot, Paper, Stats
+from erasure.params.sections import Activations, Compute, Discovery, Fig2, Fig4, Fig5, FigPlot, Paper, Stats
 from erasure.paths import METRICS, PARAMS_FILE
 
 
@@ -28,6 +28,7 @@ class Params(Section):
 
     model: Text
     models: Models
+    compute: Compute
     activations: Activations
     stats: Stats
     fig1: FigPlot
@@ -116,20 +117,26 @@ def check_entry(name: str, entry: AnyModel, shape: ModelShape) -> None:
 
 
 def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:
-    """The writer and erasers of the selected model; `auto` ones are the discover stage's selection."""
-    entry, base = params.entry, f"models.{params.model}"
+    """The writer and erasers of the selected model; `auto` ones are discovery's selection (its metrics file)."""
+    entry = params.entry
     if entry.writer != "auto" and entry.erasers != "auto":
         return entry.writer, list(entry.erasers)
     if not discovery.exists():
-        raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro discover` first")
+        raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro activations` first")
     try:
         selected = json.loads(discovery.read_text())["selected"]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise DataError(f"{discovery} is corrupt (no `selected` writer): re-run `dvc repro discover`") from None
+        raise DataError(f"{discovery} is corrupt (no `selected` writer): re-run `dvc repro activations`") from None
+    return selected_roles(params, selected, str(discovery))
+
+
+def selected_roles(params: Params, selected: dict, source: str) -> tuple[Component, list[Component]]:
+    """The writer and erasers of the selected model, `auto` ones from discovery's `selected` record."""
+    entry, base = params.entry, f"models.{params.model}"
     writer = entry.writer
     if writer == "auto":
-        writer = Component.parse(selected.get("writer"), f"{base}.writer (auto, from {discovery})", params.shape)
-    param = f"{base}.erasers (auto, from {discovery})"
+        writer = Component.parse(selected.get("writer"), f"{base}.writer (auto, from {source})", params.shape)
+    param = f"{base}.erasers (auto, from {source})"
     names = selected.get("erasers")
     if not isinstance(names, list) or not names:
         raise ParamError(f"{param} = {names!r} is not allowed: must be a non-empty list of heads/MLPs")

@@ -23,8 +23,16 @@ BANDS = ("25-75", "12.5-87.5")  # percentile bands the figures can draw (erasure
 Dpi = Int(50, 600)
 
 
+class Compute(Section):
+    """Where and in what precision the model runs, and the working memory batched passes may use."""
+
+    device: Choice("auto", "cpu", "cuda")  # auto = CUDA when torch sees one, else the CPU
+    dtype: Choice("float32", "float64", "bfloat16", "float16")  # of the weights and every activation
+    memory_gb: Float(0.01, 4096.0)  # beyond the model and one batch: Fig 5's copies per pass, the V-comp subset
+
+
 class Activations(Section):
-    batch_size: Int(1, 1024)  # prompts per forward pass (memory ~ batch_size x seq_len)
+    batch_size: Int(1, 1024)  # prompts per clean forward pass, shared by discovery and the tables
     n_dla_prompts: Int(1, MAX_COUNT)  # prompts whose vectors are kept for paper Fig 4
 
 
@@ -80,7 +88,6 @@ class Fig5(Section):
     direction: Choice("top2", "pair")  # top2: the model's top-2 logit difference (the authors' code); pair: the stated
     comparison_heads: list[HeadName]  # one per prompt (and within the model: erasure.params.load)
     n_resample: Int(1, MAX_COUNT)  # unrelated prompt rows per head (all rows when the prompt set is smaller)
-    batch_size: Int(1, 4096)  # resampled copies per forward pass
     seed: Int(0, MAX_SEED)  # which rows are drawn when there are more than n_resample
     dpi: Dpi
 
@@ -94,9 +101,9 @@ class Fig5(Section):
 
 
 class Discovery(Section):
-    """Stage discover (erasure.analysis.discovery): the rules' thresholds and the streaming histograms."""
+    """Discovery (erasure.analysis.discovery), in the activations stage: the rules' thresholds and the streaming
+    histograms. Its forward passes are the activations stage's (`activations.batch_size` prompts at a time)."""
 
-    batch_size: Int(1, 1024)
     n_prompts: IntOrAll(1, MAX_COUNT)  # None (all) = every prompt
     n_vcomp_prompts: Int(1, MAX_COUNT)
     include_bos: Bool
@@ -119,9 +126,10 @@ class Discovery(Section):
             raise rule(".hist_scale/hist_max are not allowed: need hist_scale < hist_max")
         return self
 
-    def rules(self) -> dict:
-        """The discovery params as discovery.json records them (the figure's dpi is not a rule)."""
-        return self.model_dump(exclude={"dpi"})
+    def rules(self, batch_size: int) -> dict:
+        """The discovery params as discovery.json records them, with the batch size of the shared pass (the
+        figure's dpi is not a rule)."""
+        return {"batch_size": batch_size, **self.model_dump(exclude={"dpi"})}
 
 
 class Regression(Section):

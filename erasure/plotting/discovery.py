@@ -1,5 +1,5 @@
-"""The discover stage's figures: the erasure atlas (median PR of every later component onto each writer) and the
-persistence curves of the top writers."""
+"""Discovery's figures, drawn from its cached results: the erasure atlas (median PR of every later component onto
+each writer, data/discovery_atlas.npz) and the persistence curves of the top writers (metrics/discovery.json)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from erasure.analysis.discovery.discover import DiscoveryResult, atlas_matrix
+from erasure.analysis.discovery.atlas import Atlas
+from erasure.mechanism.names import checkpoint_names
 from erasure.plotting.style import plt, save
 
 
-def plot_atlas(found: DiscoveryResult, path: str | Path, rows: int, dpi: int, title: str = "") -> None:
-    names, cols, mat = atlas_matrix(found, rows)
-    layout = found.layout
+def plot_atlas(atlas: Atlas, path: str | Path, rows: int, dpi: int, title: str = "") -> None:
+    """The best `rows` writers of the atlas."""
+    names, cols, mat = atlas.writers[:rows], atlas.components, atlas.matrix[:rows]
     finite = np.abs(mat[np.isfinite(mat)])
     lim = float(min(max(np.quantile(finite, 0.99) if finite.size else 0.1, 0.05), 1.0))
     width = min(max(10.0, 4 + 0.12 * len(cols)), 26)
@@ -26,11 +27,11 @@ def plot_atlas(found: DiscoveryResult, path: str | Path, rows: int, dpi: int, ti
     if len(cols) <= 60:
         ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     else:  # one tick per layer
-        H = layout.n_heads + 1
-        ax.set_xticks([l * H for l in range(layout.n_layers)], [f"L{l}H0" for l in range(layout.n_layers)],
+        H = atlas.n_heads + 1
+        ax.set_xticks([l * H for l in range(atlas.n_layers)], [f"L{l}H0" for l in range(atlas.n_layers)],
                       rotation=90, fontsize=7)
-    for l in range(1, layout.n_layers):
-        ax.axvline(l * (layout.n_heads + 1) - 0.5, color="k", lw=0.5, ls="--")
+    for l in range(1, atlas.n_layers):
+        ax.axvline(l * (atlas.n_heads + 1) - 0.5, color="k", lw=0.5, ls="--")
     ax.set_xlabel("later component c (grey: does not read w)")
     ax.set_ylabel("writer w (ranked by erasure;\n* = excluded by a relevance filter)")
     cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
@@ -40,12 +41,12 @@ def plot_atlas(found: DiscoveryResult, path: str | Path, rows: int, dpi: int, ti
     save(fig, path, dpi)
 
 
-def plot_persistence(found: DiscoveryResult, path: str | Path, dpi: int, title: str = "") -> None:
-    layout = found.layout
-    ckpts = layout.checkpoints
+def plot_persistence(record: dict, n_layers: int, path: str | Path, dpi: int, title: str = "") -> None:
+    """The top writers of a discovery record (metrics/discovery.json) of a model with n_layers."""
+    ckpts = checkpoint_names(n_layers)
     fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(ckpts) + 4), 5))
     lo, hi = 0.0, 1.0
-    for i, r in enumerate(found.top):
+    for i, r in enumerate(record["writers"]):
         colour = f"C{i % 10}"
         x = [ckpts.index(k) for k in r["persistence"]]
         y = np.array([np.nan if v is None else v for v in r["persistence"].values()])

@@ -78,13 +78,14 @@ def planted_run(planted):
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(3, model.cfg.d_vocab, (4, 128), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id if model.tokenizer is not None else 1
-    dp = discovery_params(batch_size=2, n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
-    found = discover(model, tokens, dp, "planted-4l", params_writer=truth.writer, params_erasers=sorted(truth.erasers))
-    return truth, found.record, found
+    dp = discovery_params(n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
+    found = discover(model, tokens, dp, 2, "planted-4l", params_writer=truth.writer,
+                     params_erasers=sorted(truth.erasers))
+    return truth, found.record, found, tokens, dp
 
 
 def test_planted_writer_and_erasers_recovered_exactly(planted_run):
-    truth, result, _ = planted_run
+    truth, result, *_ = planted_run
     assert result["writers"][0]["name"] == truth.writer
     assert result["selected"]["writer"] == truth.writer
     assert result["selected"]["erasers"] == sorted(truth.erasers, key=lambda n: (int(n[1]), int(n[3:])))
@@ -95,7 +96,7 @@ def test_planted_writer_and_erasers_recovered_exactly(planted_run):
 
 
 def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
-    truth, result, _ = planted_run
+    truth, result, *_ = planted_run
     erasers = {e["name"]: e for e in result["writers"][0]["erasers"]}
     for name, frac in truth.erasers.items():
         assert erasers[name]["median"] == pytest.approx(-frac, abs=0.03)
@@ -107,13 +108,36 @@ def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
     assert abs(total["patched_median"]) < 0.05
 
 
+def test_vcomp_prompts_kept_from_the_clean_pass_or_run_again_give_the_same_record(planted, planted_run):
+    """With too little `compute.memory_gb` the V-comp prompts are run again in the clean pass's batches: the same
+    forward passes on the same batches, so the same record to the last bit (CPU, one process)."""
+    model, truth = planted
+    _, kept, _, tokens, dp = planted_run
+    again = discover(model, tokens, dp, 2, "planted-4l", params_writer=truth.writer,
+                     params_erasers=sorted(truth.erasers), keep_subset=False)
+    assert again.record == kept
+
+
 def test_planted_figures_and_json(planted_run, tmp_path):
     import json
 
-    _, result, found = planted_run
+    from erasure.analysis.discovery.atlas import load_atlas, save_atlas
+    from erasure.analysis.discovery.discover import atlas_of
+
+    _, result, found, *_ = planted_run
     json.dumps(result, allow_nan=False)
-    plot_atlas(found, tmp_path / "atlas.png", rows=10, dpi=110)
-    plot_persistence(found, tmp_path / "persistence.png", dpi=110)
+    atlas = atlas_of(found)
+    save_atlas(atlas, tmp_path / "atlas.npz")
+    loaded = load_atlas(tmp_path / "atlas.npz")
+    assert loaded.writers == atlas.writers and loaded.components == atlas.components
+    np.testing.assert_array_equal(loaded.matrix, atlas.matrix)  # a file round trip: exact
+    # the atlas row of the writer: its erasers' medians are the record's (rounded there to 6 decimals)
+    writer = result["selected"]["writer"]
+    row = loaded.matrix[loaded.writers.index(writer)]
+    for e in result["writers"][0]["erasers"]:
+        assert round(float(row[loaded.components.index(e["name"])]), 6) == e["median"], (writer, e["name"])
+    plot_atlas(loaded, tmp_path / "atlas.png", rows=10, dpi=110)
+    plot_persistence(result, loaded.n_layers, tmp_path / "persistence.png", dpi=110)
     assert (tmp_path / "atlas.png").stat().st_size > 10_000
     assert (tmp_path / "persistence.png").stat().st_size > 10_000
 

@@ -1,11 +1,13 @@
-"""Paper Fig 4 (docs/methods.md §4.4) on planted-4l: the DLA relation recovers the planted erasure; aligned tokens;
-the DLA cache is checked against the run's model and roles."""
+"""Paper Fig 4 (docs/methods.md §4.4) on planted-4l: the points the activations pass computes are TransformerLens's
+logit attributions, the fitted relation recovers the planted erasure; aligned tokens; the points are checked
+against the run's model, roles and settings."""
 import json
 
 import pytest
 import torch
 
-from erasure.analysis.fig4 import aligned_tokens, check_cache, fig4_metrics, position_mask
+from erasure.analysis.fig4 import check_points, fig4_metrics, load_points, position_mask
+from erasure.analysis.fig4_points import aligned_tokens
 from erasure.errors import DataError
 from erasure.mechanism.names import Component
 from erasure.params.sections import Fig4
@@ -22,27 +24,34 @@ def test_position_sets():
 # the planted model: the Fig 4 relation recovers the erasure built into it
 
 
-def _planted_cache(model, truth, n_prompts=4, seq_len=64):
-    """A dla_cache-like dict for a few prompts, computed with the lead's activation pass."""
-    from erasure.analysis.activations import ActivationPass
+def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, batch_size=2):
+    """Fig 4's points for a few prompts, from the activations pass itself (its clean pass and tables)."""
+    from erasure.analysis.activations import TablePass, write_meta
+    from erasure.analysis.clean_pass import clean_pass
 
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(3, len(model.tokenizer), (n_prompts, seq_len), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id
     writer = Component.parse(truth.writer)
     erasers = [Component.parse(e) for e in truth.erasers]
-    out = ActivationPass(model, writer, erasers).batch(tokens, keep_vectors=True)
-    o, sf = out["writer_out"], out["scale_final"]
-    out["writer_over_scale_mean"] = ((o - o.mean(-1, keepdim=True)) / sf.unsqueeze(-1)).mean((0, 1))
-    return out, writer, erasers
+    tables = TablePass(model, writer, erasers, n_prompts, seq_len, out_dir, n_prompts, settings)
+    clean_pass(model, tokens, batch_size, [tables], desc="test")
+    write_meta(out_dir, tables.finish(model.tokenizer) | {"model": "planted-4l"})
+    points, meta = load_points(out_dir)
+    return points, meta, writer, erasers, tokens
 
 
-def test_fig4_recovers_planted_erasure(planted):
+def _settings(**fig4):
+    return Fig4.model_validate({**repo_params()["fig4"], "n_bootstrap": 200,
+                                "code_variant": {"n_prompts": 2, "start_pos": 32}} | fig4)
+
+
+def test_fig4_recovers_planted_erasure(planted, tmp_path):
     model, truth = planted
-    cache, writer, erasers = _planted_cache(model, truth)
-    settings = Fig4.model_validate(
-        {**repo_params()["fig4"], "n_bootstrap": 200, "code_variant": {"n_prompts": 2, "start_pos": 32}})
-    result = fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)
+    settings = _settings()
+    points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings)
+    check_points(points, meta, "planted-4l", writer, erasers, settings)
+    result = fig4_metrics(points, meta, settings, "planted-4l", writer, erasers)
     m = result.metrics
     assert set(m) == {"model", "writer", "erasers", "paper", "full_erasers", "code_variant"}
     assert set(m["paper"]) == {"r", "slope", "intercept", "r_ci95", "slope_ci95", "intercept_ci95", "n_points",
@@ -57,8 +66,27 @@ def test_fig4_recovers_planted_erasure(planted):
     assert abs(paper["intercept"]) < 0.05  # no constant offset is planted; DLA values are O(1)
     # the code variant (OV without attention; the erasers attend to their own position) finds the same erasure
     assert m["code_variant"]["slope"] == pytest.approx(-truth.total_erasure, abs=truth.tolerances["dla_slope"])
+    assert m["code_variant"]["n_points"] == 2 * (64 - 1 - 32)  # 2 prompts, sources 32..p-2
     assert paper["slope_ci95"][0] <= paper["slope"] <= paper["slope_ci95"][1]
     json.dumps(m)  # JSON-ready
+
+
+def test_fig4_points_are_transformer_lens_logit_attributions(planted, tmp_path):
+    """The writer's points equal TransformerLens's own logit attribution of the writer's output (its cache's
+    stack_head_results + logit_attrs) on the clean top-2 tokens; the erasers' points that of the erasers' summed
+    output. Tolerance: float32 sums over d_model in another order (about 1e-6 relative)."""
+    model, truth = planted
+    points, meta, writer, erasers, tokens = _planted_points(model, truth, tmp_path, _settings(), n_prompts=2)
+    logits, cache = model.run_with_cache(tokens)
+    top2 = logits.topk(2, dim=-1).indices
+    heads, labels = cache.stack_head_results(layer=-1, return_labels=True)
+    attrs = cache.logit_attrs(heads, tokens=top2[..., 0], incorrect_tokens=top2[..., 1])
+    b_O = {l: model.blocks[l].attn.b_O for l in range(model.cfg.n_layers)}  # planted: 0, as in our outputs
+    assert all(float(b.abs().max()) == 0 for b in b_O.values())
+    expect_writer = attrs[labels.index(writer.name)]
+    expect_erasers = sum(attrs[labels.index(e.name)] for e in erasers)
+    torch.testing.assert_close(torch.from_numpy(points["writer"]), expect_writer, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(points["erasers"]), expect_erasers, atol=1e-4, rtol=1e-4)
 
 
 def test_aligned_tokens_are_the_top_mean_dla(planted):
@@ -72,14 +100,14 @@ def test_aligned_tokens_are_the_top_mean_dla(planted):
     assert top[0]["score"] == pytest.approx(float(scores.max()), rel=1e-5)
 
 
-def test_check_cache_rejects_other_model_or_roles(planted):
+def test_check_points_rejects_other_model_roles_or_settings(planted, tmp_path):
     model, truth = planted
-    cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
-    meta = {"model": "gelu-4l", "writer": writer.name, "erasers": [e.name for e in erasers]}
+    settings = _settings()
+    points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings, n_prompts=2, seq_len=40)
     with pytest.raises(DataError, match="rerun"):
-        check_cache(cache, meta, "planted-4l", writer, erasers)
+        check_points(points, {**meta, "model": "gelu-4l"}, "planted-4l", writer, erasers, settings)
     with pytest.raises(DataError, match="another writer/eraser set"):
-        check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers[:-1])
-    check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers)
-
-
+        check_points(points, meta, "planted-4l", writer, erasers[:-1], settings)
+    with pytest.raises(DataError, match="fig4.code_variant"):
+        check_points(points, meta, "planted-4l", writer, erasers, _settings(aligned_top_k=3))
+    check_points(points, meta, "planted-4l", writer, erasers, settings)

@@ -11,6 +11,7 @@ from erasure.analysis.fig5 import (
     analyse_prompt,
     clean_head_dla,
     clean_run,
+    copies_per_pass,
     prompt_specs,
     resampled_head_out,
     source_inputs,
@@ -122,11 +123,11 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     model, truth = planted
     bos = model.tokenizer.bos_token_id
     settings = Fig5.model_validate(
-        {**repo_params()["fig5"], "direction": direction, "n_resample": 20, "batch_size": 16, "seed": 0})
+        {**repo_params()["fig5"], "direction": direction, "n_resample": 20, "seed": 0})
     spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
     assert all(len(model.to_tokens(t, prepend_bos=False)[0]) == 1 for t in spec.pair)  # single tokens here
     rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
-    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos)
+    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=2**30)
     out = strip_values(res)
     assert set(out) == {"text", "top2", "top2_ids", "direction", "logit_diff", "top2_logit_diff", "paper_pair",
                         "paper_pair_logit_diff", "writer_clean_dla", "writer", "comparison_head", "auto_head",
@@ -162,8 +163,33 @@ def test_prompt_specs_pair_each_prompt_with_its_head():
 def test_pair_direction_needs_two_different_single_tokens(planted, pair):
     model, truth = planted
     settings = Fig5.model_validate(
-        {**repo_params()["fig5"], "direction": "pair", "n_resample": 4, "batch_size": 4, "seed": 0})
+        {**repo_params()["fig5"], "direction": "pair", "n_resample": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
     with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
-        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1)
+        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1, budget_bytes=2**30)
+
+
+def test_copies_per_pass_follow_the_budget():
+    cfg = tiny_model().cfg
+    assert copies_per_pass(1, 12, cfg) == 1  # never fewer than one copy, however small the budget
+    one = copies_per_pass(2**20, 12, cfg)
+    assert 1024 * one <= copies_per_pass(2**30, 12, cfg) < 1024 * (one + 1)  # whole copies, linear in the budget
+    assert copies_per_pass(2**30, 48, cfg) < copies_per_pass(2**30, 12, cfg)  # fewer copies of a longer prompt
+
+
+def test_the_budget_changes_the_batching_not_the_numbers(planted):
+    """One resampled copy per pass or all of them in one: the same values up to float32 reruns in another batch
+    shape (ATOL)."""
+    model, truth = planted
+    bos = model.tokenizer.bos_token_id
+    settings = Fig5.model_validate({**repo_params()["fig5"], "n_resample": 3, "seed": 0})
+    spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
+    rows = _rows(3, 16, len(model.tokenizer), bos, 2)
+    n_tokens = tokenize_prompt(model, spec.text, bos).shape[1]
+    assert copies_per_pass(1, n_tokens, model.cfg) == 1 and copies_per_pass(2**30, n_tokens, model.cfg) >= 3
+    one = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=1)
+    all_ = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=2**30)
+    assert one["heads"].keys() == all_["heads"].keys()
+    for name in one["heads"]:
+        np.testing.assert_allclose(one["heads"][name]["_values"], all_["heads"][name]["_values"], atol=ATOL, rtol=0)

@@ -39,7 +39,7 @@ def test_dla_equals_transformer_lens_logit_attrs(norm, kv_heads):
         comp = Component.parse(label)
         z = cache[f"blocks.{comp.layer}.attn.hook_z"][:, :, comp.head]
         out = z @ model.blocks[comp.layer].attn.W_O[comp.head]  # our head output (no b_O), as in the DLA cache
-        ours = top2_dla(out, cache["ln_final.hook_scale"].squeeze(-1), W_U, top2, centre=centres(model))
+        ours = top2_dla([out], cache["ln_final.hook_scale"].squeeze(-1), W_U, top2, centre=centres(model))[0]
         torch.testing.assert_close(ours, attrs[i], atol=ATOL, rtol=RTOL)
 
 
@@ -50,7 +50,7 @@ def test_dla_equals_logit_attrs_on_planted(planted):
     attrs, labels, cache, top2 = _tl_logit_attrs(model, tokens)
     w = Component.parse(truth.writer)
     o = cache[f"blocks.{w.layer}.attn.hook_z"][:, :, w.head] @ model.blocks[w.layer].attn.W_O[w.head]
-    ours = top2_dla(o, cache["ln_final.hook_scale"].squeeze(-1), model.W_U.detach(), top2)
+    ours = top2_dla([o], cache["ln_final.hook_scale"].squeeze(-1), model.W_U.detach(), top2)[0]
     torch.testing.assert_close(ours, attrs[labels.index(truth.writer)], atol=ATOL, rtol=RTOL)
 
 

@@ -73,9 +73,9 @@ BAD = {  # case: (edit, the whole one-line message)
     "tolerance tiny": (_set("paper.regression.abs", "tiny"), "paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"),
     "tolerance nan": (_set("paper.regression.rel", float("nan")), "paper.regression.rel = nan is not allowed: must be a number from 0 to 1"),
     # unknown and missing keys
-    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are batch_size, n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
+    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
     "typo in a nested section": (_set(f"{P}.prompts.seqlen", 64), f"{P}.prompts.seqlen is not allowed: unknown key; the known keys are source, n_text, n_code, seq_len, seed"),
-    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, paper"),
+    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, compute, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, paper"),
     "missing section": (_pop("stats"), "stats is missing from params.yaml"),
     "missing key": (_pop("discovery.eraser_threshold"), "discovery.eraser_threshold is missing from params.yaml"),
     "section not a mapping": (_set("fig4", [1, 2]), "fig4 = [1, 2] is not allowed: must be a mapping of n_prompts, positions, n_bootstrap, seed, max_scatter_points, aligned_top_k, code_variant, dpi"),
@@ -100,6 +100,10 @@ BAD = {  # case: (edit, the whole one-line message)
     "discovery include_bos": (_set("discovery.include_bos", "yes"), "discovery.include_bos = 'yes' is not allowed: must be true or false"),
     "discovery scope": (_set("discovery.eraser_scope", "model"), "discovery.eraser_scope = 'model' is not allowed: must be one of layer, all"),
     "discovery bins": (_set("discovery.hist_bins", 4), "discovery.hist_bins = 4 is not allowed: must be an integer from 16 to 65536"),
+    "device": (_set("compute.device", "gpu"), "compute.device = 'gpu' is not allowed: must be one of auto, cpu, cuda"),
+    "dtype": (_set("compute.dtype", "float8"), "compute.dtype = 'float8' is not allowed: must be one of float32, float64, bfloat16, float16"),
+    "memory budget": (_set("compute.memory_gb", 0), "compute.memory_gb = 0 is not allowed: must be a number from 0.01 to 4096"),
+    "fig5 batch size is gone": (_set("fig5.batch_size", 50), "fig5.batch_size is not allowed: unknown key; the known keys are prompts, direction, comparison_heads, n_resample, seed, dpi"),
     "discovery histogram axis": (_both(_set("discovery.hist_scale", 1.0), _set("discovery.hist_max", 1.0)), "discovery.hist_scale/hist_max are not allowed: need hist_scale < hist_max"),
 }
 
@@ -125,8 +129,9 @@ def test_the_repository_params_are_valid_for_every_model():
 
 
 def test_discovery_records_its_rules_not_its_figure_resolution():
-    rules = validate_params(repo_params()).discovery.rules()
+    rules = validate_params(repo_params()).discovery.rules(batch_size=3)
     assert "dpi" not in rules and rules["hist_max"] == 10000.0 and rules["n_prompts"] is None
+    assert rules["batch_size"] == 3  # the shared clean pass's
 
 
 @pytest.mark.parametrize("text, message", [
@@ -150,11 +155,11 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_auto_roles_are_resolved_only_when_asked(tmp_path):
-    """`auto` stays `auto` in Params; resolve_roles reads the discover stage's selection, checked like params."""
+    """`auto` stays `auto` in Params; resolve_roles reads discovery's selection, checked like params."""
     params = validate_params(repo_params("smollm2-135m"))
     assert params.entry.writer == "auto" and params.entry.erasers == "auto"
     discovery = tmp_path / "discovery.json"
-    with pytest.raises(DataError, match="run `dvc repro discover` first"):
+    with pytest.raises(DataError, match="run `dvc repro activations` first"):
         resolve_roles(params, discovery)
     discovery.write_text('{"selected": {"writer": "L3H4", "erasers": ["L5H1", "MLP6"]}}')
     assert resolve_roles(params, discovery) == (Component(3, 4), [Component(5, 1), Component(6)])

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from helpers import write_params
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 
 def _run_stage(tmp_path: Path, stage: str, edit=None) -> subprocess.CompletedProcess:
@@ -25,8 +27,12 @@ def _run_stage(tmp_path: Path, stage: str, edit=None) -> subprocess.CompletedPro
 @pytest.mark.parametrize("stage, edit, expected", [
     ("prompts", lambda raw: raw["models"]["planted-4l"].update(writer="L9H2"),
      "models.planted-4l.writer = 'L9H2' is not allowed: must be a head LxHy or MLPx with layer 0..3 and head 0..7"),
-    ("discover", lambda raw: raw["discovery"].update(top_writers=0),
+    ("activations", lambda raw: raw["discovery"].update(top_writers=0),
      "discovery.top_writers = 0 is not allowed: must be an integer from 1 to 10000"),
+    pytest.param("activations", lambda raw: raw["compute"].update(device="cuda"),
+                 "compute.device = 'cuda' is not allowed on this machine: torch ", marks=NO_CUDA),
+    pytest.param("prompts", lambda raw: raw["compute"].update(device="cuda"),
+                 "compute.device = 'cuda' is not allowed on this machine: torch ", marks=NO_CUDA),
     ("fig1_resid", lambda raw: raw["fig1"].update(positons=3), "fig1.positons is not allowed: unknown key"),
 ])
 def test_stage_reports_one_line_and_writes_nothing(tmp_path, stage, edit, expected):

@@ -40,6 +40,21 @@ def test_repro_makes_every_figure_and_metric(planted_run):
         assert (planted_run / out).stat().st_size > 0, out
 
 
+def test_drawing_stages_run_without_torch(planted_run):
+    """Every stage but prompts and activations reads cached results only: run for real, none imports torch,
+    TransformerLens or seaborn (tests/pipeline/test_stage_imports.py checks their imports in the fast tier)."""
+    from test_stage_imports import HEAVY, drawing_stage_modules
+
+    for module in drawing_stage_modules():
+        code = (f"import runpy, sys\ntry:\n    runpy.run_module({module!r}, run_name='__main__')\n"
+                f"except SystemExit as end:\n    assert not end.code, end.code\n"
+                f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+        result = subprocess.run([sys.executable, "-c", code], cwd=planted_run, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, (module, result.stderr[-2000:])
+        assert result.stdout.strip().splitlines()[-1] == "[]", (module, result.stdout[-500:])
+
+
 def test_measured_erasure_matches_planted_truth(planted_run):
     from erasure.models.planted import planted_truth
 

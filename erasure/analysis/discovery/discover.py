@@ -9,10 +9,12 @@ import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
+from erasure.analysis.clean_pass import clean_pass
+from erasure.analysis.discovery.atlas import Atlas
 from erasure.analysis.discovery.layout import Layout
 from erasure.analysis.discovery.ranking import rank_writers, rounded, select_erasers
-from erasure.analysis.discovery.scan import scan
-from erasure.analysis.discovery.vcomp_pass import vcomp_pass
+from erasure.analysis.discovery.scan import Scanner
+from erasure.analysis.discovery.vcomp_pass import patch_layers_of, recompute_subset, subset_hooks, vcomp_pass
 from erasure.params.sections import Discovery
 
 
@@ -48,81 +50,138 @@ RULES = {
 }
 
 
+class DiscoveryPass:
+    """Discovery's part of the clean pass (erasure.analysis.clean_pass): the scan of the first `n_prompts`
+    prompts, and the clean outputs of the V-composition subset kept for `conclude` when `keep_subset`."""
+
+    def __init__(self, model: HookedTransformer, dp: Discovery, n: int, seq_len: int, keep_subset: bool):
+        self.model, self.dp = model, dp
+        self.layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
+        self.n_scan = n if dp.n_prompts is None else min(dp.n_prompts, n)
+        self.n_subset = min(dp.n_vcomp_prompts, self.n_scan)
+        self.seq_len = seq_len
+        self.scanner = Scanner(model, self.layout, dp, seq_len)
+        self.keep_subset = keep_subset
+        self.subset_names = subset_hooks(range(model.cfg.n_layers))
+        self.kept: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+
+    def names_for(self, start: int) -> set[str]:
+        if start >= self.n_scan:
+            return set()
+        keep = self.keep_subset and start < self.n_subset
+        return self.scanner.names | (self.subset_names if keep else set())
+
+    def add(self, start: int, batch: torch.Tensor, store: dict[str, torch.Tensor]) -> None:
+        if start >= self.n_scan:
+            return
+        k = min(len(batch), self.n_scan - start)
+        if k < len(batch):
+            store = {name: t[:k] for name, t in store.items()}
+        outs, _ = self.scanner.add(store)
+        if self.keep_subset and start < self.n_subset:
+            j = min(k, self.n_subset - start)
+            self.kept.append((outs[:j], {name: store[name][:j] for name in self.subset_names}))
+
+    def conclude(
+        self, tokens: Int[torch.Tensor, "n p"], batch_size: int, model_name: str = "",
+        params_writer: str | None = None, params_erasers: list[str] | None = None, scan_s: float = 0.0,
+    ) -> DiscoveryResult:
+        """Rank, select, V-composition test (on the kept subset, or running it again): the discovery record."""
+        model, dp, layout = self.model, self.dp, self.layout
+        sc = self.scanner.result()
+        writers, pair_q = rank_writers(sc, layout, dp)
+        relevant = [r for r in writers if r["relevant"]]
+        top = relevant[: dp.top_writers]
+        for r in top:
+            r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
+            r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
+                                  for x in ranked[:N_MOST_NEGATIVE]]
+        t0 = time.perf_counter()
+        if self.keep_subset:
+            subset = self.kept
+        else:
+            layers = sorted({l for ls in patch_layers_of(top, layout).values() for l in ls})
+            subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
+        vcomp_pass(model, subset, self.n_subset, layout, dp, top, sc.mean_out)
+        self.kept = []
+        t_vcomp = time.perf_counter() - t0
+        for r in top:
+            for e in r["erasers"]:
+                e.pop("index")
+                for k in ("median", "q25", "q75"):
+                    e[k] = rounded(e[k])
+        selected = next((r for r in top if r["erasers"]), None)
+        sel = {
+            "writer": selected["name"] if selected else None,
+            "erasers": [e["name"] for e in selected["erasers"]] if selected else [],
+            "rank": (top.index(selected) + 1) if selected else None,
+        }
+        rediscovered = None
+        if params_writer is not None and params_erasers is not None:
+            rediscovered = bool(
+                top and top[0]["name"] == params_writer and sel["writer"] == params_writer
+                and set(sel["erasers"]) == set(params_erasers)
+            )
+        hist = sc.pair
+        result = {
+            "model": model_name,
+            "n_prompts": self.n_scan,
+            "seq_len": self.seq_len,
+            "n_tokens": sc.n_tokens,
+            "include_bos": dp.include_bos,
+            "params": dp.rules(batch_size),
+            "rules": RULES,
+            "histogram": {
+                "axis": "u = asinh(x / hist_scale), hist_bins equal bins on +-asinh(hist_max / hist_scale)",
+                "quantile_error_bound": "one bin width: du * sqrt(x^2 + s^2) approximately",
+                "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
+            },
+            "selected": sel,
+            "params_writer": params_writer,
+            "params_erasers": params_erasers,
+            "rediscovered": rediscovered,
+            "n_writers": len(writers),
+            "n_writers_relevant": len(relevant),
+            "writers": [_public(r) for r in top],
+            "ranking": [
+                {k: r[k] for k in ("name", "erasure", "erasure_final", "erasing_layer", "rel_norm", "excluded_by")}
+                for r in writers
+            ],
+        }
+        return DiscoveryResult(
+            record=result, layout=layout, pair_median=pair_q[1], writers=writers, top=top,
+            timing_s={"scan": scan_s, "vcomp": t_vcomp},
+            memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
+        )
+
+
+def subset_nbytes(model: HookedTransformer, dp: Discovery, n: int, seq_len: int) -> int:
+    """Bytes of the V-composition subset kept from the clean pass: every component's output and the
+    `subset_hooks` of every layer, for min(n_vcomp_prompts, n) prompts."""
+    cfg = model.cfg
+    n_sub = min(dp.n_vcomp_prompts, n if dp.n_prompts is None else min(dp.n_prompts, n))
+    n_comp = cfg.n_layers * (cfg.n_heads + 1)
+    per_token = n_comp * cfg.d_model + cfg.n_layers * (cfg.d_model + 1)
+    return n_sub * seq_len * per_token * torch.empty((), dtype=cfg.dtype).element_size()
+
+
 def discover(
     model: HookedTransformer,
     tokens: Int[torch.Tensor, "n p"],
     dp: Discovery,
+    batch_size: int,
     model_name: str = "",
     params_writer: str | None = None,
     params_erasers: list[str] | None = None,
+    keep_subset: bool = True,
 ) -> DiscoveryResult:
-    """Run discovery: the discovery.json record, and what the figures draw."""
-    torch.manual_seed(0)
-    if dp.n_prompts is not None:
-        tokens = tokens[: dp.n_prompts]
-    layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
-    t0 = time.perf_counter()
-    sc = scan(model, tokens, layout, dp)
-    t_scan = time.perf_counter() - t0
-    writers, pair_q = rank_writers(sc, layout, dp)
-    relevant = [r for r in writers if r["relevant"]]
-    top = relevant[: dp.top_writers]
-    for r in top:
-        r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
-        r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
-                              for x in ranked[:N_MOST_NEGATIVE]]
-    t0 = time.perf_counter()
-    vcomp_pass(model, tokens[: dp.n_vcomp_prompts], layout, dp, top, sc.mean_out)
-    t_vcomp = time.perf_counter() - t0
-    for r in top:
-        for e in r["erasers"]:
-            e.pop("index")
-            for k in ("median", "q25", "q75"):
-                e[k] = rounded(e[k])
-    selected = next((r for r in top if r["erasers"]), None)
-    sel = {
-        "writer": selected["name"] if selected else None,
-        "erasers": [e["name"] for e in selected["erasers"]] if selected else [],
-        "rank": (top.index(selected) + 1) if selected else None,
-    }
-    rediscovered = None
-    if params_writer is not None and params_erasers is not None:
-        rediscovered = bool(
-            top and top[0]["name"] == params_writer and sel["writer"] == params_writer
-            and set(sel["erasers"]) == set(params_erasers)
-        )
-    hist = sc.pair
+    """Discovery alone: its own clean pass over `tokens`, then `conclude` (the activations stage shares the
+    pass with the tables instead: erasure.analysis.passes)."""
     n, p = tokens.shape
-    result = {
-        "model": model_name,
-        "n_prompts": n,
-        "seq_len": p,
-        "n_tokens": sc.n_tokens,
-        "include_bos": dp.include_bos,
-        "params": dp.rules(),
-        "rules": RULES,
-        "histogram": {
-            "axis": "u = asinh(x / hist_scale), hist_bins equal bins on +-asinh(hist_max / hist_scale)",
-            "quantile_error_bound": "one bin width: du * sqrt(x^2 + s^2) approximately",
-            "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
-        },
-        "selected": sel,
-        "params_writer": params_writer,
-        "params_erasers": params_erasers,
-        "rediscovered": rediscovered,
-        "n_writers": len(writers),
-        "n_writers_relevant": len(relevant),
-        "writers": [_public(r) for r in top],
-        "ranking": [
-            {k: r[k] for k in ("name", "erasure", "erasure_final", "erasing_layer", "rel_norm", "excluded_by")}
-            for r in writers
-        ],
-    }
-    return DiscoveryResult(
-        record=result, layout=layout, pair_median=pair_q[1], writers=writers, top=top,
-        timing_s={"scan": t_scan, "vcomp": t_vcomp},
-        memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
-    )
+    found = DiscoveryPass(model, dp, n, p, keep_subset)
+    seconds = clean_pass(model, tokens, batch_size, [found], desc="discover: scan")
+    return found.conclude(tokens, batch_size, model_name, params_writer, params_erasers,
+                          scan_s=seconds["forward"] + seconds["DiscoveryPass"])
 
 
 def _public(r: dict) -> dict:
@@ -133,13 +192,13 @@ def _public(r: dict) -> dict:
     return {k: r.get(k) for k in keys}
 
 
-def atlas_matrix(found: DiscoveryResult, rows: int) -> tuple[list[str], list[str], np.ndarray]:
-    """(writer names, component names, median PR(c, w)) for the best `rows` writers (NaN where c does not read w)."""
+def atlas_of(found: DiscoveryResult) -> Atlas:
+    """Median PR(c, w) of every later component onto every writer, writers ranked (NaN where c does not read w)."""
     layout = found.layout
-    chosen = found.writers[:rows]  # relevant writers by score, then the excluded ones by score
-    mat = np.full((len(chosen), layout.n), np.nan)
-    for i, r in enumerate(chosen):
+    mat = np.full((len(found.writers), layout.n), np.nan)
+    for i, r in enumerate(found.writers):  # relevant writers by score, then the excluded ones by score
         w = r["index"]
         for c in torch.nonzero(layout.after[w]).flatten().tolist():
             mat[i, c] = found.pair_median[layout.pair_index[(w, c)]]
-    return [r["name"] + ("" if r["relevant"] else " *") for r in chosen], layout.names, mat
+    names = [r["name"] + ("" if r["relevant"] else " *") for r in found.writers]
+    return Atlas(names, layout.names, mat, layout.n_layers, layout.n_heads)

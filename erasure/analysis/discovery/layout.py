@@ -1,14 +1,12 @@
-"""Which component reads which (the PR pairs and persistence series), and the clean pass that captures every
-component's output and the residual norm at every checkpoint."""
+"""Which component reads which (the PR pairs and persistence series), and every component's output and the
+residual norm at every checkpoint, from the hooks of a clean pass."""
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from erasure.mechanism.hooks import head_outputs, mlp_out_hook, resid_hook, z_hook
+from erasure.mechanism.hooks import head_outputs, mlp_out_hook, resid_hook, run_capture, z_hook
 from erasure.mechanism.names import all_components, checkpoint_names
 
 
@@ -52,45 +50,43 @@ class Layout:
         return self.names.index(name)
 
 
+def output_hooks(layout: Layout) -> set[str]:
+    """The hooks every component's output and every checkpoint's norm are computed from."""
+    return ({z_hook(l) for l in range(layout.n_layers)} | {mlp_out_hook(l) for l in range(layout.n_layers)}
+            | {resid_hook(c) for c in layout.checkpoints})
+
+
+def outputs_from(
+    model: HookedTransformer, store: dict[str, torch.Tensor], layout: Layout
+) -> tuple[Float[torch.Tensor, "b p n d"], Float[torch.Tensor, "b p k"]]:
+    """Every component's output and the residual norm at each checkpoint, from a clean run's `output_hooks`."""
+    b, p = store[z_hook(0)].shape[:2]
+    H = layout.n_heads
+    ref = store[mlp_out_hook(0)]
+    outs = torch.empty(b, p, layout.n, model.cfg.d_model, dtype=ref.dtype, device=ref.device)
+    norms = torch.empty(b, p, len(layout.checkpoints), dtype=ref.dtype, device=ref.device)
+    for layer in range(layout.n_layers):
+        base = layer * (H + 1)
+        outs[:, :, base : base + H] = head_outputs(model, layer, store[z_hook(layer)])
+        outs[:, :, base + H] = store[mlp_out_hook(layer)]
+    for k, name in enumerate(layout.checkpoints):
+        norms[:, :, k] = store[resid_hook(name)].norm(dim=-1)
+    return outs, norms
+
+
 def capture_outputs(
     model: HookedTransformer, tokens: Int[torch.Tensor, "b p"], layout: Layout, extra: set[str] = frozenset()
 ) -> tuple[Float[torch.Tensor, "b p n d"], Float[torch.Tensor, "b p k"], dict[str, torch.Tensor]]:
     """One clean forward pass: every component's output, the residual norm at each checkpoint, `extra` hooks."""
-    b, p = tokens.shape
-    H = layout.n_heads
-    outs = torch.empty(b, p, layout.n, model.cfg.d_model)
-    norms = torch.empty(b, p, len(layout.checkpoints))
-    store: dict[str, torch.Tensor] = {}
-    hooks: list[tuple[str, Callable]] = []
-    for layer in range(layout.n_layers):
-        base = layer * (H + 1)
-
-        def save_heads(z, hook, layer=layer, base=base):
-            outs[:, :, base : base + H] = head_outputs(model, layer, z)
-
-        def save_mlp(x, hook, base=base):
-            outs[:, :, base + H] = x
-
-        hooks += [(z_hook(layer), save_heads), (mlp_out_hook(layer), save_mlp)]
-    for k, name in enumerate(layout.checkpoints):
-
-        def norm_hook(x, hook, k=k):
-            norms[:, :, k] = x.norm(dim=-1)
-
-        hooks.append((resid_hook(name), norm_hook))
-
-    def save(x, hook):
-        store[hook.name] = x
-
-    hooks += [(name, save) for name in extra]
-    model.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
-    return outs, norms, store
+    store = run_capture(model, tokens, output_hooks(layout) | set(extra))
+    outs, norms = outputs_from(model, store, layout)
+    return outs, norms, {name: store[name] for name in extra}
 
 
 def pair_ratios(outs: Float[torch.Tensor, "t n d"], layout: Layout) -> Float[torch.Tensor, "t n n"]:
     """R[t, w, c] = PR(c, w) for c reading w (0 elsewhere, NaN rows where |w| = 0); block upper-triangular Gram."""
     t, n, _ = outs.shape
-    gram = torch.zeros(t, n, n)
+    gram = torch.zeros(t, n, n, dtype=outs.dtype, device=outs.device)
     H = layout.n_heads
     for layer in range(layout.n_layers):
         a, b = layer * (H + 1), (layer + 1) * (H + 1)
@@ -98,9 +94,9 @@ def pair_ratios(outs: Float[torch.Tensor, "t n d"], layout: Layout) -> Float[tor
     norm2 = gram.diagonal(dim1=1, dim2=2).clone()
     norm2[norm2 <= 0] = float("nan")
     ratios = gram.div_(norm2.unsqueeze(-1))
-    return ratios.mul_(layout.after.float())
+    return ratios.mul_(layout.after.to(ratios))
 
 
 def persistence(ratios: Float[torch.Tensor, "t n n"], layout: Layout) -> Float[torch.Tensor, "t n k"]:
     """P[t, w, k] = 1 + sum of PR(c, w) over c reading w and written before checkpoint k."""
-    return 1.0 + torch.cumsum(ratios @ layout.segment, dim=-1)
+    return 1.0 + torch.cumsum(ratios @ layout.segment.to(ratios), dim=-1)

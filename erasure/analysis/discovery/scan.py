@@ -1,18 +1,18 @@
-"""Pass 1 of discovery: stream every prompt and accumulate the pair, persistence and relevance histograms.
+"""Pass 1 of discovery: every prompt's component outputs, accumulated into the pair, persistence and relevance
+histograms.
 
-Per batch only the component outputs (tokens x components x d_model) live in memory; they are reduced in token
-chunks to the writer x later-component PR matrix.
+The activations stage's clean pass hands each batch's hooks to `Scanner.add` (erasure.analysis.passes); per batch
+only the component outputs (tokens x components x d_model) live in memory, reduced in token chunks to the
+writer x later-component PR matrix.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Int
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from erasure.analysis.discovery.layout import Layout, capture_outputs, pair_ratios, persistence
+from erasure.analysis.discovery.layout import Layout, output_hooks, outputs_from, pair_ratios, persistence
 from erasure.mechanism.histogram import AsinhHistogram
 from erasure.params.sections import Discovery
 
@@ -32,37 +32,41 @@ def positions(p: int, include_bos: bool) -> slice:
     return slice(0, p) if include_bos else slice(1, p)
 
 
-def scan(
-    model: HookedTransformer, tokens: Int[torch.Tensor, "n p"], layout: Layout, dp: Discovery
-) -> Scan:
-    """Stream the prompts; accumulate the pair, persistence and relevance histograms."""
-    hist = dict(bins=dp.hist_bins, scale=dp.hist_scale, max_abs=dp.hist_max)
-    pair = AsinhHistogram(len(layout.pair_w), **hist)
-    persist = AsinhHistogram(len(layout.ser_w), **hist)
-    rel = AsinhHistogram(len(layout.writers), **hist)
-    mean_sum = torch.zeros(layout.n, model.cfg.d_model, dtype=torch.float64)
-    n_mean, n_tokens = 0, 0
-    n, p = tokens.shape
-    pos = positions(p, dp.include_bos)
-    own_w = layout.own[layout.writer_rows]
-    bar = tqdm(total=n, desc="discover: scan", unit="prompt")
-    for start in range(0, n, dp.batch_size):
-        batch = tokens[start : start + dp.batch_size]
-        outs, norms, _ = capture_outputs(model, batch, layout)
-        mean_sum += outs[:, 1:].sum((0, 1)).double()
-        n_mean += outs.shape[0] * (p - 1)
-        outs = outs[:, pos].reshape(-1, layout.n, outs.shape[-1])
-        norms = norms[:, pos].reshape(-1, norms.shape[-1])
-        n_tokens += outs.shape[0]
+class Scanner:
+    """Accumulates the scan batch by batch: `add` each batch's clean hooks (`names`), then `result()`."""
+
+    def __init__(self, model: HookedTransformer, layout: Layout, dp: Discovery, seq_len: int):
+        hist = dict(bins=dp.hist_bins, scale=dp.hist_scale, max_abs=dp.hist_max)
+        self.model, self.layout, self.p = model, layout, seq_len
+        self.names = output_hooks(layout)
+        self.pair = AsinhHistogram(len(layout.pair_w), **hist)
+        self.persist = AsinhHistogram(len(layout.ser_w), **hist)
+        self.rel = AsinhHistogram(len(layout.writers), **hist)
+        self.mean_sum = torch.zeros(layout.n, model.cfg.d_model, dtype=torch.float64, device=model.cfg.device)
+        self.n_mean, self.n_tokens = 0, 0
+        self.pos = positions(seq_len, dp.include_bos)
+        self.own_w = layout.own[layout.writer_rows]
+
+    def add(self, store: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add one batch; returns its (component outputs, checkpoint norms) for whoever else needs them."""
+        layout, p = self.layout, self.p
+        full, norms_full = outputs_from(self.model, store, layout)
+        self.mean_sum += full[:, 1:].sum((0, 1)).double()
+        self.n_mean += full.shape[0] * (p - 1)
+        outs = full[:, self.pos].reshape(-1, layout.n, full.shape[-1])
+        norms = norms_full[:, self.pos].reshape(-1, norms_full.shape[-1])
+        self.n_tokens += outs.shape[0]
         for a in range(0, outs.shape[0], TOKEN_CHUNK):
             chunk = outs[a : a + TOKEN_CHUNK]
             t = chunk.shape[0]
             ratios = pair_ratios(chunk, layout)
-            pair.update(ratios.view(t, -1)[:, layout.pair_flat])
-            persist.update(persistence(ratios, layout).view(t, -1)[:, layout.ser_flat])
+            self.pair.update(ratios.view(t, -1)[:, layout.pair_flat])
+            self.persist.update(persistence(ratios, layout).view(t, -1)[:, layout.ser_flat])
             w_norm = chunk[:, layout.writer_rows].norm(dim=-1)
-            rel.update(w_norm / norms[a : a + t][:, own_w])
+            self.rel.update(w_norm / norms[a : a + t][:, self.own_w])
             del ratios
-        bar.update(len(batch))
-    bar.close()
-    return Scan(pair, persist, rel, (mean_sum / max(n_mean, 1)).float(), n_tokens)
+        return full, norms_full
+
+    def result(self) -> Scan:
+        mean_out = (self.mean_sum / max(self.n_mean, 1)).to(self.model.cfg.dtype)
+        return Scan(self.pair, self.persist, self.rel, mean_out, self.n_tokens)

@@ -1,6 +1,12 @@
 """Pass 2 of discovery, on the first `n_vcomp_prompts` prompts: the V-composition test of each top writer's
-erasers (clean vs V-patched PRs, exact quantiles) and the centred persistence control."""
+erasers (clean vs V-patched PRs, exact quantiles) and the centred persistence control.
+
+The clean outputs of those prompts come from the activations stage's one clean pass (kept when they fit in
+`compute.memory_gb`) or from running them again (`recompute_subset`), batch for batch the same.
+"""
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import torch
 from jaxtyping import Float, Int
@@ -20,27 +26,46 @@ def _quant(x: torch.Tensor, q: float) -> float | None:
     return None if x.numel() == 0 else float(torch.quantile(x.double(), q))
 
 
+def subset_hooks(layers: Iterable[int]) -> set[str]:
+    """The clean hooks the V-patched runs start from: ln1's scale and the residual entering each layer."""
+    return {ln1_scale_hook(l) for l in layers} | {resid_pre_hook(l) for l in layers}
+
+
+def recompute_subset(
+    model: HookedTransformer, tokens: Int[torch.Tensor, "n p"], layout: Layout, batch_size: int, layers: list[int]
+) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """The subset's clean outputs, run again in the clean pass's batches (the same numbers as keeping them)."""
+    for start in range(0, tokens.shape[0], batch_size):
+        outs, _, store = capture_outputs(model, tokens[start : start + batch_size], layout, subset_hooks(layers))
+        yield outs, store
+
+
+def patch_layers_of(top: list[dict], layout: Layout) -> dict[str, list[int]]:
+    """Per top writer, the layers of its head erasers (the V-patch's layers)."""
+    return {r["name"]: sorted({layout.components[e["index"]].layer for e in r["erasers"]
+                               if layout.components[e["index"]].is_head}) for r in top}
+
+
 def vcomp_pass(
     model: HookedTransformer,
-    tokens: Int[torch.Tensor, "n p"],
+    subset: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+    n: int,
     layout: Layout,
     dp: Discovery,
     top: list[dict],
     mean_out: torch.Tensor,
 ) -> None:
-    """Clean vs V-patched eraser PRs and centred persistence for each top writer (results added in place)."""
-    n, p = tokens.shape
-    pos = positions(p, dp.include_bos)
-    patch_layers = {r["name"]: sorted({layout.components[e["index"]].layer for e in r["erasers"]
-                                       if layout.components[e["index"]].is_head}) for r in top}
-    scale_layers = sorted({l for ls in patch_layers.values() for l in ls})
-    extra = {ln1_scale_hook(l) for l in scale_layers} | {resid_pre_hook(l) for l in scale_layers}
+    """Clean vs V-patched eraser PRs and centred persistence for each top writer (results added in place).
+
+    `subset`: per batch of the first n prompts, every component's clean output (b, p, n_comp, d) and the clean
+    `subset_hooks` of the layers in `patch_layers_of(top)`.
+    """
+    patch_layers = patch_layers_of(top, layout)
     acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": []} for r in top}
     bar = tqdm(total=n * (1 + sum(bool(v) for v in patch_layers.values())), desc="discover: V-comp", unit="run")
-    for start in range(0, n, dp.batch_size):
-        batch = tokens[start : start + dp.batch_size]
-        outs, _, store = capture_outputs(model, batch, layout, extra)
-        bar.update(len(batch))
+    for outs, store in subset:
+        pos = positions(outs.shape[1], dp.include_bos)
+        bar.update(outs.shape[0])
         flat = outs[:, pos].reshape(-1, layout.n, outs.shape[-1])
         for r in top:
             w = r["index"]
@@ -52,7 +77,7 @@ def vcomp_pass(
             dw = ow - mean_out[w]
             centred = (torch.einsum("tnd,td->tn", flat, dw) - dw @ mean_out.T) / (dw * dw).sum(-1, keepdim=True)
             for key, pr in (("P", _prs(flat, ow)), ("Pc", centred)):
-                acc[r["name"]][key].append(1.0 + torch.cumsum((pr * later.float()) @ layout.segment, -1))
+                acc[r["name"]][key].append(1.0 + torch.cumsum((pr * later.to(pr)) @ layout.segment.to(pr), -1))
             if not e_idx:
                 continue
             acc[r["name"]]["clean"].append(_prs(flat[:, e_idx], ow))
@@ -68,7 +93,7 @@ def vcomp_pass(
             )
             patched = torch.stack([component_output(model, after_patch, e) for e in erasers], dim=2)
             acc[r["name"]]["patched"].append(_prs(patched[:, pos].reshape(-1, len(e_idx), outs.shape[-1]), ow))
-            bar.update(len(batch))
+            bar.update(outs.shape[0])
     bar.close()
     ckpts = layout.checkpoints
     for r in top:

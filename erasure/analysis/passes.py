@@ -1,0 +1,91 @@
+"""Every forward pass of the pipeline, in the activations stage: the model is loaded once and read by no other stage.
+
+1. One clean pass over the prompt set (erasure.analysis.clean_pass) feeds discovery's scan and, when the writer
+   and erasers are named in params, the activation tables, whose patched run starts at the first patched layer.
+   The clean outputs of discovery's V-composition prompts are kept from it when they fit in `compute.memory_gb`.
+2. Discovery concludes (ranking, erasers, the V-composition test on the kept prompts).
+3. With `auto` roles the writer is discovery's choice, known only after the whole scan: a second clean pass makes
+   the tables (SmolLM2, gpt2-small; the paper's models name their roles and need one).
+4. Paper Fig 5's adversarial prompts and resampled passes.
+Figure stages read what this writes (data/activations, data/discovery_atlas.npz, metrics/discovery.json,
+metrics/fig5_adversarial.json), never the model.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from jaxtyping import Int
+from transformer_lens import HookedTransformer
+
+from erasure.analysis.activations import TablePass
+from erasure.analysis.clean_pass import clean_pass
+from erasure.analysis.discovery.discover import DiscoveryPass, DiscoveryResult, subset_nbytes
+from erasure.analysis.fig5 import analyse_prompt, check_prompts, prompt_specs, strip_values
+from erasure.params.load import Params, resolve_roles, selected_roles
+from erasure.paths import METRICS
+
+
+@dataclass
+class Passes:
+    discovery: DiscoveryResult
+    tables_meta: dict  # data/activations/meta.json, before the stage adds the model and prompt keys
+    fig5: dict  # metrics/fig5_adversarial.json
+    seconds: dict[str, float]  # forward passes, each consumer, discovery's conclusion, the tables pass, Fig 5
+    subset_kept: bool  # discovery's V-comp prompts kept from the clean pass (else run again)
+
+
+def named_roles(params: Params) -> bool:
+    return params.entry.writer != "auto" and params.entry.erasers != "auto"
+
+
+def run_passes(
+    model: HookedTransformer, tokens: Int[torch.Tensor, "n p"], params: Params, tables_dir: Path, bos_id: int
+) -> Passes:
+    """Discovery, the activation tables (written into tables_dir) and Fig 5 from the fewest forward passes."""
+    n, p = tokens.shape
+    act, dp = params.activations, params.discovery
+    check_prompts(model, params.fig5, bos_id, p)  # Fig 5 comes last: what it refuses, refused first
+    budget = int(params.compute.memory_gb * 2**30)
+    keep = subset_nbytes(model, dp, n, p) <= budget
+    discovery = DiscoveryPass(model, dp, n, p, keep_subset=keep)
+    consumers: list = [discovery]
+    tables = None
+    if named_roles(params):
+        writer, erasers = resolve_roles(params)
+        prompt_specs(params.fig5, writer, params.model)  # a writer Fig 5 cannot use fails before the long pass
+        tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
+        consumers.append(tables)
+    seconds = clean_pass(model, tokens, act.batch_size, consumers, desc="activations: clean pass")
+    t0 = time.perf_counter()
+    named = named_roles(params)
+    found = discovery.conclude(
+        tokens, act.batch_size, model_name=params.model,
+        params_writer=params.entry.writer.name if named else None,
+        params_erasers=[e.name for e in params.entry.erasers] if named else None,
+        scan_s=seconds["DiscoveryPass"],
+    )
+    seconds["discovery_conclude"] = time.perf_counter() - t0
+    if tables is None:
+        writer, erasers = selected_roles(params, found.record["selected"], str(METRICS["discovery"]))
+        tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
+        t0 = time.perf_counter()
+        clean_pass(model, tokens, act.batch_size, [tables], desc="activations: tables pass")
+        seconds["tables_pass"] = time.perf_counter() - t0
+    meta = tables.finish(model.tokenizer)
+    t0 = time.perf_counter()
+    fig5 = fig5_metrics(model, tokens, writer, params, bos_id, budget)
+    seconds["fig5"] = time.perf_counter() - t0
+    return Passes(found, meta, fig5, seconds, keep)
+
+
+def fig5_metrics(model, rows, writer, params: Params, bos_id: int, budget_bytes: int) -> dict:
+    """metrics/fig5_adversarial.json: every adversarial prompt of params, its heads clean and resampled."""
+    settings = params.fig5
+    specs = prompt_specs(settings, writer, params.model)
+    torch.manual_seed(settings.seed)
+    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos_id, budget_bytes))
+               for spec in specs}
+    return {"model": params.model, "prompts": prompts}

@@ -1,0 +1,29 @@
+"""Stage discovery_figs: discovery's figures from its cached results -- the erasure atlas (data/discovery_atlas.npz)
+and the persistence curves of the top writers (metrics/discovery.json)."""
+from erasure.analysis.discovery.atlas import load_atlas
+from erasure.errors import DataError
+from erasure.io import read_json
+from erasure.params.load import load_params
+from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS
+from erasure.plotting.discovery import plot_atlas, plot_persistence
+from erasure.stage import run_stage
+
+
+def main() -> None:
+    params = load_params()
+    dp = params.discovery
+    record = read_json(METRICS["discovery"], "activations")
+    atlas = load_atlas(DISCOVERY_ATLAS)
+    if record.get("model") != params.model:
+        raise DataError(f"{METRICS['discovery']} is of model {record.get('model')!r}, not {params.model!r}: "
+                        "run `dvc repro activations`")
+    tag = f"{params.model}, {record['n_prompts']} prompts x {record['seq_len']} tokens"
+    plot_atlas(atlas, FIGURES["atlas"], dp.atlas_rows, dp.dpi,
+               title=f"Erasure atlas ({tag})\nmedian PR(c, w) of each later component c onto writer w")
+    plot_persistence(record, atlas.n_layers, FIGURES["persistence"], dp.dpi,
+                     title=f"Persistence of the top writers ({tag})\n"
+                           "dotted: token means removed (V-comp prompt subset)")
+
+
+if __name__ == "__main__":
+    run_stage(main)
