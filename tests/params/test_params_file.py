@@ -30,7 +30,7 @@ def test_setting_a_param_to_its_own_value_rewrites_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("override, new_line", [
-    ("model=gelu-4l", "model: gelu-4l"),
+    ("model=planted-4l", "model: planted-4l"),
     ("models.planted-4l.writer=L0H3", "    writer: L0H3"),
     ("models.gelu-4l.revision=abc123", "    revision: abc123"),
     ("models.gelu-4l.prompts.n_text=8", "      n_text: 8"),
