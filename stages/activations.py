@@ -19,7 +19,7 @@ def main() -> None:
     from erasure.analysis.fig4_points import check_start_pos
     from erasure.analysis.passes import run_passes
     from erasure.analysis.prompt_files import load_prompt_info, load_prompts
-    from erasure.io import atomic_path, atomic_write_json
+    from erasure.io import atomic_path, atomic_write_json, round_significant
     from erasure.models.load import bos_token_id, load_model
 
     t0 = time.perf_counter()
@@ -33,12 +33,13 @@ def main() -> None:
     t_load = time.perf_counter() - t0
     with atomic_path(ACTIVATIONS_DIR) as tmp:
         done = run_passes(model, tokens, params, tmp, bos_token_id(params, model.tokenizer))
-        record = done.discovery.record | {"prompts_sha256": info["sha256"]}
+        digits = params.outputs.significant_digits
+        record = round_significant(done.discovery.record | {"prompts_sha256": info["sha256"]}, digits)
         write_meta(tmp, done.tables_meta | {"model": params.model, "prompts_sha256": info["sha256"],
                                             "is_code": info["is_code"]})
         save_atlas(atlas_of(done.discovery), DISCOVERY_ATLAS)
         atomic_write_json(METRICS["discovery"], record)
-        atomic_write_json(METRICS["fig5_adversarial"], done.fig5)
+        atomic_write_json(METRICS["fig5_adversarial"], done.fig5, digits)
     sel = record["selected"]
     print(
         f"activations: {params.model}, {tokens.shape[0]} x {tokens.shape[1]} tokens on {model.cfg.device} "

@@ -1,10 +1,11 @@
 """Stage discovery_figs: discovery's figures from its cached results -- the erasure atlas (data/discovery_atlas.npz)
-and the persistence curves of the top writers (metrics/discovery.json)."""
+and the persistence curves of the top writers (metrics/discovery.json) -- and the writers' plot data."""
 from erasure.analysis.discovery.atlas import load_atlas
 from erasure.errors import DataError
-from erasure.io import read_json
+from erasure.io import atomic_write_csv, read_json
 from erasure.params.load import load_params
-from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS
+from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS, PLOTS
+from erasure.plotting.data import writer_rows
 from erasure.plotting.discovery import plot_atlas, plot_persistence
 from erasure.stage import run_stage
 
@@ -23,6 +24,7 @@ def main() -> None:
     plot_persistence(record, atlas.n_layers, FIGURES["persistence"], dp.dpi,
                      title=f"Persistence of the top writers ({tag})\n"
                            "dotted: token means removed (V-comp prompt subset)")
+    atomic_write_csv(PLOTS["writers"], writer_rows(record["ranking"]), params.outputs.significant_digits)
 
 
 if __name__ == "__main__":

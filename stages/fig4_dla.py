@@ -1,22 +1,30 @@
 """Stage fig4_dla: paper Fig 4 -- DLA of the writer vs DLA of the erasers' V-composition part (metrics + scatter),
 and the tokens the writer's output aligns with (paper §3.5); from the activations stage's points, no model."""
+from dataclasses import replace
+
 from erasure.analysis.fig4 import check_points, fig4_metrics, load_points
-from erasure.io import atomic_write_json
+from erasure.io import atomic_write_csv, atomic_write_json, round_significant
 from erasure.params.load import load_params, resolve_roles
-from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS
+from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS, PLOTS
+from erasure.plotting.data import aligned_token_rows, fig4_rows, scatter_sample
 from erasure.plotting.fig4 import plot_fig4
 from erasure.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
-    settings = params.fig4
+    settings, digits = params.fig4, params.outputs.significant_digits
     writer, erasers = resolve_roles(params)
     points, meta = load_points(ACTIVATIONS_DIR)
     check_points(points, meta, params.model, writer, erasers, settings)
     result = fig4_metrics(points, meta, settings, params.model, writer, erasers)
-    aligned = {"model": params.model, "writer": writer.name, "top": meta["fig4"]["aligned_tokens"]}
+    result = replace(result, metrics=round_significant(result.metrics, digits))
+    aligned = round_significant(
+        {"model": params.model, "writer": writer.name, "top": meta["fig4"]["aligned_tokens"]}, digits)
     plot_fig4(result, FIGURES["fig4"], settings.max_scatter_points, settings.seed, writer.name, settings.dpi)
+    drawn = scatter_sample(result.x, result.y, settings.max_scatter_points, settings.seed)
+    atomic_write_csv(PLOTS["fig4"], fig4_rows(*drawn), digits)
+    atomic_write_csv(PLOTS["aligned_tokens"], aligned_token_rows(aligned["top"]), digits)
     atomic_write_json(METRICS["fig4_dla"], result.metrics)
     atomic_write_json(METRICS["aligned_tokens"], aligned)
     m, c = result.metrics["paper"], result.metrics["code_variant"]

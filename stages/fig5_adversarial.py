@@ -1,10 +1,11 @@
 """Stage fig5_adversarial: paper Fig 5 drawn -- clean DLA of the writer and of other heads on four adversarial
 prompts vs their DLA when the head's last-position input is resampled (metrics/fig5_adversarial.json, computed by
-the activations stage)."""
+the activations stage), and its plot data."""
 from erasure.errors import DataError
-from erasure.io import read_json
+from erasure.io import atomic_write_csv, read_json
 from erasure.params.load import load_params
-from erasure.paths import FIGURES, METRICS
+from erasure.paths import FIGURES, METRICS, PLOTS
+from erasure.plotting.data import fig5_rows
 from erasure.plotting.fig5 import plot_fig5
 from erasure.stage import run_stage
 
@@ -17,6 +18,7 @@ def main() -> None:
                         f"{params.model!r}: run `dvc repro activations`")
     prompts = metrics["prompts"]
     plot_fig5(prompts, FIGURES["fig5"], params.model, params.fig5.dpi)
+    atomic_write_csv(PLOTS["fig5"], fig5_rows(prompts), params.outputs.significant_digits)
     for key, res in prompts.items():
         cells = ", ".join(
             f"{name} {h['clean']:.2f} -> {h['resampled']['median']:.2f}" for name, h in res["heads"].items()
