@@ -20,14 +20,14 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
     """
     try:
         params = load_params()
-        if needs_model:
-            from erasure.models.device import compute_device
-
-            compute_device(params.compute.device)  # `cuda` without one: one line before any work
         if needs_model and params.entry.loader == "hub":
             from erasure.models.hub import prepare_hub
 
             prepare_hub(params.entry.hub_timeout_s)
+        if needs_model:
+            from erasure.models.device import compute_device
+
+            compute_device(params.compute.device)  # `cuda` without one: one line before any work
         main()
     except (ParamError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
