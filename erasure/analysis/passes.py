@@ -65,7 +65,6 @@ def run_passes(
         tokens, act.batch_size, model_name=params.model,
         params_writer=params.entry.writer.name if named else None,
         params_erasers=[e.name for e in params.entry.erasers] if named else None,
-        scan_s=seconds["DiscoveryPass"],
     )
     seconds["discovery_conclude"] = time.perf_counter() - t0
     if tables is None:

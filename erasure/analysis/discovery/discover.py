@@ -1,7 +1,6 @@
 """The whole discovery: scan, rank, select erasers, test them; the discovery.json record and the atlas matrix."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,15 +19,12 @@ from erasure.params.sections import Discovery
 
 @dataclass
 class DiscoveryResult:
-    """What discover() found: the discovery.json record, and what the atlas and persistence figures draw."""
+    """What discovery found: the discovery.json record, and what the atlas is made of."""
 
     record: dict  # metrics/discovery.json
     layout: Layout
     pair_median: np.ndarray  # median PR(c, w) of every (writer, later component) pair
     writers: list[dict]  # every writer: relevant ones by score, then the excluded ones by score
-    top: list[dict]  # the top writers, with erasers, V-composition test and centred control
-    timing_s: dict
-    memory_bytes: dict
 
 
 N_MOST_NEGATIVE = 10  # later components listed per top writer in discovery.json (the atlas shows all)
@@ -77,14 +73,14 @@ class DiscoveryPass:
         k = min(len(batch), self.n_scan - start)
         if k < len(batch):
             store = {name: t[:k] for name, t in store.items()}
-        outs, _ = self.scanner.add(store)
+        outs = self.scanner.add(store)
         if self.keep_subset and start < self.n_subset:
             j = min(k, self.n_subset - start)
             self.kept.append((outs[:j], {name: store[name][:j] for name in self.subset_names}))
 
     def conclude(
         self, tokens: Int[torch.Tensor, "n p"], batch_size: int, model_name: str = "",
-        params_writer: str | None = None, params_erasers: list[str] | None = None, scan_s: float = 0.0,
+        params_writer: str | None = None, params_erasers: list[str] | None = None,
     ) -> DiscoveryResult:
         """Rank, select, V-composition test (on the kept subset, or running it again): the discovery record."""
         model, dp, layout = self.model, self.dp, self.layout
@@ -96,7 +92,6 @@ class DiscoveryPass:
             r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
             r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
                                   for x in ranked[:N_MOST_NEGATIVE]]
-        t0 = time.perf_counter()
         if self.keep_subset:
             subset = self.kept
         else:
@@ -104,7 +99,6 @@ class DiscoveryPass:
             subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
         vcomp_pass(model, subset, self.n_subset, layout, dp, top, sc.mean_out)
         self.kept = []
-        t_vcomp = time.perf_counter() - t0
         for r in top:
             for e in r["erasers"]:
                 e.pop("index")
@@ -148,11 +142,7 @@ class DiscoveryPass:
                 for r in writers
             ],
         }
-        return DiscoveryResult(
-            record=result, layout=layout, pair_median=pair_q[1], writers=writers, top=top,
-            timing_s={"scan": scan_s, "vcomp": t_vcomp},
-            memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
-        )
+        return DiscoveryResult(record=result, layout=layout, pair_median=pair_q[1], writers=writers)
 
 
 def subset_nbytes(model: HookedTransformer, dp: Discovery, n: int, seq_len: int) -> int:
@@ -179,9 +169,8 @@ def discover(
     pass with the tables instead: erasure.analysis.passes)."""
     n, p = tokens.shape
     found = DiscoveryPass(model, dp, n, p, keep_subset)
-    seconds = clean_pass(model, tokens, batch_size, [found], desc="discover: scan")
-    return found.conclude(tokens, batch_size, model_name, params_writer, params_erasers,
-                          scan_s=seconds["forward"] + seconds["DiscoveryPass"])
+    clean_pass(model, tokens, batch_size, [found], desc="discover: scan")
+    return found.conclude(tokens, batch_size, model_name, params_writer, params_erasers)
 
 
 def _public(r: dict) -> dict:

@@ -47,8 +47,8 @@ class Scanner:
         self.pos = positions(seq_len, dp.include_bos)
         self.own_w = layout.own[layout.writer_rows]
 
-    def add(self, store: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add one batch; returns its (component outputs, checkpoint norms) for whoever else needs them."""
+    def add(self, store: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Add one batch; returns its component outputs (b, p, n, d) for whoever else needs them."""
         layout, p = self.layout, self.p
         full, norms_full = outputs_from(self.model, store, layout)
         self.mean_sum += full[:, 1:].sum((0, 1)).double()
@@ -65,7 +65,7 @@ class Scanner:
             w_norm = chunk[:, layout.writer_rows].norm(dim=-1)
             self.rel.update(w_norm / norms[a : a + t][:, self.own_w])
             del ratios
-        return full, norms_full
+        return full
 
     def result(self) -> Scan:
         mean_out = (self.mean_sum / max(self.n_mean, 1)).to(self.model.cfg.dtype)
