@@ -6,17 +6,18 @@ from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.activations import compute_activation_tables
     from erasure.analysis.prompt_files import load_prompt_info, load_prompts
-    from erasure.io import atomic_path
-    from erasure.models.load import load_model
 
     params = load_params()
     writer, erasers = resolve_roles(params)
     info = load_prompt_info()
     if info.get("model") != params.model:
         raise DataError(f"data/prompts was built for {info.get('model')}, not {params.model}: run `dvc repro prompts`")
-    tokens = load_prompts()
+    tokens = load_prompts()  # checked before TransformerLens is imported: a corrupt file stops the stage in seconds
+    from erasure.analysis.activations import compute_activation_tables
+    from erasure.io import atomic_path
+    from erasure.models.load import load_model
+
     model = load_model(params)
     with atomic_path(ACTIVATIONS_DIR) as tmp:
         meta = compute_activation_tables(
