@@ -38,6 +38,7 @@ def progress(pytestconfig):
         if reporter is None:  # -p no:terminal
             return
         with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()  # not after the dots of -q
             reporter.write_line(line)
     return say
 

@@ -41,7 +41,8 @@ def test_fig4_recovers_planted_erasure(planted):
     model, truth = planted
     cache, writer, erasers = _planted_cache(model, truth)
     settings = Fig4.model_validate(
-        {**repo_params()["fig4"], "n_bootstrap": 200, "code_variant": {"n_prompts": 2, "start_pos": 32}})
+        {**repo_params()["fig4"], "n_prompts": 30, "positions": "all", "n_bootstrap": 200,
+         "code_variant": {"n_prompts": 2, "start_pos": 32}})  # what the asserts below assume, whatever is applied
     result = fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)
     m = result.metrics
     assert set(m) == {"model", "writer", "erasers", "paper", "full_erasers", "code_variant"}
