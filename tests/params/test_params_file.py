@@ -32,7 +32,7 @@ def test_setting_a_param_to_its_own_value_rewrites_nothing(tmp_path):
 # key, then candidate values (the first that differs from the file's current value is set: the test holds with an
 # experiment applied), and how the changed line reads
 CASES = [
-    ("model", ["gelu-4l", "smollm2-135m"], "model: {}"),
+    ("model", ["planted-4l", "gelu-4l"], "model: {}"),
     ("models.planted-4l.writer", ["L0H3", "L0H4"], "    writer: {}"),
     ("models.gelu-4l.revision", ["abc123", "def456"], "    revision: {}"),
     ("models.gelu-4l.prompts.n_text", [8, 9], "      n_text: {}"),

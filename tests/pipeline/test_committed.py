@@ -1,5 +1,6 @@
 """The committed outputs tell the truth on a fresh clone: dvc.lock and metrics/ are a run of the committed
-params.yaml (read from git HEAD, not from the workspace, which an applied experiment may have changed)."""
+params.yaml with `model` set to the offline model the lock records (planted-4l; the default stays gelu-4l), read
+from git HEAD, not from the workspace, which an applied experiment may have changed."""
 import json
 import subprocess
 from pathlib import Path
@@ -23,6 +24,11 @@ def _committed(path) -> str:
 def test_the_committed_outputs_are_a_run_of_the_committed_params():
     params = yaml.safe_load(_committed(PARAMS_FILE))
     lock = yaml.safe_load(_committed(DVC_LOCK))
+    assert params["model"] == "gelu-4l"  # `dvc repro` is the paper's model
+    run_models = {entry["params"][str(PARAMS_FILE)]["model"] for entry in lock["stages"].values()
+                  if "model" in (entry.get("params") or {}).get(str(PARAMS_FILE), {})}
+    assert run_models == {"planted-4l"}, run_models
+    params["model"] = "planted-4l"
     for stage, entry in lock["stages"].items():
         for key, value in (entry.get("params") or {}).get(str(PARAMS_FILE), {}).items():
             assert lookup(params, key) is not MISSING and lookup(params, key) == value, (stage, key)
