@@ -13,16 +13,17 @@ from typing import Any
 
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.values import Node
-from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PARAMS_FILE, PROMPTS_DIR
+from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
 from erasure.verification.report import display
 
 
-def pipeline_inputs(dvc_yaml: dict) -> list[str]:
-    """params.yaml, dvc.yaml and every stage dep that is not some stage's output: what a run is a function of."""
+def pipeline_code(dvc_yaml: dict) -> list[str]:
+    """dvc.yaml and every stage dep that is not some stage's output: the code (and templates) a run comes from.
+    params.yaml is not among them: each figure names its params by a hash, so a run with `-S` is not dirty."""
     outputs = list(stage_outputs(dvc_yaml))
-    deps = {str(PARAMS_FILE), str(DVC_YAML)}
+    deps = {str(DVC_YAML)}
     for stage in (dvc_yaml.get("stages") or {}).values():
         deps.update(d for d in stage.get("deps") or [] if isinstance(d, str))
 
@@ -31,11 +32,11 @@ def pipeline_inputs(dvc_yaml: dict) -> list[str]:
     return sorted(d for d in deps if not produced(d))
 
 
-def git_commit(root: Path, inputs: list[str]) -> str:
-    """The last commit that changed a pipeline input (12 hex digits), plus "+dirty" if an input has uncommitted
+def git_commit(root: Path, code: list[str]) -> str:
+    """The last commit that changed the pipeline's code (12 hex digits), plus "+dirty" if it has uncommitted
     changes. Outputs do not count: committing regenerated outputs leaves it unchanged, so a clone of that commit
     rebuilds the same paper byte for byte."""
-    spec = ["--", *inputs]
+    spec = ["--", *code]
     try:
         head = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%H", *spec], capture_output=True,
                               text=True, timeout=20)
@@ -162,7 +163,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
     m = {Path(f).stem: metrics.file(f) for f in METRIC_FILES}
     run_model = params.get("model")
     paper = registry.get("paper", {})
-    commit = git_commit(root, pipeline_inputs(dvc_yaml))
+    commit = git_commit(root, pipeline_code(dvc_yaml))
     figures = {}
     for key, file in FIGURES.items():
         path = str(file)

@@ -139,34 +139,34 @@ def test_a_figures_param_hash_changes_with_its_own_params_only(tmp_path):
     assert {k for k in before if before[k] != after[k]} == {"fig1_resid"}
 
 
-def test_the_commit_is_the_last_change_to_an_input_not_to_an_output(tmp_path):
+def test_the_commit_is_the_last_change_to_the_code_not_to_an_output(tmp_path):
     """Committing regenerated outputs keeps the commit the paper names (a clone rebuilds the same bytes); an
-    uncommitted change to an input marks it dirty."""
+    uncommitted change to the code marks it dirty."""
     import subprocess
 
     from erasure.paper.context import git_commit
 
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "stage.py").write_text("a = 1\n")
     (tmp_path / "out.json").write_text("{}\n")
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "code"], check=True)
     code = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout[:12]
-    assert git_commit(tmp_path, ["params.yaml"]) == code
+    assert git_commit(tmp_path, ["stage.py"]) == code
     (tmp_path / "out.json").write_text('{"x": 1}\n')
     subprocess.run([*git, "commit", "-qam", "outputs"], check=True)
-    assert git_commit(tmp_path, ["params.yaml"]) == code
-    (tmp_path / "params.yaml").write_text("a: 2\n")
-    assert git_commit(tmp_path, ["params.yaml"]) == code + "+dirty"
+    assert git_commit(tmp_path, ["stage.py"]) == code
+    (tmp_path / "stage.py").write_text("a = 2\n")
+    assert git_commit(tmp_path, ["stage.py"]) == code + "+dirty"
 
 
-def test_pipeline_inputs_leave_out_every_stage_output():
-    from erasure.paper.context import pipeline_inputs
+def test_pipeline_code_leaves_out_params_and_every_stage_output():
+    from erasure.paper.context import pipeline_code
 
     dvc_yaml = {"stages": {"a": {"deps": ["erasure/x.py", "data/prompts"], "outs": ["data/prompts/sub"]},
                            "b": {"deps": ["metrics", "paper/t.md"], "metrics": [{"metrics/headline": {}}]}}}
-    assert pipeline_inputs(dvc_yaml) == ["dvc.yaml", "erasure/x.py", "paper/t.md", "params.yaml"]
+    assert pipeline_code(dvc_yaml) == ["dvc.yaml", "erasure/x.py", "paper/t.md"]
 
 
 def test_numbers_in_the_paper_come_from_the_metrics(tmp_path):
