@@ -5,8 +5,8 @@
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
 - slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
-  stand-in Hub, the DVC remote; the stand-in Hub's own tests; anything over ~2 s that the edit-test loop can
-  spare, such as reading the whole stdlib corpus): minutes;
+  stand-in Hub, the DVC remote; the stand-in Hub's own tests; a few seconds-long repeats of a path the fast tier
+  covers, such as a second model build or a second Hub model): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
 
 A step longer than about 30 s shows its progress: the end-to-end runs print each DVC stage as it starts

@@ -39,7 +39,6 @@ def test_code_documents_deterministic():
     assert any("def " in d or "import " in d for d in a)
 
 
-@pytest.mark.slow  # reads every stdlib docstring: about 5 s
 def test_text_starts_with_pydoc_topics_then_long_docstrings():
     from pydoc_data.topics import topics
 
@@ -52,7 +51,6 @@ def test_text_starts_with_pydoc_topics_then_long_docstrings():
     assert sum(map(len, docs)) > 1_000_000
 
 
-@pytest.mark.slow
 def test_text_has_enough_tokens_for_paper_scale():
     """240 text rows x 1024 tokens (1023 after BOS) must fit in the text corpus."""
     from tokenizers import Tokenizer

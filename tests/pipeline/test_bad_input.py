@@ -55,7 +55,7 @@ def test_corrupt_token_file(tmp_path):
 
 
 @pytest.mark.parametrize("offline_flag", [None, "1"])
-@pytest.mark.parametrize("model", ["gelu-4l", "gpt2-small"])
+@pytest.mark.parametrize("model", ["gelu-4l", pytest.param("gpt2-small", marks=pytest.mark.slow)])  # same path
 def test_hub_models_fail_fast_without_hub_or_cache(tmp_path, model, offline_flag):
     """No Hub (a closed local port, or HF_HUB_OFFLINE=1) and an empty cache: one line, no retry loop.
 
