@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tiny_model
+from helpers import copy_checkout, run_dvc, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +41,16 @@ def progress(pytestconfig):
             reporter.ensure_newline()  # not after the dots of -q
             reporter.write_line(line)
     return say
+
+
+@pytest.fixture(scope="session")
+def planted_run(tmp_path_factory, progress):
+    """A fresh copy of the repository after `dvc repro` on planted-4l (the committed configuration): shared by the
+    end-to-end tests (tests/pipeline/test_pipeline.py, test_remote.py), since a run takes minutes."""
+    work = copy_checkout(tmp_path_factory.mktemp("clone"), lambda params: params.update(model="planted-4l"))
+    result = run_dvc(["repro"], work, progress, timeout=1800)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return work
 
 
 @pytest.fixture(scope="module")
