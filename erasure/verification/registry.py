@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from erasure.errors import ClaimError
+from erasure.io import read_yaml
 from erasure.paths import CLAIMS_FILE
 from erasure.verification.checks import CHECKS, KEY_ARGS
 from erasure.verification.metrics import split_key
@@ -27,12 +26,7 @@ PLANTED_REQUIRED = ("id", "what", "tolerance_reason")
 def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
     """Read and validate the registry: {"paper": {...}, "claims": [...], "planted_checks": [...]}."""
     path = Path(path)
-    if not path.exists():
-        raise ClaimError(f"{path} not found: run from the repository root")
-    try:
-        registry = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ClaimError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    registry = read_yaml(path)
     validate_registry(registry, str(path))
     return registry
 
