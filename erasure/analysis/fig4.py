@@ -112,9 +112,6 @@ def code_variant_points(
     x = DLA(o); y = DLA(((o - mean)/sigma_L) @ OV), no attention weighting; both with sigma_f at the source.
     """
     n, p, _ = writer_out.shape
-    if start_pos > p - 2:
-        raise ParamError(f"fig4.code_variant.start_pos = {start_pos} is not allowed: "
-                         f"must be at most seq_len - 2 = {p - 2}")
     xs, ys = [], []
     for b in range(n):
         o = writer_out[b, start_pos : p - 1].float()
@@ -154,6 +151,9 @@ def fig4_metrics(
     """Every number of metrics/fig4_dla.json from the DLA cache and the model's W_U / W_V / W_O."""
     W_U = model.W_U.detach().float()
     n_cache, p, _ = cache["writer_out"].shape
+    if settings.code_variant.start_pos > p - 2:  # checked before the long DLA passes
+        raise ParamError(f"fig4.code_variant.start_pos = {settings.code_variant.start_pos} is not allowed: must be "
+                         f"at most seq_len - 2 = {p - 2} (the prompts' seq_len)")
     n = min(settings.n_prompts, n_cache)
     if n < 2:
         raise DataError(f"fig4 needs at least 2 prompts in the DLA cache to bootstrap over prompts, got {n}")

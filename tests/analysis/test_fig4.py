@@ -7,7 +7,7 @@ import torch
 
 from erasure.analysis.fig4 import aligned_tokens, check_cache, fig4_metrics, position_mask
 from erasure.analysis.tables import ActivationMeta
-from erasure.errors import DataError
+from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component, all_components, checkpoint_names
 from erasure.params.sections import Fig4
 from helpers import repo_params
@@ -102,3 +102,12 @@ def test_check_cache_refuses_nan_and_inf(planted, key, value):
         check_cache(cache, _meta("planted-4l", writer, erasers), "planted-4l", writer, erasers)
 
 
+
+
+def test_a_code_variant_start_beyond_the_prompts_is_one_line_before_any_pass(planted):
+    model, truth = planted
+    cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
+    settings = Fig4.model_validate({**repo_params()["fig4"], "code_variant": {"n_prompts": 2, "start_pos": 39}})
+    with pytest.raises(ParamError, match=r"^fig4\.code_variant\.start_pos = 39 is not allowed: must be at most "
+                                         r"seq_len - 2 = 38 \(the prompts' seq_len\)$"):
+        fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)

@@ -48,7 +48,8 @@ SMALL = {"n_text": 3, "n_code": 1, "seq_len": 16}  # the scratch run's prompt se
 def build_inputs(root: Path) -> None:
     """A finished planted-4l run's layout: params (a small prompt set), prompts, activation tables and DLA cache
     (synthetic, in the documented shapes), and the committed metrics, registry and template."""
-    write_params(root, lambda raw: raw["models"][MODEL]["prompts"].update(SMALL))
+    write_params(root, lambda raw: (raw["models"][MODEL]["prompts"].update(SMALL),
+                                    raw["fig4"]["code_variant"].update(start_pos=2)))
     cfg = {**repo_params(MODEL)["models"][MODEL]["prompts"], **SMALL}
     n, seq = cfg["n_text"] + cfg["n_code"], cfg["seq_len"]
     rng = np.random.default_rng(0)

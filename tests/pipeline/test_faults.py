@@ -71,7 +71,8 @@ def scratch_run(root: Path, n_text: int, n_code: int, seq_len: int) -> Path:
     """params (planted-4l, batches of one prompt) and a prompt set of that shape (random ids, BOS first)."""
     sizes = {"n_text": n_text, "n_code": n_code, "seq_len": seq_len}
     write_params(root, lambda raw: (raw["models"][MODEL]["prompts"].update(sizes),
-                                    raw["activations"].update(batch_size=1)))
+                                    raw["activations"].update(batch_size=1),
+                                    raw["fig4"]["code_variant"].update(start_pos=2)))
     tokens = np.random.default_rng(0).integers(3, 1000, size=(n_text + n_code, seq_len), dtype=np.int64)
     tokens[:, 0] = 1
     save_prompts(root / "data/prompts", torch.from_numpy(tokens),
@@ -148,7 +149,8 @@ def test_a_figure_on_a_full_or_read_only_disk(tmp_path, read_only, expected):
 
 def test_read_only_data(tmp_path):
     """The prompts stage on a read-only data/: one line naming the output, nothing written."""
-    write_params(tmp_path, lambda raw: raw["models"][MODEL]["prompts"].update(n_text=2, n_code=1, seq_len=32))
+    write_params(tmp_path, lambda raw: (raw["models"][MODEL]["prompts"].update(n_text=2, n_code=1, seq_len=32),
+                                        raw["fig4"]["code_variant"].update(start_pos=2)))
     with tmpfs(tmp_path / "data", "1m", read_only=True):
         before = snapshot(tmp_path)
         assert_one_line(run("prompts", tmp_path), "error: cannot write data/prompts: Read-only file system (EROFS)")
