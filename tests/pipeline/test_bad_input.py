@@ -168,6 +168,14 @@ def make_dir(rel: str):
     return edit
 
 
+def yaml_edit(rel: str, change):
+    def edit(root: Path):
+        data = yaml.load((root / rel).read_text(), Loader=FAST_YAML[0])
+        change(data)
+        (root / rel).write_text(yaml.dump(data, Dumper=FAST_YAML[1], sort_keys=False))
+    return edit
+
+
 def json_edit(rel: str, change):
     def edit(root: Path):
         data = json.loads((root / rel).read_text())
@@ -344,6 +352,10 @@ REPORT_FILES = {
     "a metric not UTF-8": ("traceback", write("metrics/fig1_resid.json", b'{"model": "\xe9"}'), ["metrics/fig1_resid.json is not UTF-8 text"]),
     "claims.yaml syntax": ("message", write("paper/claims.yaml", "claims:\n  - id: a\n    claim: [\n"), ["paper/claims.yaml is not valid YAML at line 4, column 1"]),
     "claims.yaml not UTF-8": ("traceback", write("paper/claims.yaml", b"claims: [\xff]\n"), ["paper/claims.yaml is not UTF-8 text (byte 9)"]),
+    "claims.yaml paper a list": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r.update(paper=[1])), ["paper/claims.yaml: paper = [1] must be a mapping"]),
+    "claims.yaml claim id a list": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(id=["x"])), ["paper/claims.yaml: claim ['x']: id = ['x'] must be a non-empty string"]),
+    "claims.yaml claim model a list": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(model=["gelu-4l"])), ["model = ['gelu-4l'] must be a non-empty string"]),
+    "claims.yaml planted_checks a string": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r.update(planted_checks="x")), ["paper/claims.yaml: planted_checks must be a list"]),
     "claims.yaml a field missing": ("traceback", write("paper/claims.yaml", "claims:\n  - {id: a, claim: b}\n"), ["paper/claims.yaml: claim 'a' lacks the field `section`"]),
     "dvc.lock syntax": ("message", write("dvc.lock", "schema: '2.0'\nstages: {\n"), ["dvc.lock is not valid YAML at line 3, column 1"]),
     "claims.yaml duplicate key": ("message", write("paper/claims.yaml", "claims: []\npaper: {}\nclaims: []\n"), ["paper/claims.yaml is not valid YAML at line 3, column 1: key 'claims' appears twice"]),
