@@ -56,10 +56,14 @@ def top2_tokens(model: HookedTransformer, resid_final_normed: Float[torch.Tensor
 
 
 def allocated_table(path: Path, shape: tuple[int, ...]) -> np.memmap:
-    """A float32 .npy memmap whose every block is allocated now (posix_fallocate), not on first write."""
+    """A float32 .npy memmap whose every block is allocated now (posix_fallocate), not on first write.
+
+    posix_fallocate is POSIX but not on macOS: there the file stays sparse, as numpy makes it.
+    """
     table = open_memmap(path, "w+", np.float32, shape)
-    with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
     return table
 
 
