@@ -173,7 +173,8 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
                   f"reproduced on a different model and are **not** the paper's claims. The paper's values are "
                   f"shown for reference only; the verification table marks every paper claim NOT RUN.")
     fig5_params = (params.get("fig5") or {}).get("prompts")
-    checkpoints = list((fig1.get("checkpoints") or {}).keys()) or MISSING
+    checkpoints = list(fig1["checkpoints"]) if isinstance(fig1.get("checkpoints"), dict) else []
+    checkpoints = checkpoints or MISSING
     return {
         "model": run_model,
         "is_paper_model": is_paper_model,

@@ -10,7 +10,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from erasure.errors import ClaimError
+from erasure.errors import ClaimError, DataError
 from erasure.io import read_json
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -48,7 +48,11 @@ class Metrics:
             if not path.exists():
                 self._cache[name] = None
             else:
-                self._cache[name] = read_json(path, "re-run the stage that writes it (`dvc repro`)")
+                remedy = "re-run the stage that writes it (`dvc repro`)"
+                data = read_json(path, remedy)
+                if not isinstance(data, dict):
+                    raise DataError(f"{path} holds a {type(data).__name__}, not a JSON object of metrics: {remedy}")
+                self._cache[name] = data
         return self._cache[name]
 
     def model_of(self, name: str) -> str | None:

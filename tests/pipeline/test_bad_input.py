@@ -349,6 +349,7 @@ DISCOVERY_FILES = {
 
 REPORT_FILES = {
     "a metric not JSON": ("traceback", write("metrics/fig2_components.json", '{"model": "planted-4l",'), ["metrics/fig2_components.json is not valid JSON at line 1, column 24"]),
+    "a metric a list": ("traceback", write("metrics/fig2_components.json", "[1, 2]"), ["metrics/fig2_components.json holds a list, not a JSON object of metrics"]),
     "a metric not UTF-8": ("traceback", write("metrics/fig1_resid.json", b'{"model": "\xe9"}'), ["metrics/fig1_resid.json is not UTF-8 text"]),
     "claims.yaml syntax": ("message", write("paper/claims.yaml", "claims:\n  - id: a\n    claim: [\n"), ["paper/claims.yaml is not valid YAML at line 4, column 1"]),
     "claims.yaml not UTF-8": ("traceback", write("paper/claims.yaml", b"claims: [\xff]\n"), ["paper/claims.yaml is not UTF-8 text (byte 9)"]),
@@ -365,6 +366,7 @@ PAPER_FILES = {
     "verification.json not JSON": ("traceback", write("paper/verification.json", "{]"), ["paper/verification.json is not valid JSON at line 1, column 2"]),
     "verification.json without status": ("traceback", json_edit("paper/verification.json", lambda d: d["claims"][0].pop("status") and None), ["paper/verification.json: claims[0].status is missing"]),
     "verification.json unknown status": ("silent", json_edit("paper/verification.json", lambda d: d["claims"][0].update(status="MAYBE")), ["paper/verification.json: claims[0].status = 'MAYBE' is not allowed: must be one of PASS, FAIL, NOT RUN"]),
+    "a metric a list (paper)": ("traceback", write("metrics/fig1_resid.json", "[]"), ["metrics/fig1_resid.json holds a list, not a JSON object of metrics"]),
     "template not UTF-8": ("traceback", write("paper/template.md", b"# \xff\n"), ["paper/template.md is not UTF-8 text (byte 2)"]),
     "template absent": ("traceback", remove("paper/template.md"), ["paper/template.md not found"]),
     "tokens.npy garbage (paper)": ("traceback", write(TOK_NPY, b"garbage"), [f"{TOK_NPY} is corrupt"]),
