@@ -1,19 +1,15 @@
 """Stage activations: clean + V-composition-patched runs, streamed into per-token tables (data/activations)."""
-from erasure.errors import DataError
 from erasure.params.load import load_params, resolve_roles
 from erasure.paths import ACTIVATIONS_DIR
 from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.prompt_files import load_prompt_info, load_prompts
+    from erasure.analysis.prompt_files import load_prompts
 
     params = load_params()
     writer, erasers = resolve_roles(params)
-    info = load_prompt_info()
-    if info.get("model") != params.model:
-        raise DataError(f"data/prompts was built for {info.get('model')}, not {params.model}: run `dvc repro prompts`")
-    tokens = load_prompts()  # checked before TransformerLens is imported: a corrupt file stops the stage in seconds
+    tokens, info = load_prompts(params)  # checked before TransformerLens is imported: a bad file stops it in seconds
     from erasure.analysis.activations import compute_activation_tables
     from erasure.io import atomic_path
     from erasure.models.load import load_model
@@ -22,7 +18,7 @@ def main() -> None:
     with atomic_path(ACTIVATIONS_DIR) as tmp:
         meta = compute_activation_tables(
             model, tokens, writer, erasers, tmp, params.activations.batch_size, params.activations.n_dla_prompts,
-            extra_meta={"model": params.model, "prompts_sha256": info["sha256"], "is_code": info["is_code"]},
+            extra_meta={"model": params.model, "prompts_sha256": info.sha256, "is_code": info.is_code},
         )
     print(f"activations: {meta['n_prompts']} x {meta['seq_len']} tokens, writer {writer}, patched layers "
           f"{meta['patch_layers']}")

@@ -4,7 +4,6 @@ import resource
 import sys
 import time
 
-from erasure.errors import DataError
 from erasure.params.load import load_params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
@@ -12,7 +11,7 @@ from erasure.stage import run_stage
 
 def main() -> None:
     from erasure.analysis.discovery.discover import discover
-    from erasure.analysis.prompt_files import load_prompt_info, load_prompts
+    from erasure.analysis.prompt_files import load_prompts
     from erasure.io import atomic_write_csv, atomic_write_json, round_significant
     from erasure.models.load import load_model
     from erasure.plotting.data import writer_rows
@@ -23,10 +22,7 @@ def main() -> None:
     dp, entry = params.discovery, params.entry
     # named roles are compared with what discovery finds; `auto` ones would be read from the file written here
     named = entry.writer != "auto" and entry.erasers != "auto"
-    info = load_prompt_info()
-    if info["model"] != params.model:
-        raise DataError(f"data/prompts was built for {info['model']}, not {params.model}: run `dvc repro prompts`")
-    tokens = load_prompts()
+    tokens, info = load_prompts(params)
     model = load_model(params)
     found = discover(
         model, tokens, dp, model_name=params.model,
@@ -34,7 +30,7 @@ def main() -> None:
         params_erasers=[e.name for e in entry.erasers] if named else None,
     )
     digits = params.outputs.significant_digits
-    result = round_significant({**found.record, "prompts_sha256": info["sha256"]}, digits)
+    result = round_significant({**found.record, "prompts_sha256": info.sha256}, digits)
     tag = f"{params.model}, {result['n_prompts']} prompts x {result['seq_len']} tokens"
     plot_atlas(found, FIGURES["atlas"], dp.atlas_rows, dp.dpi,
                title=f"Erasure atlas ({tag})\nmedian PR(c, w) of each later component c onto writer w")

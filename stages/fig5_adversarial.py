@@ -1,7 +1,7 @@
 """Stage fig5_adversarial: paper Fig 5 -- clean DLA of the writer and of other heads on four adversarial prompts,
 vs their DLA when the head's last-position input is resampled from unrelated prompts."""
 from erasure.params.load import load_params, resolve_roles
-from erasure.paths import FIGURES, METRICS, PLOTS, PROMPTS_DIR
+from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     settings, digits = params.fig5, params.outputs.significant_digits
     writer, _ = resolve_roles(params)
     specs = prompt_specs(settings, writer, params.model)
-    rows = load_prompts(PROMPTS_DIR)
+    rows, _ = load_prompts(params)
     model = load_model(params)
     bos = bos_token_id(params, model)
     torch.manual_seed(settings.seed)

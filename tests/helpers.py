@@ -3,6 +3,7 @@ copy of the checkout."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import threading
@@ -57,12 +58,14 @@ def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None 
 
 
 RUN_OUTPUTS = ("metrics/", "plots/", "figures/", "paper/paper.", "paper/verification.")
+SNAPSHOT_DATE = "2024-01-01T00:00:00+00:00"  # fixed: two copies of one checkout get one commit (the paper names it)
 
 
 def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
     """A git repo at dest holding this checkout's files (not its run outputs), params edited, committed.
 
-    Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them.
+    Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them. The commit is
+    dated SNAPSHOT_DATE, so copies with the same files have the same commit (and build the same paper).
     """
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\n")
@@ -75,9 +78,10 @@ def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
     edit_params(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
+    dated = {**os.environ, "GIT_AUTHOR_DATE": SNAPSHOT_DATE, "GIT_COMMITTER_DATE": SNAPSHOT_DATE}
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True, env=dated)
     return dest
 
 

@@ -4,11 +4,15 @@ Per batch of prompts the clean run caches only the hooks it needs (residual chec
 LN scales), the patched run restarts at the first patched layer from the clean residual, and everything is
 reduced at once to one projection ratio per (prompt, position, run, item). Nothing of size tokens x d_model
 outlives its batch except the vectors kept for the first `n_dla_prompts` prompts (paper Fig 4).
-Tables are written into memory-mapped .npy files, so memory stays flat whatever the number of prompts.
+Tables are written into memory-mapped .npy files, so memory stays flat whatever the number of prompts; their
+space is allocated before the first batch, so a full disk is an OSError (ENOSPC) at once, never a SIGBUS on a
+page of a sparse file. A NaN/inf projection ratio (a writer output of zero norm, or an overflow) stops the pass
+with the prompts it came from: the tables hold only finite values.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +20,11 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 from numpy.lib.format import open_memmap
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from erasure.errors import DataError
 from erasure.mechanism.hooks import (
     FINAL_NORMALIZED,
     FINAL_SCALE,
@@ -48,6 +53,27 @@ def top2_tokens(model: HookedTransformer, resid_final_normed: Float[torch.Tensor
         ids.append(top.indices)
         values.append(top.values)
     return torch.cat(ids, dim=1), torch.cat(values, dim=1)
+
+
+def allocated_table(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 .npy memmap whose every block is allocated now (posix_fallocate), not on first write.
+
+    posix_fallocate is POSIX but not on macOS: there the file stays sparse, as numpy makes it.
+    """
+    table = open_memmap(path, "w+", np.float32, shape)
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return table
+
+
+def check_finite_batch(out: dict[str, torch.Tensor], start: int, stop: int, writer: Component) -> None:
+    for key in ("resid_pr", "component_pr"):
+        bad = int((~torch.isfinite(out[key])).sum())
+        if bad:
+            raise DataError(f"activations: {bad} NaN/inf values of {key} in prompts {start}..{stop - 1}: the "
+                            f"projection ratio onto {writer} is undefined where its output is zero (or the model "
+                            "overflowed); the tables must be finite")
 
 
 class ActivationPass:
@@ -146,13 +172,14 @@ class ActivationPass:
         n, p = tokens.shape
         n_dla = min(n_dla_prompts, n)
         out_dir.mkdir(parents=True, exist_ok=True)
-        resid = open_memmap(out_dir / "resid_pr.npy", "w+", np.float32, (n, p, 2, len(self.checkpoints)))
-        comps = open_memmap(out_dir / "component_pr.npy", "w+", np.float32, (n, p, 2, len(self.components)))
+        resid = allocated_table(out_dir / "resid_pr.npy", (n, p, 2, len(self.checkpoints)))
+        comps = allocated_table(out_dir / "component_pr.npy", (n, p, 2, len(self.components)))
         kept: dict[str, list[torch.Tensor]] = {}
         over_scale = torch.zeros(self.model.cfg.d_model, dtype=torch.float64)
         for start in progress(range(0, n, batch_size), desc="activations", unit="batch"):
             stop = min(start + batch_size, n)
             out = self.batch(tokens[start:stop], keep_vectors=start < n_dla)
+            check_finite_batch(out, start, stop, self.writer)
             resid[start:stop] = out["resid_pr"].numpy()
             comps[start:stop] = out["component_pr"].numpy()
             over_scale += out["writer_over_scale_sum"]
@@ -165,7 +192,7 @@ class ActivationPass:
         del resid, comps
         dla = {k: torch.cat(v).contiguous() for k, v in kept.items()}
         dla["writer_over_scale_mean"] = (over_scale / (n * p)).float()
-        save_file(dla, str(out_dir / "dla_cache.safetensors"))
+        (out_dir / "dla_cache.safetensors").write_bytes(save(dla))  # a full disk: OSError, not safetensors' own
         meta = {
             "writer": self.writer.name,
             "erasers": [e.name for e in self.erasers],

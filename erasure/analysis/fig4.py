@@ -13,7 +13,6 @@ Also here: the tokens the writer's mean output boosts most (paper §3.5, metrics
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,13 @@ import torch
 from jaxtyping import Float, Int
 from safetensors.torch import load_file
 
+from erasure.analysis.tables import REMEDY, ActivationMeta, load_meta
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.dla import centres, dla, top2_dla
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
 from erasure.params.sections import Fig4
+from erasure.paths import ACTIVATIONS_DIR
 
 
 def position_mask(seq_len: int, positions: str) -> np.ndarray:
@@ -41,43 +42,49 @@ def position_mask(seq_len: int, positions: str) -> np.ndarray:
     return mask
 
 
+CACHE_FILE = "dla_cache.safetensors"
 CACHE_KEYS = ("tokens", "writer_out", "vcomp_out", "erasers_out", "scale_final", "scale_patch_layer", "top2",
               "writer_over_scale_mean")
 
 
-def load_dla_cache(act_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_dla_cache(act_dir: str | Path) -> tuple[dict[str, torch.Tensor], ActivationMeta]:
     """data/activations/dla_cache.safetensors and meta.json, or a DataError saying which stage to run."""
     act_dir = Path(act_dir)
-    cache_file, meta_file = act_dir / "dla_cache.safetensors", act_dir / "meta.json"
-    if not cache_file.exists() or not meta_file.exists():
-        raise DataError(f"{cache_file} or {meta_file} is missing: run `dvc repro activations`")
+    meta = load_meta(act_dir)
+    cache_file = act_dir / CACHE_FILE
+    if not cache_file.exists():
+        raise DataError(f"{cache_file} not found: run `dvc repro activations` first")
     try:
-        return load_file(str(cache_file)), json.loads(meta_file.read_text())
-    except Exception as err:  # a truncated/corrupt file: one line, not a traceback
-        raise DataError(f"{act_dir} is unreadable ({type(err).__name__}: {err}): "
-                        "rerun `dvc repro activations`") from None
+        return load_file(str(cache_file)), meta
+    except Exception as err:  # safetensors raises its own types on a truncated/corrupt file: one line
+        raise DataError(f"{cache_file} is unreadable ({type(err).__name__}: {err}): {REMEDY}") from None
 
 
 def check_cache(
-    cache: dict[str, torch.Tensor], meta: dict, model_name: str, writer: Component, erasers: list[Component]
+    cache: dict[str, torch.Tensor], meta: ActivationMeta, model_name: str, writer: Component,
+    erasers: list[Component], act_dir: str | Path = ACTIVATIONS_DIR,
 ) -> None:
-    """DataError unless the DLA cache has every array with consistent shapes and is of this model and roles."""
+    """DataError unless the DLA cache has every array with consistent shapes, finite values, and is of this model
+    and roles."""
+    where = Path(act_dir) / CACHE_FILE
     missing = [k for k in CACHE_KEYS if k not in cache]
     if missing:
-        raise DataError(f"DLA cache lacks {', '.join(missing)}: rerun `dvc repro activations`")
+        raise DataError(f"{where} lacks {', '.join(missing)}: {REMEDY}")
     n, p, d = cache["writer_out"].shape
     expect = {"tokens": (n, p), "vcomp_out": (n, p, d), "erasers_out": (n, p, d), "scale_final": (n, p),
               "scale_patch_layer": (n, p), "top2": (n, p, 2), "writer_over_scale_mean": (d,)}
     for key, shape in expect.items():
         if tuple(cache[key].shape) != shape:
-            raise DataError(f"DLA cache {key} has shape {tuple(cache[key].shape)}, expected {shape}")
-    if meta.get("model") != model_name:
-        raise DataError(
-            f"data/activations was computed for model {meta.get('model')!r} but params.yaml selects "
-            f"{model_name!r}: rerun `dvc repro activations`"
-        )
-    if meta.get("writer") != writer.name or list(meta.get("erasers", [])) != [e.name for e in erasers]:
-        raise DataError("data/activations was computed for another writer/eraser set: rerun `dvc repro activations`")
+            raise DataError(f"{where}: {key} has shape {tuple(cache[key].shape)}, expected {shape}: {REMEDY}")
+    for key in CACHE_KEYS:
+        bad = int((~torch.isfinite(cache[key])).sum())
+        if bad:
+            raise DataError(f"{where}: {key} holds {bad} NaN/inf values; the cache must be finite: {REMEDY}")
+    if meta.model != model_name:
+        raise DataError(f"{act_dir} was computed for model {meta.model!r} but params.yaml selects {model_name!r}: "
+                        f"{REMEDY}")
+    if meta.writer != writer.name or list(meta.erasers) != [e.name for e in erasers]:
+        raise DataError(f"{act_dir} was computed for another writer/eraser set: {REMEDY}")
 
 
 def ov_sum(model, heads: list[Component]) -> Float[torch.Tensor, "d d"]:
@@ -105,9 +112,6 @@ def code_variant_points(
     x = DLA(o); y = DLA(((o - mean)/sigma_L) @ OV), no attention weighting; both with sigma_f at the source.
     """
     n, p, _ = writer_out.shape
-    if start_pos > p - 2:
-        raise ParamError(f"fig4.code_variant.start_pos = {start_pos} is not allowed: "
-                         f"must be at most seq_len - 2 = {p - 2}")
     xs, ys = [], []
     for b in range(n):
         o = writer_out[b, start_pos : p - 1].float()
@@ -147,6 +151,9 @@ def fig4_metrics(
     """Every number of metrics/fig4_dla.json from the DLA cache and the model's W_U / W_V / W_O."""
     W_U = model.W_U.detach().float()
     n_cache, p, _ = cache["writer_out"].shape
+    if settings.code_variant.start_pos > p - 2:  # checked before the long DLA passes
+        raise ParamError(f"fig4.code_variant.start_pos = {settings.code_variant.start_pos} is not allowed: must be "
+                         f"at most seq_len - 2 = {p - 2} (the prompts' seq_len)")
     n = min(settings.n_prompts, n_cache)
     if n < 2:
         raise DataError(f"fig4 needs at least 2 prompts in the DLA cache to bootstrap over prompts, got {n}")

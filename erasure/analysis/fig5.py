@@ -2,7 +2,11 @@
 
 For each prompt (tokenized with BOS), the direction is a logit difference at the last position: the clean model's
 top-2 (`fig5.direction: top2`, the authors' code) or the stated pair (`pair`, the paper's text); both logit
-differences and the writer's clean DLA along both are reported either way. A head's clean DLA is DLA(z_h W_O[h])
+differences and the writer's clean DLA along both are reported either way. A pair is a direction only when each
+side is one token of the model's tokenizer and the two differ: with `direction: pair` anything else is a one-line
+error naming the prompt; with `top2` (the pair only reported) the model still runs, `paper_pair.single_token`
+records which side is not one token, and the pair's logit difference and DLA are null, never computed from a
+truncated pair. A head's clean DLA is DLA(z_h W_O[h])
 at the last position with the clean sigma_f. Its resampled DLA (docs/methods.md §4.5): the head's input at the LAST
 position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
@@ -17,6 +21,7 @@ so the patched runs execute block L alone, starting from the prompt's clean resi
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,7 +30,7 @@ import torch
 from jaxtyping import Float, Int
 from tqdm import tqdm
 
-from erasure.errors import ParamError
+from erasure.errors import DataError, ParamError
 from erasure.mechanism.dla import centres, dla, logit_diff_direction
 from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
 from erasure.mechanism.names import Component
@@ -170,11 +175,12 @@ def summarize_resampled(values: np.ndarray) -> dict:
 
 
 def select_sources(
-    rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int
+    rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int, key: str
 ) -> Int[torch.Tensor, "r n"]:
     """n_resample rows of the prompt set (seeded choice; all rows if fewer), truncated to `length` tokens."""
     if rows.shape[1] < length:
-        raise ParamError(f"a fig5 prompt has {length} tokens but the prompt set rows only {rows.shape[1]}")
+        raise ParamError(f"fig5.prompts.{key}.text is {length} tokens (BOS included) but the prompt rows are only "
+                         f"{rows.shape[1]} (prompts.seq_len of the model): shorten the text or raise seq_len")
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(rows.shape[0], generator=g)[:n_resample]
     return rows[order, :length].long()
@@ -185,16 +191,20 @@ def analyse_prompt(
 ) -> dict:
     """Every number of metrics/fig5_adversarial.json for one prompt."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
+    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed, spec.key)
     run = clean_run(model, tokens)
     top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
     pair_ids, single = zip(*(target_ids(model, t) for t in spec.pair))
     used = [ids[0] for ids in pair_ids]
-    if settings.direction == "pair" and not (all(single) and used[0] != used[1]):
-        raise ParamError(
-            f"fig5.prompts.{spec.key}.pair = {list(spec.pair)!r} is not allowed with fig5.direction = pair: each "
-            "side must be one token of the model's tokenizer and the two must differ "
-            f"(got ids {[list(i) for i in pair_ids]})"
-        )
+    usable = all(single) and used[0] != used[1]
+    if not usable:
+        param = f"fig5.prompts.{spec.key}.pair = {list(spec.pair)!r}"
+        why = ("each side must be one token of the model's tokenizer and the two must differ "
+               f"(got ids {[list(i) for i in pair_ids]})")
+        if settings.direction == "pair":
+            raise ParamError(f"{param} is not allowed with fig5.direction = pair: {why}")
+        print(f"note: {param} is no direction: {why}; its logit difference and DLA are null "
+              "(fig5.direction = top2 does not use it)", file=sys.stderr)
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
@@ -208,14 +218,13 @@ def analyse_prompt(
     direction = logit_diff_direction(W_U, torch.tensor([chosen]))[0]
     writer_clean = {
         name: float(clean_head_dla(run, logit_diff_direction(W_U, torch.tensor([ids]))[0], centres(model))[
-            writer.layer, writer.head])
+            writer.layer, writer.head]) if name == "top2" or usable else None
         for name, ids in directions.items()
     }
 
     clean = clean_head_dla(run, direction, centres(model))
     auto = auto_head(clean, writer)
     heads = list(dict.fromkeys([writer, spec.comparison_head, auto]))
-    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed)
     normalized = source_inputs(model, sources, sorted({c.layer for c in heads}), settings.batch_size)
 
     out = {}
@@ -224,6 +233,9 @@ def analyse_prompt(
             model, tokens, comp, normalized[comp.layer], settings.batch_size, desc=f"{spec.key} {comp.name}"
         )
         values = dla(resampled_out, run.scale_final.expand(resampled_out.shape[0]), direction, centres(model)).numpy()
+        if not np.isfinite(values).all():
+            raise DataError(f"fig5 {spec.key}: {int((~np.isfinite(values)).sum())} of the {values.size} resampled "
+                            f"DLA values of {comp.name} are NaN/inf (the model overflowed)")
         out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values),
                           "_values": values}
     return {
@@ -234,7 +246,7 @@ def analyse_prompt(
         "logit_diff": float(run.logits[chosen[0]] - run.logits[chosen[1]]),
         "top2_logit_diff": float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]]),
         "paper_pair": paper_pair,
-        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]),
+        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]) if usable else None,
         "writer_clean_dla": writer_clean,
         "writer": writer.name,
         "comparison_head": spec.comparison_head.name,

@@ -9,11 +9,11 @@ from erasure.mechanism.stats import summarize_pools
 def _header(tables: ActivationTables) -> dict:
     meta = tables.meta
     return {
-        "model": meta["model"],
-        "writer": meta["writer"],
-        "erasers": meta["erasers"],
-        "n_prompts": meta["n_prompts"],
-        "seq_len": meta["seq_len"],
+        "model": meta.model,
+        "writer": meta.writer,
+        "erasers": meta.erasers,
+        "n_prompts": meta.n_prompts,
+        "seq_len": meta.seq_len,
     }
 
 
@@ -26,9 +26,9 @@ def fig1_metrics(tables: ActivationTables) -> dict:
     """
     meta = tables.meta
     checkpoints = {
-        c: {run: summarize_pools(tables.resid(c, run)) for run in meta["runs"]} for c in meta["checkpoints"]
+        c: {run: summarize_pools(tables.resid(c, run)) for run in meta.runs} for c in meta.checkpoints
     }
-    first = meta["patch_layers"][0]
+    first = meta.patch_layers[0]
     after, before = f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"
     share = {}
     for pool in ("all", "no_bos"):
@@ -52,11 +52,11 @@ def fig2_metrics(tables: ActivationTables, negative_median: float) -> dict:
     data-driven eraser set the paper reads off Fig 2.
     """
     meta = tables.meta
-    comps = [c for c in meta["components"] if c != meta["writer"]]
+    comps = [c for c in meta.components if c != meta.writer]
     components = {c: summarize_pools(tables.component(c, "clean")) for c in comps}
-    eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta["erasers"])
+    eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta.erasers)
     summed = summarize_pools(eraser_sum)
-    layers = set(meta["patch_layers"])
+    layers = set(meta.patch_layers)
     negative = [
         c for c in comps
         if Component.parse(c).is_head and Component.parse(c).layer in layers
@@ -76,10 +76,10 @@ def fig3_metrics(tables: ActivationTables) -> dict:
     """Every head of the patched layer(s): PR onto the writer, clean vs patched."""
     meta = tables.meta
     heads = [
-        c for c in meta["components"]
-        if Component.parse(c).is_head and Component.parse(c).layer in set(meta["patch_layers"])
+        c for c in meta.components
+        if Component.parse(c).is_head and Component.parse(c).layer in set(meta.patch_layers)
     ]
     return {
         **_header(tables),
-        "heads": {h: {run: summarize_pools(tables.component(h, run)) for run in meta["runs"]} for h in heads},
+        "heads": {h: {run: summarize_pools(tables.component(h, run)) for run in meta.runs} for h in heads},
     }

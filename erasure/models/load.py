@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from erasure.errors import DataError
+from erasure.errors import DataError, ParamError
 from erasure.io import sha256_file
 from erasure.models import hub
 from erasure.params.load import Params
@@ -153,7 +153,18 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
 
         model = load_smollm2(bos_token_id=cfg.bos_token_id)
     torch.set_grad_enabled(False)
+    check_shape(params, model)
     return model.eval()
+
+
+def check_shape(params: Params, model: HookedTransformer) -> None:
+    """The loaded model has the shape params were checked against (components, token ids, seq_len <= n_ctx)."""
+    stated = params.shape.model_dump()
+    actual = {key: getattr(model.cfg, key) for key in stated}
+    if actual != stated:
+        where = (f"models.{params.model}.shape" if isinstance(params.entry, HubModel) and params.entry.shape
+                 else f"the known shape of {params.model}")
+        raise ParamError(f"{where} = {stated} does not match the loaded model: {actual}")
 
 
 def bos_token_id(params: Params, model: HookedTransformer) -> int:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from erasure.errors import DataError
+from erasure.io import read_json
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.values import Node
 from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
@@ -120,20 +122,22 @@ def prompt_info(root: Path, params: dict, fig1: dict | None = None) -> dict:
         info["from"] = "metrics/fig1_resid.json and params.yaml"
     meta_path = root / PROMPTS_DIR / "tokens.json"
     if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            meta = {}
+        meta = read_json(meta_path, "re-run `dvc repro prompts`")
+        if not isinstance(meta, dict):
+            raise DataError(f"{meta_path} holds {type(meta).__name__}, not a mapping: re-run `dvc repro prompts`")
         info.update({k: meta[k] for k in ("source", "n_text", "n_code", "sha256", "model") if k in meta})
         info["from"] = str(PROMPTS_DIR / "tokens.json")
     tokens = root / PROMPTS_DIR / "tokens.npy"
     if tokens.exists():
+        import numpy as np
+
         try:
-            import numpy as np
             shape = np.load(tokens, mmap_mode="r").shape
-            info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
-        except (ValueError, OSError):
-            pass
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{tokens} is corrupt ({type(err).__name__}): re-run `dvc repro prompts`") from None
+        if len(shape) != 2:
+            raise DataError(f"{tokens} has shape {shape}, not (prompts, seq_len): re-run `dvc repro prompts`")
+        info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
     if info.get("n_prompts") is None and isinstance(info.get("n_text"), int) and isinstance(info.get("n_code"), int):
         info["n_prompts"] = info["n_text"] + info["n_code"]
     info["sha256_short"] = (info.get("sha256") or "")[:12] or None
@@ -187,7 +191,8 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         banner = (f"These results are from **{run_model}**, not {paper.get('model')}, so they are **not** the paper's "
                   f"claims: the paper's values are shown for reference and every claim is NOT RUN.")
     fig5_params = (params.get("fig5") or {}).get("prompts")
-    checkpoints = list((fig1.get("checkpoints") or {}).keys()) or MISSING
+    checkpoints = list(fig1["checkpoints"]) if isinstance(fig1.get("checkpoints"), dict) else []
+    checkpoints = checkpoints or MISSING
     return {
         "model": run_model,
         "is_paper_model": is_paper_model,

@@ -8,7 +8,6 @@ them (never implicitly).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from pydantic import PrivateAttr, ValidationError, model_validator
 from erasure.errors import DataError, ParamError
 from erasure.io import read_yaml
 from erasure.mechanism.names import Component
-from erasure.params.fields import Section, Text, describe
+from erasure.params.fields import Record, Section, Text, describe, read_record
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
 from erasure.params.sections import Activations, Discovery, Fig2, Fig4, Fig5, FigPlot, Outputs, Paper, Stats
 from erasure.paths import METRICS, PARAMS_FILE
@@ -116,6 +115,17 @@ def check_entry(name: str, entry: AnyModel, shape: ModelShape) -> None:
         check_roles(writer, entry.erasers, f"{base}.erasers", shape)
 
 
+class Selection(Record):
+    writer: Text
+    erasers: list[Text]
+
+
+class DiscoveryRecord(Record):
+    """What the stages with `auto` roles read of metrics/discovery.json."""
+
+    selected: Selection
+
+
 def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:
     """The writer and erasers of the selected model; `auto` ones are the discover stage's selection."""
     entry, base = params.entry, f"models.{params.model}"
@@ -123,18 +133,14 @@ def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tup
         return entry.writer, list(entry.erasers)
     if not discovery.exists():
         raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro discover` first")
-    try:
-        selected = json.loads(discovery.read_text())["selected"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise DataError(f"{discovery} is corrupt (no `selected` writer): re-run `dvc repro discover`") from None
+    selected = read_record(discovery, DiscoveryRecord, "re-run `dvc repro discover`").selected
     writer = entry.writer
     if writer == "auto":
-        writer = Component.parse(selected.get("writer"), f"{base}.writer (auto, from {discovery})", params.shape)
+        writer = Component.parse(selected.writer, f"{base}.writer (auto, from {discovery})", params.shape)
     param = f"{base}.erasers (auto, from {discovery})"
-    names = selected.get("erasers")
-    if not isinstance(names, list) or not names:
-        raise ParamError(f"{param} = {names!r} is not allowed: must be a non-empty list of heads/MLPs")
-    erasers = [Component.parse(v, param, params.shape) for v in names]
+    if not selected.erasers:
+        raise ParamError(f"{param} = [] is not allowed: must be a non-empty list of heads/MLPs")
+    erasers = [Component.parse(v, param, params.shape) for v in selected.erasers]
     check_roles(writer, erasers, param, params.shape)
     return writer, erasers
 
@@ -142,7 +148,8 @@ def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tup
 def validate_params(raw: Any) -> Params:
     """Check a params mapping (every section, every model entry); a bad value raises a one-line ParamError."""
     if not isinstance(raw, dict):
-        raise DataError("params.yaml must be a mapping of params")
+        found = "nothing" if raw is None else f"a {type(raw).__name__}"
+        raise DataError(f"params.yaml holds {found}: must be a mapping of {', '.join(Params.model_fields)}")
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:

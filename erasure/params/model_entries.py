@@ -151,12 +151,16 @@ def check_tags(models: Any) -> None:
     if not isinstance(models, dict):
         return
     for name, entry in models.items():
-        if not isinstance(entry, dict):
-            continue
         loader = LOADERS.get(name, "hub")
+        if not isinstance(entry, dict):
+            raise ParamError(f"models.{name} = {entry!r} is not allowed: must be a mapping with loader: {loader} "
+                             "and its keys")
         if entry.get("loader") != loader:
             raise ParamError(f"models.{name}.loader = {entry.get('loader')!r} is not allowed: must be one of {loader}")
         prompts = entry.get("prompts")
+        if prompts is not None and not isinstance(prompts, dict):
+            raise ParamError(f"models.{name}.prompts = {prompts!r} is not allowed: must be a mapping with source: "
+                             f"{' | '.join(PROMPT_SOURCES)} and its keys")
         if isinstance(prompts, dict) and prompts.get("source") not in PROMPT_SOURCES:
             raise ParamError(f"models.{name}.prompts.source = {prompts.get('source')!r} is not allowed: "
                              f"must be one of {', '.join(PROMPT_SOURCES)}")

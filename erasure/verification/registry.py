@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from erasure.errors import ClaimError
+from erasure.io import read_yaml
 from erasure.paths import CLAIMS_FILE
 from erasure.verification.checks import CHECKS, KEY_ARGS
 from erasure.verification.metrics import split_key
@@ -22,17 +21,13 @@ SOURCES = ("paper", "blog", "artifact")  # artifact: a check this reproduction a
 REQUIRED_FIELDS = ("id", "claim", "section", "figure", "source", "model", "paper_value", "metric", "tolerance",
                    "tolerance_reason")
 PLANTED_REQUIRED = ("id", "what", "tolerance_reason")
+TEXT_FIELDS = ("id", "claim", "model", "source")  # compared and used as keys: a list or a number would misread
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
     """Read and validate the registry: {"paper": {...}, "claims": [...], "planted_checks": [...]}."""
     path = Path(path)
-    if not path.exists():
-        raise ClaimError(f"{path} not found: run from the repository root")
-    try:
-        registry = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ClaimError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    registry = read_yaml(path)
     validate_registry(registry, str(path))
     return registry
 
@@ -40,12 +35,19 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
 def validate_registry(registry: Any, where: str = "claims.yaml") -> None:
     if not isinstance(registry, dict) or not isinstance(registry.get("claims"), list):
         raise ClaimError(f"{where} must be a mapping with a `claims` list")
+    if not isinstance(registry.get("paper", {}), dict):
+        raise ClaimError(f"{where}: paper = {registry['paper']!r} must be a mapping (model, title, ...)")
+    if not isinstance(registry.get("planted_checks") or [], list):
+        raise ClaimError(f"{where}: planted_checks must be a list")
     seen: set[str] = set()
     for claim in registry["claims"]:
         cid = claim.get("id") if isinstance(claim, dict) else None
         for name in REQUIRED_FIELDS:
             if not isinstance(claim, dict) or name not in claim:
                 raise ClaimError(f"{where}: claim {cid!r} lacks the field `{name}`")
+        for name in TEXT_FIELDS:
+            if not isinstance(claim[name], str) or not claim[name]:
+                raise ClaimError(f"{where}: claim {cid!r}: {name} = {claim[name]!r} must be a non-empty string")
         if cid in seen:
             raise ClaimError(f"{where}: claim id {cid!r} appears twice")
         seen.add(cid)
@@ -57,6 +59,8 @@ def validate_registry(registry: Any, where: str = "claims.yaml") -> None:
         for name in PLANTED_REQUIRED:
             if not isinstance(check, dict) or name not in check:
                 raise ClaimError(f"{where}: planted check {cid!r} lacks the field `{name}`")
+        if not isinstance(cid, str) or not cid:
+            raise ClaimError(f"{where}: planted check id = {cid!r} must be a non-empty string")
         if cid in seen:
             raise ClaimError(f"{where}: id {cid!r} appears twice")
         seen.add(cid)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from erasure.analysis.fig4 import aligned_tokens, check_cache, fig4_metrics, position_mask
-from erasure.errors import DataError
-from erasure.mechanism.names import Component
+from erasure.analysis.tables import ActivationMeta
+from erasure.errors import DataError, ParamError
+from erasure.mechanism.names import Component, all_components, checkpoint_names
 from erasure.params.sections import Fig4
 from helpers import repo_params
 
@@ -73,14 +74,41 @@ def test_aligned_tokens_are_the_top_mean_dla(planted):
     assert top[0]["score"] == pytest.approx(float(scores.max()), rel=1e-5)
 
 
+def _meta(model_name: str, writer, erasers, n_layers: int = 4, n_heads: int = 8) -> ActivationMeta:
+    return ActivationMeta.model_validate({
+        "model": model_name, "writer": writer.name, "erasers": [e.name for e in erasers],
+        "patch_layers": sorted({e.layer for e in erasers}), "runs": ["clean", "patched"],
+        "components": [c.name for c in all_components(n_layers, n_heads)], "checkpoints": checkpoint_names(n_layers),
+        "n_prompts": 2, "seq_len": 40})
+
+
 def test_check_cache_rejects_other_model_or_roles(planted):
     model, truth = planted
     cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
-    meta = {"model": "gelu-4l", "writer": writer.name, "erasers": [e.name for e in erasers]}
-    with pytest.raises(DataError, match="rerun"):
-        check_cache(cache, meta, "planted-4l", writer, erasers)
+    with pytest.raises(DataError, match="computed for model 'gelu-4l'.*re-run"):
+        check_cache(cache, _meta("gelu-4l", writer, erasers), "planted-4l", writer, erasers)
     with pytest.raises(DataError, match="another writer/eraser set"):
-        check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers[:-1])
-    check_cache(cache, {**meta, "model": "planted-4l"}, "planted-4l", writer, erasers)
+        check_cache(cache, _meta("planted-4l", writer, erasers), "planted-4l", writer, erasers[:-1])
+    check_cache(cache, _meta("planted-4l", writer, erasers), "planted-4l", writer, erasers)
 
 
+@pytest.mark.parametrize("key, value", [("vcomp_out", float("nan")), ("scale_final", float("inf"))])
+def test_check_cache_refuses_nan_and_inf(planted, key, value):
+    """A non-finite cache value would leave the fit silently (numpy drops nothing, but r becomes nan)."""
+    model, truth = planted
+    cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
+    cache = {**cache, key: cache[key].clone()}
+    cache[key].view(-1)[3] = value
+    with pytest.raises(DataError, match=f"dla_cache.safetensors: {key} holds 1 NaN/inf values"):
+        check_cache(cache, _meta("planted-4l", writer, erasers), "planted-4l", writer, erasers)
+
+
+
+
+def test_a_code_variant_start_beyond_the_prompts_is_one_line_before_any_pass(planted):
+    model, truth = planted
+    cache, writer, erasers = _planted_cache(model, truth, n_prompts=2, seq_len=40)
+    settings = Fig4.model_validate({**repo_params()["fig4"], "code_variant": {"n_prompts": 2, "start_pos": 39}})
+    with pytest.raises(ParamError, match=r"^fig4\.code_variant\.start_pos = 39 is not allowed: must be at most "
+                                         r"seq_len - 2 = 38 \(the prompts' seq_len\)$"):
+        fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)

@@ -167,3 +167,31 @@ def test_pair_direction_needs_two_different_single_tokens(planted, pair):
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
     with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
         analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1)
+
+
+def test_top2_runs_with_an_unusable_pair_and_leaves_its_numbers_null(planted, capsys):
+    """With direction top2 the pair is only reported: a model whose tokenizer splits a side still runs, the record
+    says which side is not one token, and no number is computed from the truncated pair."""
+    pair, single = (" get", " MyClass.method"), [True, False]
+    model, truth = planted
+    bos = model.tokenizer.bos_token_id
+    settings = Fig5.model_validate(
+        {**repo_params()["fig5"], "direction": "top2", "n_resample": 4, "batch_size": 4, "seed": 0})
+    spec = PromptSpec("p3", "class MyClass:\n\tdef", pair, Component(3, 5))
+    res = strip_values(analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
+                                      settings, bos))
+    assert res["paper_pair"]["single_token"] == single
+    assert res["paper_pair_logit_diff"] is None and res["writer_clean_dla"]["pair"] is None
+    assert res["writer_clean_dla"]["top2"] == pytest.approx(res["heads"][truth.writer]["clean"], abs=1e-6)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]  # tqdm bars aside
+    assert len(notes) == 1 and notes[0].startswith(f"note: fig5.prompts.p3.pair = {list(pair)!r} is no direction")
+
+
+def test_a_prompt_longer_than_the_rows_names_its_parameter(planted):
+    model, truth = planted
+    settings = Fig5.model_validate(repo_params()["fig5"])
+    spec = PromptSpec("p2", "I went to university at Michigan", (" State", " University"), Component(2, 1))
+    n_tokens = tokenize_prompt(model, spec.text, 1).shape[1]
+    with pytest.raises(ParamError, match=rf"^fig5\.prompts\.p2\.text is {n_tokens} tokens \(BOS included\) but the "
+                                         r"prompt rows are only 4 \(prompts\.seq_len of the model\)"):
+        analyse_prompt(model, spec, Component.parse(truth.writer), _rows(8, 4, len(model.tokenizer), 1, 0), settings, 1)

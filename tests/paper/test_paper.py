@@ -232,3 +232,19 @@ def test_absent_metrics_show_as_missing_not_as_numbers(tmp_path):
     params = make_tree(tmp_path, "gelu-4l", files)
     md_text, _ = build_in(tmp_path, params)
     assert "[missing: metrics.fig4_dla.paper.r]" in md_text
+
+
+def test_a_metric_of_the_wrong_type_shows_as_such_not_as_a_crash(tmp_path):
+    """A hand-edited metric (a list where a dict was, a string where a number was) renders a visible marker, as a
+    missing one does; a metrics file that is not a JSON object is one DataError naming it."""
+    files = tc.gelu_metrics(0.0)
+    files["metrics/fig1_resid.json"]["checkpoints"] = [1, 2]
+    files["metrics/fig1_resid.json"]["vcomp_share"]["all"] = "most"
+    files["metrics/fig5_adversarial.json"]["prompts"]["p1"]["top2"] = 5
+    params = make_tree(tmp_path, "gelu-4l", files)
+    md_text, _ = build_in(tmp_path, params)
+    assert "**[not a number: metrics.fig1_resid.vcomp_share.all]**" in md_text
+    assert "**[not a list: metrics.fig5_adversarial.prompts.p1.top2]**" in md_text
+    (tmp_path / "metrics/fig2_components.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"metrics/fig2_components\.json holds a list, not a JSON object of metrics"):
+        build_in(tmp_path, params)

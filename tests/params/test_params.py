@@ -131,9 +131,9 @@ def test_discovery_records_its_rules_not_its_figure_resolution():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("model: a\n  b: [1\n", "is not valid YAML at line 2, column 4: mapping values are not allowed here"),
+    ("model: a\n  b: [1\n", "is not valid YAML at line 2, column 4: mapping values are not allowed"),
     ("model: a\nmodel: b\n", "is not valid YAML at line 2, column 1: key 'model' appears twice"),
-    ("- 1\n- 2\n", "params.yaml must be a mapping of params"),
+    ("- 1\n- 2\n", "params.yaml holds a list: must be a mapping of model, models, activations"),
 ])
 def test_a_broken_file_is_one_line_with_its_position(tmp_path, text, message):
     path = tmp_path / "params.yaml"
@@ -163,7 +163,10 @@ def test_auto_roles_are_resolved_only_when_asked(tmp_path):
     with pytest.raises(ParamError, match="erasers must sit in a layer after the writer L3H4"):
         resolve_roles(params, discovery)
     discovery.write_text("{not json")
-    with pytest.raises(DataError, match="is corrupt"):
+    with pytest.raises(DataError, match=r"discovery\.json is not valid JSON at line 1, column 2 .*: re-run `dvc repro discover`"):
+        resolve_roles(params, discovery)
+    discovery.write_text('{"selected": ["L3H4"]}')
+    with pytest.raises(DataError, match=r"discovery\.json: selected = \['L3H4'\] is not allowed: .*: re-run `dvc repro discover`"):
         resolve_roles(params, discovery)
     named = validate_params(repo_params("planted-4l"))
     assert resolve_roles(named, tmp_path / "absent.json")[0] == Component(0, 2)  # named roles read no file
