@@ -12,7 +12,7 @@ def main() -> None:
 
     params = load_params()
     cfg = params.fig1
-    metrics = fig1_metrics(load_tables())
+    metrics = fig1_metrics(load_tables(), params.stats)
     fig1(metrics, params.stats.headline, cfg.bands, FIGURES["fig1"], cfg.dpi)
     atomic_write_json(METRICS["fig1_resid"], metrics)
 

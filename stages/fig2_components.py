@@ -12,7 +12,7 @@ def main() -> None:
 
     params = load_params()
     cfg = params.fig2
-    metrics = fig2_metrics(load_tables(), cfg.negative_median)
+    metrics = fig2_metrics(load_tables(), cfg.negative_median, params.stats)
     fig2(metrics, params.stats.headline, cfg.bands, cfg.layers, FIGURES["fig2"], cfg.dpi)
     atomic_write_json(METRICS["fig2_components"], metrics)
 

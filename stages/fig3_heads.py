@@ -12,7 +12,7 @@ def main() -> None:
 
     params = load_params()
     cfg = params.fig3
-    metrics = fig3_metrics(load_tables())
+    metrics = fig3_metrics(load_tables(), params.stats)
     fig3(metrics, params.stats.headline, cfg.bands, FIGURES["fig3"], cfg.dpi)
     atomic_write_json(METRICS["fig3_heads"], metrics)
 

@@ -14,7 +14,7 @@ from erasure.paper.values import Node
 from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
-from erasure.verification.report import display
+from erasure.verification.report import display, interval_cell, verdict_cell
 
 
 def git_commit(root: Path) -> str:
@@ -129,12 +129,9 @@ def _ordinal(q: float) -> str:
 
 
 def _ci_label(fig4: dict | None) -> str:
-    """The confidence level of fig4's `*_ci<NN>` intervals, from the key name (e.g. r_ci95 -> 95%)."""
-    for key in ((fig4 or {}).get("paper") or {}):
-        match = re.fullmatch(r"r_ci(\d+)", key)
-        if match:
-            return f"{match.group(1)}%"
-    return "confidence"
+    """The level of fig4's intervals (`bootstrap.level` of its metrics file), e.g. 0.95 -> 95%."""
+    level = ((fig4 or {}).get("bootstrap") or {}).get("level")
+    return f"{100 * level:g}%" if isinstance(level, (int, float)) else "confidence"
 
 
 def build_context(root: str | Path, params: dict, registry: dict, verification: dict | None) -> dict:
@@ -199,20 +196,20 @@ def verification_table(verification: dict | None, registry: dict) -> str:
     """A compact Markdown table of the verification report (full report: paper/verification.md)."""
     if not verification:
         return "> **Verification has not run:** `paper/verification.json` is absent."
-    rows = ["| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
+    rows = ["| claim | source | paper | reproduced | interval | decided by | verdict |",
+            "|---|---|---|---|---|---|---|"]
     sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}
     for r in verification.get("claims", []):
-        status = r["status"] if r["status"] != "NOT RUN" else f"NOT RUN ({r['reason']})"
-        if r["status"] == "FAIL" and r["reason"]:
-            status += f": {r['reason']}"
         rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
             f"**{r['id']}**: {r['text']}", sections.get(r["id"], ""), display(r["paper_value"]),
-            display(r["reproduced"]), r["tolerance"] or "—", status)) + " |")
+            display(r["reproduced"]), interval_cell(r.get("interval")), r["tolerance"] or "—",
+            verdict_cell(r, True))) + " |")
     if verification.get("planted"):
-        rows += ["", "| planted-truth check | expected | reproduced | tolerance | status |", "|---|---|---|---|---|"]
+        rows += ["", "| planted-truth check | expected | reproduced | interval | decided by | verdict |",
+                 "|---|---|---|---|---|---|"]
         for r in verification["planted"]:
-            status = r["status"] + (f": {r['reason']}" if r["status"] != "PASS" and r["reason"] else "")
             rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
                 f"**{r['id']}**: {r['text']}", display(r["paper_value"]), display(r["reproduced"]),
-                r["tolerance"] or "—", status)) + " |")
+                interval_cell(r.get("interval")), r["tolerance"] or "—", verdict_cell(r, True))) + " |")
     return "\n".join(rows)
+
