@@ -1,10 +1,11 @@
 """Shared fixtures. The tiers, by folder and marker:
 
-- unit (tests/mechanism, tests/params, tests/verification, tests/paper, tests/pipeline/test_stage_deps.py): no
-  model, or a tiny random one; each file runs in seconds;
+- unit (tests/mechanism, tests/params, tests/verification, tests/paper, tests/setup, tests/pipeline/test_stage_deps.py):
+  no model, or a tiny random one; each file runs in seconds;
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
-- slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` in tests/pipeline/test_pipeline.py): minutes;
+- slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
+  stand-in Hub, the DVC remote): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
 """
 from __future__ import annotations
