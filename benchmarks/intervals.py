@@ -6,7 +6,8 @@ For every series the Fig 1-3 stages summarize (each checkpoint and run, each com
 of the patched layers), times `summarize_pools` without and with the bootstrap (stats.n_bootstrap draws); then Fig 4's
 two line-fit bootstraps on (fig4.n_prompts, seq_len) points and Fig 5's 12 resampled-row bootstraps (4 prompts x 3
 heads x fig5.n_resample rows), whose cost depends only on those shapes. Prints one JSON line and appends it to
-benchmarks/results.jsonl, with the load average (the machine is shared: compare with and without in one run).
+benchmarks/results.jsonl. Times are CPU seconds of this process, with the load average beside them (the machine is
+shared: compare with and without in one run).
 """
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def _series(tables) -> dict[str, list]:
 
 
 def _timed(fn) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process (less sensitive than wall time to the other jobs on a shared machine)."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -61,8 +63,8 @@ def main() -> None:
         arrays = [np.asarray(a) for a in arrays]  # read from disk once, outside the timing
         plain = sum(_timed(lambda a=a: summarize_pools(a)) for a in arrays)
         with_boot = sum(_timed(lambda a=a: summarize_pools(a, boot)) for a in arrays)
-        stages[stage] = {"series": len(arrays), "seconds_plain": round(plain, 2), "seconds_with": round(with_boot, 2),
-                         "added": round(with_boot - plain, 2)}
+        stages[stage] = {"series": len(arrays), "cpu_seconds_plain": round(plain, 2),
+                         "cpu_seconds_with": round(with_boot, 2), "added": round(with_boot - plain, 2)}
     rng = np.random.default_rng(0)
     n4 = min(params.fig4.n_prompts, tables.meta["n_prompts"])
     x = rng.normal(size=(n4, tables.meta["seq_len"]))
@@ -77,7 +79,7 @@ def main() -> None:
         "prompts": [tables.meta["n_prompts"], tables.meta["seq_len"]],
         "n_bootstrap": params.stats.n_bootstrap,
         "stages": stages,
-        "added_seconds": round(sum(s["added"] for s in stages.values()), 1),
+        "added_cpu_seconds": round(sum(s["added"] for s in stages.values()), 1),
         "load_avg_1min": round(os.getloadavg()[0], 1),
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -330,6 +330,23 @@ def test_report_on_planted_checks_the_truth_and_not_the_paper(tmp_path):
     assert "planted_eraser_sum" in md and "NOT RUN" in md
 
 
+@pytest.mark.parametrize("measured, interval, level", [
+    (-0.165, (-0.17, -0.155), "interval"),  # the truth -0.16 is inside our interval
+    (-0.175, (-0.18, -0.17), "tolerance"),  # outside the interval, within the truth's tolerance 0.02
+    (-0.185, (-0.19, -0.18), None),  # outside both
+])
+def test_planted_checks_report_whether_sampling_explains_the_gap(measured, interval, level):
+    truth = FakeTruth()  # L2H5: f = 0.16, tolerance eraser_pr = 0.02
+    files = planted_files(truth)
+    key = "metrics/fig2_components.json:components.L2H5.all.median"
+    set_key(files, key, measured)
+    set_interval(files, key, *interval)
+    results = statuses(verify_planted(REGISTRY, Metrics(files=files), truth, "planted-4l"))
+    result = results["planted_eraser_median[L2H5]"]
+    assert result.level == level and result.status == (PASS if level else FAIL)
+    assert result.interval == list(interval)
+
+
 def test_a_planted_failure_exits_non_zero(tmp_path):
     truth = FakeTruth()
     files = planted_files(truth)
