@@ -3,7 +3,8 @@
     python -m benchmarks.intervals [--act-dir data/activations]
 
 For every series the Fig 1-3 stages summarize (each checkpoint and run, each component, the eraser sum, each head
-of the patched layers), times `summarize_pools` without and with the bootstrap (stats.n_bootstrap draws); then Fig 4's
+of the patched layers), times `summarize_pools` and `summarize_pools_with_intervals`, i.e. without and with the
+bootstrap (stats.n_bootstrap draws); then Fig 4's
 two line-fit bootstraps on (fig4.n_prompts, seq_len) points and Fig 5's 12 resampled-row bootstraps (4 prompts x 3
 heads x fig5.n_resample rows), whose cost depends only on those shapes. Prints one JSON line and appends it to
 benchmarks/results.jsonl. Times are CPU seconds of this process, with the load average beside them (the machine is
@@ -22,7 +23,7 @@ import numpy as np
 from erasure.analysis.fig5 import summarize_resampled
 from erasure.analysis.figs123 import bootstrap_of
 from erasure.analysis.tables import load_tables
-from erasure.mechanism.bootstrap import PromptBootstrap
+from erasure.mechanism.bootstrap import PromptBootstrap, summarize_pools_with_intervals
 from erasure.mechanism.linefit import bootstrap_fit
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize_pools
@@ -62,7 +63,7 @@ def main() -> None:
     for stage, arrays in _series(tables).items():
         arrays = [np.asarray(a) for a in arrays]  # read from disk once, outside the timing
         plain = sum(_timed(lambda a=a: summarize_pools(a)) for a in arrays)
-        with_boot = sum(_timed(lambda a=a: summarize_pools(a, boot)) for a in arrays)
+        with_boot = sum(_timed(lambda a=a: summarize_pools_with_intervals(a, boot)) for a in arrays)
         stages[stage] = {"series": len(arrays), "cpu_seconds_plain": round(plain, 2),
                          "cpu_seconds_with": round(with_boot, 2), "added": round(with_boot - plain, 2)}
     rng = np.random.default_rng(0)

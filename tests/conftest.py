@@ -7,6 +7,10 @@
 - slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
   stand-in Hub, the DVC remote): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
+
+A step longer than about 30 s shows its progress: the end-to-end runs print each DVC stage as it starts
+(`progress`), and `--durations` (CI) lists the slowest tests. No test reads what the workspace's params.yaml
+selects: each writes the params it needs (helpers.repo_params, copy_checkout).
 """
 from __future__ import annotations
 
@@ -21,6 +25,20 @@ def planted():
     from erasure.models.planted import build_planted_model, planted_truth
 
     return build_planted_model(seed=0), planted_truth()
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig):
+    """say(line): write a line to the terminal now, although pytest captures the test's output."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is None:  # -p no:terminal
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+    return say
 
 
 @pytest.fixture(scope="module")

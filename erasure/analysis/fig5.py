@@ -26,11 +26,11 @@ from jaxtyping import Float, Int
 from tqdm import tqdm
 
 from erasure.errors import ParamError
-from erasure.mechanism.bootstrap import PromptBootstrap, bootstrap_record
+from erasure.mechanism.bootstrap import PromptBootstrap, add_quantile_intervals, bootstrap_record
 from erasure.mechanism.dla import centres, dla, logit_diff_direction
 from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
 from erasure.mechanism.names import Component
-from erasure.mechanism.stats import add_quantile_intervals, summarize
+from erasure.mechanism.stats import summarize
 from erasure.params.sections import Fig5, Stats
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")

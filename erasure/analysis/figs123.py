@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from erasure.analysis.tables import ActivationTables
-from erasure.mechanism.bootstrap import PromptBootstrap, add_interval
+from erasure.mechanism.bootstrap import PromptBootstrap, add_interval, summarize_pools_with_intervals
 from erasure.mechanism.names import Component
-from erasure.mechanism.stats import summarize_pools, summarize_pools_with_draws
 from erasure.params.sections import Stats
 
 
@@ -40,7 +39,7 @@ def fig1_metrics(tables: ActivationTables, stats: Stats) -> dict:
     draws: dict = {}
     for c in meta["checkpoints"]:
         for run in meta["runs"]:
-            checkpoints[c][run], draws[c, run] = summarize_pools_with_draws(tables.resid(c, run), boot)
+            checkpoints[c][run], draws[c, run] = summarize_pools_with_intervals(tables.resid(c, run), boot)
     first = meta["patch_layers"][0]
     after, before = f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"
     share: dict = {}
@@ -73,9 +72,9 @@ def fig2_metrics(tables: ActivationTables, negative_median: float, stats: Stats)
     meta = tables.meta
     boot = bootstrap_of(tables, stats)
     comps = [c for c in meta["components"] if c != meta["writer"]]
-    components = {c: summarize_pools(tables.component(c, "clean"), boot) for c in comps}
+    components = {c: summarize_pools_with_intervals(tables.component(c, "clean"), boot)[0] for c in comps}
     eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta["erasers"])
-    summed, summed_draws = summarize_pools_with_draws(eraser_sum, boot)
+    summed, summed_draws = summarize_pools_with_intervals(eraser_sum, boot)
     total_pct: dict = {pool: -100.0 * summed[pool]["median"] for pool in summed}
     for pool in summed:
         add_interval(total_pct, pool, -100.0 * summed_draws[pool]["median"], boot.level)
@@ -107,5 +106,6 @@ def fig3_metrics(tables: ActivationTables, stats: Stats) -> dict:
     return {
         **_header(tables),
         "bootstrap": boot.record(),
-        "heads": {h: {run: summarize_pools(tables.component(h, run), boot) for run in meta["runs"]} for h in heads},
+        "heads": {h: {run: summarize_pools_with_intervals(tables.component(h, run), boot)[0] for run in meta["runs"]}
+                  for h in heads},
     }

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INTERVAL_SUFFIXES = ("_low", "_high")  # the interval of metric key `x.y` is stored at `x.y_low`, `x.y_high`
+from erasure.mechanism.names import INTERVAL_SUFFIXES
+from erasure.mechanism.stats import QUANTILES, summarize
 
-
-def interval_keys(key: str) -> tuple[str, str]:
-    """The metric keys of the interval of `key` (`file:a.median` -> `file:a.median_low`, `file:a.median_high`)."""
-    return key + INTERVAL_SUFFIXES[0], key + INTERVAL_SUFFIXES[1]
+INTERVAL_STATS = ("median", "q25", "q75")  # what the paper's claims are stated in (the 12.5/87.5 band is only drawn)
 
 
 def prompt_draws(n: int, n_draws: int, seed: int) -> np.ndarray:
@@ -74,6 +72,28 @@ class PromptBootstrap:
     def quantiles(self, per_prompt: np.ndarray, qs: list[float]) -> np.ndarray:
         """(len(qs), draws): pooled quantiles (fractions) of a (prompt, ...) array on every resampled prompt set."""
         return pooled_quantile_draws(per_prompt, self.counts, qs)
+
+
+def add_quantile_intervals(target: dict, per_prompt: np.ndarray, boot: PromptBootstrap) -> dict[str, np.ndarray]:
+    """Add `<stat>_low/_high` of every `INTERVAL_STATS` quantile of the pooled (prompt, ...) values to `target`;
+    returns the draws by statistic."""
+    draws = dict(zip(INTERVAL_STATS, boot.quantiles(per_prompt, [QUANTILES[k] / 100 for k in INTERVAL_STATS])))
+    for name, d in draws.items():
+        add_interval(target, name, d, boot.level)
+    return draws
+
+
+def summarize_pools_with_intervals(
+    per_token: np.ndarray, boot: PromptBootstrap
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """stats.summarize_pools of a (prompt, position) array (all positions; without position 0, BOS), each pool
+    with the intervals of `INTERVAL_STATS`; plus each pool's draws (for quantities derived from them)."""
+    per_token = np.asarray(per_token)
+    stats, draws = {}, {}
+    for pool, values in (("all", per_token), ("no_bos", per_token[:, 1:])):
+        stats[pool] = summarize(values)
+        draws[pool] = add_quantile_intervals(stats[pool], values, boot)
+    return stats, draws
 
 
 def pooled_quantile_draws(per_prompt: np.ndarray, counts: np.ndarray, qs: list[float]) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from erasure.mechanism.bootstrap import interval_keys
+from erasure.mechanism.names import interval_keys
 from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
 
 LEVELS = ("equal", "interval", "tolerance")  # verdict levels of `within`, strongest first

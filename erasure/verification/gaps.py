@@ -15,7 +15,7 @@ from statistics import NormalDist
 from typing import Any
 
 from erasure.errors import ClaimError
-from erasure.mechanism.bootstrap import interval_keys
+from erasure.mechanism.names import interval_keys
 from erasure.verification.metrics import Metrics, MissingMetric, split_key
 
 

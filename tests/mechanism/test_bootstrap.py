@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from erasure.mechanism.bootstrap import PromptBootstrap, interval_keys, pooled_quantile_draws, prompt_draws
-from erasure.mechanism.stats import INTERVAL_STATS, summarize, summarize_pools
+from erasure.mechanism.bootstrap import (
+    INTERVAL_STATS,
+    PromptBootstrap,
+    pooled_quantile_draws,
+    prompt_draws,
+    summarize_pools_with_intervals,
+)
+from erasure.mechanism.names import interval_keys
+from erasure.mechanism.stats import summarize, summarize_pools
 
 QS = [0.0, 0.125, 0.25, 0.5, 0.75, 0.875, 1.0]
 
@@ -70,7 +77,7 @@ def test_draws_are_seeded_and_resample_prompts():
 def test_summarize_pools_stores_each_interval_beside_its_statistic():
     values = _clustered(5, 12, 40)
     boot = PromptBootstrap.create(12, 200, 0, 0.9)
-    out = summarize_pools(values, boot)
+    out = summarize_pools_with_intervals(values, boot)[0]
     for pool, pooled in (("all", values), ("no_bos", values[:, 1:])):
         plain = summarize(pooled)
         assert {k: out[pool][k] for k in plain} == plain  # the values themselves do not change
@@ -79,5 +86,5 @@ def test_summarize_pools_stores_each_interval_beside_its_statistic():
             lo, hi = np.percentile(d, [5, 95])  # level 0.9
             # 1e-12: 50 * (1 - 0.9) is 4.999999999999999 in binary, which moves the interpolation in the last bits
             assert (out[pool][f"{name}_low"], out[pool][f"{name}_high"]) == pytest.approx((lo, hi), abs=1e-12)
-    assert summarize_pools(values) == {"all": summarize(values), "no_bos": summarize(values[:, 1:])}
+    assert {pool: {k: v[k] for k in summarize(values)} for pool, v in out.items()} == summarize_pools(values)
     assert interval_keys("metrics/f.json:a.median") == ("metrics/f.json:a.median_low", "metrics/f.json:a.median_high")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import copy_checkout
+from helpers import copy_checkout, run_dvc
 
 pytestmark = pytest.mark.slow
 GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
@@ -30,6 +30,12 @@ def _dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+def _repro(cwd: Path, say) -> str:
+    result = run_dvc(["repro"], cwd, say, timeout=600)
+    assert result.returncode == 0, f"dvc repro:\n{result.stdout[-6000:]}"
+    return result.stdout
+
+
 def _status(cwd: Path) -> dict:
     return json.loads(_dvc(["status", "--json"], cwd).stdout)
 
@@ -42,10 +48,10 @@ def _cached_outs(repo: Path) -> list[str]:
         return sorted(out.def_path for out in dvc_repo.index.outs if out.use_cache)
 
 
-def test_push_clone_pull_then_repro_skips_everything(tmp_path):
+def test_push_clone_pull_then_repro_skips_everything(tmp_path, progress):
     origin = copy_checkout(tmp_path / "origin", _small_planted)
     remote = tmp_path / "remote"
-    _dvc(["repro"], origin)
+    _repro(origin, progress)
     _dvc(["remote", "add", "-d", "storage", str(remote)], origin)
     subprocess.run(GIT + ["add", "-A"], cwd=origin, check=True)
     subprocess.run(GIT + ["commit", "-qm", "run + remote"], cwd=origin, check=True)
@@ -68,7 +74,7 @@ def test_push_clone_pull_then_repro_skips_everything(tmp_path):
     assert _status(clone) == {}
 
     stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
-    repro = _dvc(["repro"], clone).stdout
+    repro = _repro(clone, progress)
     assert "Running stage" not in repro, repro
     for stage in stages:
         assert f"Stage '{stage}' didn't change, skipping" in repro, (stage, repro)
