@@ -52,8 +52,6 @@ def test_an_interval_beside_the_value_is_picked_up(tmp_path):
     tc.set_key(files, key + "_high", -0.65)
     rows, _ = _rows(tmp_path, files)
     assert rows["dla_corr"]["low"] == -0.75 and rows["dla_corr"]["high"] == -0.65
-    assert rows["dla_corr"]["level"] == "equal"  # gelu_metrics(0.0): ours is the paper's value
-    assert rows["adv_p1"]["level"] == "equal" and rows["eraser_set"]["level"] == "rule"
     assert "low" not in rows["adv_p1"]  # a logit difference of one forward pass has no interval
 
 
