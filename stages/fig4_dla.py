@@ -20,7 +20,7 @@ def main() -> None:
     cache, meta = load_dla_cache(ACTIVATIONS_DIR)
     check_cache(cache, meta, params.model, writer, erasers)
     model = load_model(params)  # for W_U, the erasers' W_V W_O (code variant) and the tokenizer only
-    result = fig4_metrics(cache, model, settings, params.model, writer, erasers)
+    result = fig4_metrics(cache, model, settings, params.stats, params.model, writer, erasers)
     result = replace(result, metrics=round_significant(result.metrics, digits))
     aligned = round_significant({
         "model": params.model,
@@ -35,7 +35,8 @@ def main() -> None:
     atomic_write_json(METRICS["fig4_dla"], result.metrics)
     atomic_write_json(METRICS["aligned_tokens"], aligned)
     m, c = result.metrics["paper"], result.metrics["code_variant"]
-    print(f"fig4: r = {m['r']:.3f} {m['r_ci95']}, slope = {m['slope']:.3f} {m['slope_ci95']}, intercept = "
+    print(f"fig4: r = {m['r']:.3f} [{m['r_low']:.3f}, {m['r_high']:.3f}], slope = {m['slope']:.3f} "
+          f"[{m['slope_low']:.3f}, {m['slope_high']:.3f}], intercept = "
           f"{m['intercept']:.3f} ({m['n_points']} points, {m['n_prompts']} prompts, positions {m['positions']}); "
           f"full erasers r = {result.metrics['full_erasers']['r']:.3f}; code variant slope = {c['slope']:.3f}, "
           f"r = {c['r']:.3f}; top aligned tokens: {[t['token'] for t in aligned['top'][:5]]}")

@@ -8,7 +8,7 @@ from erasure.stage import run_stage
 def main() -> None:
     import torch
 
-    from erasure.analysis.fig5 import analyse_prompt, prompt_specs, strip_values
+    from erasure.analysis.fig5 import analyse_prompt, prompt_specs, resampled_bootstrap, strip_values
     from erasure.analysis.prompt_files import load_prompts
     from erasure.io import atomic_write_csv, atomic_write_json, round_significant
     from erasure.models.load import bos_token_id, load_model
@@ -23,8 +23,10 @@ def main() -> None:
     model = load_model(params)
     bos = bos_token_id(params, model)
     torch.manual_seed(settings.seed)
-    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos)) for spec in specs}
-    metrics = round_significant({"model": params.model, "prompts": prompts}, digits)
+    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, params.stats, bos))
+               for spec in specs}
+    metrics = round_significant(
+        {"model": params.model, "bootstrap": resampled_bootstrap(params.stats), "prompts": prompts}, digits)
     prompts = metrics["prompts"]
     plot_fig5(prompts, FIGURES["fig5"], params.model, settings.dpi)
     atomic_write_csv(PLOTS["fig5"], fig5_rows(prompts), digits)

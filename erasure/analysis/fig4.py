@@ -23,10 +23,11 @@ from safetensors.torch import load_file
 
 from erasure.analysis.tables import REMEDY, ActivationMeta, load_meta
 from erasure.errors import DataError, ParamError
+from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.dla import centres, dla, top2_dla
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
-from erasure.params.sections import Fig4
+from erasure.params.sections import Fig4, Stats
 from erasure.paths import ACTIVATIONS_DIR
 
 
@@ -145,10 +146,11 @@ class Fig4Result:
 
 
 def fig4_metrics(
-    cache: dict[str, torch.Tensor], model, settings: Fig4, model_name: str, writer: Component,
+    cache: dict[str, torch.Tensor], model, settings: Fig4, stats: Stats, model_name: str, writer: Component,
     erasers: list[Component],
 ) -> Fig4Result:
-    """Every number of metrics/fig4_dla.json from the DLA cache and the model's W_U / W_V / W_O."""
+    """Every number of metrics/fig4_dla.json from the DLA cache and the model's W_U / W_V / W_O; the fits of the
+    paper's version and of the full erasers get prompt-bootstrap intervals (`r_low`, `r_high`, ...)."""
     W_U = model.W_U.detach().float()
     n_cache, p, _ = cache["writer_out"].shape
     if settings.code_variant.start_pos > p - 2:  # checked before the long DLA passes
@@ -165,8 +167,8 @@ def fig4_metrics(
     y = top2_dla(cache["vcomp_out"][sl], sf, W_U, top2, "DLA V-composition", c)[:, mask].numpy()
     y_full = top2_dla(cache["erasers_out"][sl], sf, W_U, top2, "DLA erasers", c)[:, mask].numpy()
 
-    paper = fit_line(x, y)
-    paper.update(bootstrap_fit(x, y, settings.n_bootstrap, settings.seed))
+    boot = PromptBootstrap.create(n, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    paper = {**fit_line(x, y), **bootstrap_fit(x, y, boot)}
     paper.update({"n_points": int(x.size), "n_prompts": n, "positions": settings.positions})
 
     # Code variant: only head erasers have an OV circuit; every head uses the cache's ln1 scale of the first
@@ -186,8 +188,9 @@ def fig4_metrics(
         "model": model_name,
         "writer": writer.name,
         "erasers": [e.name for e in erasers],
+        "bootstrap": boot.record(),
         "paper": paper,
-        "full_erasers": fit_line(x, y_full),
+        "full_erasers": {**fit_line(x, y_full), **bootstrap_fit(x, y_full, boot)},
         "code_variant": code,
     }
     return Fig4Result(metrics=metrics, x=x.ravel(), y=y.ravel())

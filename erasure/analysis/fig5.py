@@ -31,11 +31,12 @@ from jaxtyping import Float, Int
 from tqdm import tqdm
 
 from erasure.errors import DataError, ParamError
+from erasure.mechanism.bootstrap import PromptBootstrap, add_quantile_intervals, bootstrap_record
 from erasure.mechanism.dla import centres, dla, logit_diff_direction
 from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
-from erasure.params.sections import Fig5
+from erasure.params.sections import Fig5, Stats
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")
 
@@ -169,9 +170,20 @@ def resampled_head_out(
     return torch.cat(outs)
 
 
-def summarize_resampled(values: np.ndarray) -> dict:
-    s = summarize(np.asarray(values, dtype=np.float64))
-    return {k: float(s[k]) for k in RESAMPLED_STATS}
+def resampled_bootstrap(stats: Stats) -> dict:
+    """The `bootstrap` record of metrics/fig5_adversarial.json: its intervals resample the unrelated rows."""
+    return bootstrap_record(stats.level, stats.n_bootstrap, stats.bootstrap_seed, "resampled row")
+
+
+def summarize_resampled(values: np.ndarray, stats: Stats) -> dict:
+    """The resampled DLA's median and bands, with intervals from a bootstrap over the resampled rows (one value
+    per unrelated row: the rows are this figure's sampling unit)."""
+    values = np.asarray(values, dtype=np.float64)
+    s = summarize(values)
+    out = {k: float(s[k]) for k in RESAMPLED_STATS}
+    boot = PromptBootstrap.create(values.size, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    add_quantile_intervals(out, values[:, None], boot)
+    return out
 
 
 def select_sources(
@@ -187,7 +199,8 @@ def select_sources(
 
 
 def analyse_prompt(
-    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, bos_id: int,
+    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, stats: Stats,
+    bos_id: int,
 ) -> dict:
     """Every number of metrics/fig5_adversarial.json for one prompt."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
@@ -236,7 +249,7 @@ def analyse_prompt(
         if not np.isfinite(values).all():
             raise DataError(f"fig5 {spec.key}: {int((~np.isfinite(values)).sum())} of the {values.size} resampled "
                             f"DLA values of {comp.name} are NaN/inf (the model overflowed)")
-        out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values),
+        out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values, stats),
                           "_values": values}
     return {
         "text": spec.text,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from erasure.paper.values import Node
 from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
-from erasure.verification.report import display
+from erasure.verification.report import display, interval_cell, verdict_cell
 
 
 def pipeline_code(dvc_yaml: dict) -> list[str]:
@@ -151,12 +150,9 @@ def _ordinal(q: float) -> str:
 
 
 def _ci_label(fig4: dict | None) -> str:
-    """The confidence level of fig4's `*_ci<NN>` intervals, from the key name (e.g. r_ci95 -> 95%)."""
-    for key in ((fig4 or {}).get("paper") or {}):
-        match = re.fullmatch(r"r_ci(\d+)", key)
-        if match:
-            return f"{match.group(1)}%"
-    return "confidence"
+    """The level of fig4's intervals (`bootstrap.level` of its metrics file), e.g. 0.95 -> 95%."""
+    level = ((fig4 or {}).get("bootstrap") or {}).get("level")
+    return f"{100 * level:g}%" if isinstance(level, (int, float)) else "confidence"
 
 
 def build_context(root: str | Path, params: dict, registry: dict, verification: dict | None) -> dict:
@@ -226,18 +222,23 @@ def verification_table(verification: dict | None, registry: dict) -> str:
     not_run = [r for r in verification.get("claims", []) if r["status"] == "NOT RUN"]
     reasons = Counter(r["reason"] for r in not_run)
     rows = [f"**NOT RUN** ({n} of {len(verification['claims'])} claims): {reason}." for reason, n in reasons.items()]
-    rows += ["", "| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
+    rows += ["", "| claim | source | paper | reproduced | interval | decided by | verdict |",
+             "|---|---|---|---|---|---|---|"]
     sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}
     for r in verification.get("claims", []):
-        status = r["status"] + (f": {r['reason']}" if r["status"] == "FAIL" and r["reason"] else "")
         rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
             f"**{r['id']}**: {r['text']}", sections.get(r["id"], ""), display(r["paper_value"]),
-            display(r["reproduced"]), r["tolerance"] or "—", status)) + " |")
+            display(r["reproduced"]), interval_cell(r.get("interval")), r["tolerance"] or "—", _verdict(r))) + " |")
     if verification.get("planted"):
-        rows += ["", "| planted-truth check | expected | reproduced | tolerance | status |", "|---|---|---|---|---|"]
+        rows += ["", "| planted-truth check | expected | reproduced | interval | decided by | verdict |",
+                 "|---|---|---|---|---|---|"]
         for r in verification["planted"]:
-            status = r["status"] + (f": {r['reason']}" if r["status"] != "PASS" and r["reason"] else "")
             rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
                 f"**{r['id']}**: {r['text']}", display(r["paper_value"]), display(r["reproduced"]),
-                r["tolerance"] or "—", status)) + " |")
+                interval_cell(r.get("interval")), r["tolerance"] or "—", _verdict(r))) + " |")
     return "\n".join(rows).lstrip("\n")
+
+
+def _verdict(r: dict) -> str:
+    """PASS with its level, FAIL with its reason; NOT RUN alone (its reason is above the table)."""
+    return "NOT RUN" if r["status"] == "NOT RUN" else verdict_cell(r, fail_reason=True)

@@ -30,6 +30,9 @@ class Activations(Section):
 
 class Stats(Section):
     headline: Choice("all", "no_bos")  # all = every (prompt, position), BOS included (the authors)
+    n_bootstrap: Int(20, MAX_COUNT)  # draws of the prompt bootstrap behind every claim's interval
+    bootstrap_seed: Int(0, MAX_SEED)
+    level: Float(0.0, 1.0, open_lo=True, open_hi=True)  # coverage of the intervals (0.95)
 
 
 class FigPlot(Section):
@@ -54,8 +57,7 @@ class CodeVariant(Section):
 class Fig4(Section):
     n_prompts: Int(1, MAX_COUNT)  # first prompts of the DLA cache
     positions: Choice("all", "no_bos", "no_bos_no_last")
-    n_bootstrap: Int(1, MAX_COUNT)  # bootstrap draws (resampling prompts) for the 95% intervals
-    seed: Int(0, MAX_SEED)
+    seed: Int(0, MAX_SEED)  # the figure's point subsample
     max_scatter_points: Int(100, 10_000_000)  # drawn in the figure only (every point enters the fit)
     aligned_top_k: Int(1, 10_000)  # rows of metrics/aligned_tokens.json
     code_variant: CodeVariant

@@ -9,7 +9,7 @@ from erasure.analysis.fig4 import aligned_tokens, check_cache, fig4_metrics, pos
 from erasure.analysis.tables import ActivationMeta
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component, all_components, checkpoint_names
-from erasure.params.sections import Fig4
+from erasure.params.sections import Fig4, Stats
 from helpers import repo_params
 
 
@@ -42,14 +42,16 @@ def test_fig4_recovers_planted_erasure(planted):
     model, truth = planted
     cache, writer, erasers = _planted_cache(model, truth)
     settings = Fig4.model_validate(
-        {**repo_params()["fig4"], "n_prompts": 30, "positions": "all", "n_bootstrap": 200,
+        {**repo_params()["fig4"], "n_prompts": 30, "positions": "all",
          "code_variant": {"n_prompts": 2, "start_pos": 32}})  # what the asserts below assume, whatever is applied
-    result = fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)
+    stats = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 200})
+    result = fig4_metrics(cache, model, settings, stats, "planted-4l", writer, erasers)
     m = result.metrics
-    assert set(m) == {"model", "writer", "erasers", "paper", "full_erasers", "code_variant"}
-    assert set(m["paper"]) == {"r", "slope", "intercept", "r_ci95", "slope_ci95", "intercept_ci95", "n_points",
-                               "n_prompts", "positions"}
-    assert set(m["full_erasers"]) == {"r", "slope", "intercept"}
+    assert set(m) == {"model", "writer", "erasers", "bootstrap", "paper", "full_erasers", "code_variant"}
+    assert m["bootstrap"] == {"level": stats.level, "n_draws": 200, "seed": stats.bootstrap_seed, "unit": "prompt"}
+    fit_keys = {f"{k}{s}" for k in ("r", "slope", "intercept") for s in ("", "_low", "_high")}
+    assert set(m["paper"]) == fit_keys | {"n_points", "n_prompts", "positions"}
+    assert set(m["full_erasers"]) == fit_keys
     assert set(m["code_variant"]) == {"r", "slope", "intercept", "n_points", "n_prompts", "start_pos"}
     paper = m["paper"]
     assert paper["n_points"] == 4 * 64 and paper["n_prompts"] == 4 and paper["positions"] == "all"
@@ -59,7 +61,7 @@ def test_fig4_recovers_planted_erasure(planted):
     assert abs(paper["intercept"]) < 0.05  # no constant offset is planted; DLA values are O(1)
     # the code variant (OV without attention; the erasers attend to their own position) finds the same erasure
     assert m["code_variant"]["slope"] == pytest.approx(-truth.total_erasure, abs=truth.tolerances["dla_slope"])
-    assert paper["slope_ci95"][0] <= paper["slope"] <= paper["slope_ci95"][1]
+    assert paper["slope_low"] <= paper["slope"] <= paper["slope_high"]
     json.dumps(m)  # JSON-ready
 
 

@@ -21,7 +21,7 @@ from erasure.analysis.fig5 import (
 from erasure.errors import ParamError
 from erasure.mechanism.dla import centres, dla
 from erasure.mechanism.names import Component
-from erasure.params.sections import Fig5
+from erasure.params.sections import Fig5, Stats
 from erasure.plotting.fig5 import plot_fig5
 from helpers import repo_params, tiny_model
 
@@ -126,7 +126,8 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
     assert all(len(model.to_tokens(t, prepend_bos=False)[0]) == 1 for t in spec.pair)  # single tokens here
     rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
-    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos)
+    stats = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 50})
+    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, stats, bos)
     out = strip_values(res)
     assert set(out) == {"text", "top2", "top2_ids", "direction", "logit_diff", "top2_logit_diff", "paper_pair",
                         "paper_pair_logit_diff", "writer_clean_dla", "writer", "comparison_head", "auto_head",
@@ -141,8 +142,11 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     assert {truth.writer, "L3H5", out["auto_head"]} == set(out["heads"])
     for h in out["heads"].values():
         assert set(h) == {"clean", "resampled"}
-        assert set(h["resampled"]) == {"median", "q25", "q75", "q12_5", "q87_5"}
-        assert h["resampled"]["q12_5"] <= h["resampled"]["q25"] <= h["resampled"]["median"] <= h["resampled"]["q75"]
+        r = h["resampled"]
+        assert set(r) == {"median", "q25", "q75", "q12_5", "q87_5"} | {
+            f"{k}{s}" for k in ("median", "q25", "q75") for s in ("_low", "_high")}
+        assert r["q12_5"] <= r["q25"] <= r["median"] <= r["q75"]
+        assert r["median_low"] <= r["median_high"] and r["q25_low"] <= r["q75_high"]
     json.dumps(out)
     plot_fig5({"p1": out}, tmp_path / "fig5.png", "planted-4l", dpi=120)
     assert (tmp_path / "fig5.png").stat().st_size > 10_000
@@ -166,7 +170,8 @@ def test_pair_direction_needs_two_different_single_tokens(planted, pair):
     spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
     with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
-        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1)
+        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings,
+                       Stats.model_validate(repo_params()["stats"]), 1)
 
 
 def test_top2_runs_with_an_unusable_pair_and_leaves_its_numbers_null(planted, capsys):
@@ -179,7 +184,7 @@ def test_top2_runs_with_an_unusable_pair_and_leaves_its_numbers_null(planted, ca
         {**repo_params()["fig5"], "direction": "top2", "n_resample": 4, "batch_size": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", pair, Component(3, 5))
     res = strip_values(analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
-                                      settings, bos))
+                                      settings, Stats.model_validate(repo_params()["stats"]), bos))
     assert res["paper_pair"]["single_token"] == single
     assert res["paper_pair_logit_diff"] is None and res["writer_clean_dla"]["pair"] is None
     assert res["writer_clean_dla"]["top2"] == pytest.approx(res["heads"][truth.writer]["clean"], abs=1e-6)
@@ -194,4 +199,5 @@ def test_a_prompt_longer_than_the_rows_names_its_parameter(planted):
     n_tokens = tokenize_prompt(model, spec.text, 1).shape[1]
     with pytest.raises(ParamError, match=rf"^fig5\.prompts\.p2\.text is {n_tokens} tokens \(BOS included\) but the "
                                          r"prompt rows are only 4 \(prompts\.seq_len of the model\)"):
-        analyse_prompt(model, spec, Component.parse(truth.writer), _rows(8, 4, len(model.tokenizer), 1, 0), settings, 1)
+        analyse_prompt(model, spec, Component.parse(truth.writer), _rows(8, 4, len(model.tokenizer), 1, 0), settings,
+                       Stats.model_validate(repo_params()["stats"]), 1)

@@ -187,8 +187,9 @@ def test_verification_table_is_in_the_paper(tmp_path):
     cells = [row[0] for row in page.rows if row]
     for claim in tc.REGISTRY["claims"]:
         assert any(cell.startswith(claim["id"]) for cell in cells), claim["id"]
-    statuses = {row[-1] for row in page.rows if row and row[0].split(":")[0] in {c["id"] for c in tc.REGISTRY["claims"]}}
-    assert statuses == {"PASS"}
+    verdicts = {row[-1] for row in page.rows if row and row[0].split(":")[0] in {c["id"] for c in tc.REGISTRY["claims"]}}
+    # gelu_metrics(0.2): equal at the printed precision, but the paper's and the blog's median share one key
+    assert verdicts == {"PASS: equal at printed precision", "PASS: inside our interval", "PASS: rule holds"}
 
 
 def test_adversarial_prompt_table_keeps_its_shape(tmp_path):

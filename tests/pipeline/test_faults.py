@@ -182,7 +182,8 @@ def small_pipeline(params: dict) -> None:
     params["models"][MODEL]["prompts"].update(n_text=6, n_code=2, seq_len=64)
     params["activations"].update(batch_size=1, n_dla_prompts=4)
     params["discovery"].update(n_vcomp_prompts=4)
-    params["fig4"].update(n_prompts=4, n_bootstrap=50, code_variant={"n_prompts": 4, "start_pos": 8})
+    params["fig4"].update(n_prompts=4, code_variant={"n_prompts": 4, "start_pos": 8})
+    params["stats"]["n_bootstrap"] = 50
     params["fig5"].update(n_resample=8, batch_size=8)
     params["paper"]["strict"] = False
 
