@@ -113,4 +113,4 @@ def test_a_code_variant_start_beyond_the_prompts_is_one_line_before_any_pass(pla
     settings = Fig4.model_validate({**repo_params()["fig4"], "code_variant": {"n_prompts": 2, "start_pos": 39}})
     with pytest.raises(ParamError, match=r"^fig4\.code_variant\.start_pos = 39 is not allowed: must be at most "
                                          r"seq_len - 2 = 38 \(the prompts' seq_len\)$"):
-        fig4_metrics(cache, model, settings, "planted-4l", writer, erasers)
+        fig4_metrics(cache, model, settings, Stats.model_validate(repo_params()["stats"]), "planted-4l", writer, erasers)

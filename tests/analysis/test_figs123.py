@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
-from erasure.analysis.tables import ActivationTables
+from erasure.analysis.tables import ActivationMeta, ActivationTables
 from erasure.mechanism.bootstrap import prompt_draws
 from erasure.mechanism.names import all_components, checkpoint_names
 from erasure.params.sections import Stats
@@ -25,7 +25,7 @@ def _tables() -> ActivationTables:
     comps[:, :, 0, components.index("L2H5")] -= 0.3
     meta = {"model": "planted-4l", "writer": "L0H2", "erasers": ["L2H4", "L2H5"], "n_prompts": N, "seq_len": P,
             "runs": ["clean", "patched"], "checkpoints": checkpoints, "components": components, "patch_layers": [2]}
-    return ActivationTables(meta, resid.astype(np.float32), comps.astype(np.float32))
+    return ActivationTables(ActivationMeta.model_validate(meta), resid.astype(np.float32), comps.astype(np.float32))
 
 
 def _median_draws(values: np.ndarray) -> np.ndarray:
