@@ -107,6 +107,8 @@ class Discovery(Section):
     require_consistent: Bool
     eraser_threshold: Float(0.0, 1.0, open_lo=True, open_hi=True)
     eraser_scope: Choice("layer", "all")
+    n_bootstrap: Int(1, 100_000)  # prompt resamples for the top writer's frequency and the intervals
+    bootstrap_seed: Int(0, MAX_SEED)
     hist_bins: Int(16, 1 << 16)
     hist_scale: Float(1e-6, 1.0)
     hist_max: Float(1.0, 1e12)
