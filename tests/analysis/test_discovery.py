@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
 from erasure.analysis.discovery.discover import discover
 from erasure.analysis.discovery.layout import Layout, capture_outputs, pair_ratios, persistence
-from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
 from erasure.analysis.discovery.ranking import bootstrap_ranking, rank_writers, window_series
 from erasure.analysis.discovery.scan import Scan
 from erasure.mechanism.histogram import AsinhHistogram

@@ -122,6 +122,7 @@ def discover(
     n, p = tokens.shape
     result = {
         "model": model_name,
+        "architecture": architecture(model),
         "n_prompts": n,
         "seq_len": p,
         "n_tokens": sc.n_tokens,
@@ -156,6 +157,17 @@ def discover(
         timing_s={"scan": t_scan, "vcomp": t_vcomp, "bootstrap": t_boot},
         memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
     )
+
+
+def architecture(model: HookedTransformer) -> dict:
+    """What a cross-model comparison needs to know of the model: its shape, norms and kind of positions."""
+    cfg = model.cfg
+    return {
+        "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_key_value_heads": cfg.n_key_value_heads or cfg.n_heads,
+        "d_model": cfg.d_model, "normalization_type": cfg.normalization_type,
+        "post_norm": bool(cfg.use_normalization_before_and_after),
+        "positional_embedding_type": cfg.positional_embedding_type,
+    }
 
 
 def _public(r: dict) -> dict:
