@@ -143,3 +143,34 @@ def compare(collected: dict[str, dict], cp: Compare, truth: Any) -> dict:
         "criteria": cp.gelu4l_like.model_dump(),
         "top_writers": cp.top_writers,
     }
+
+
+def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
+    """From `dvc exp show --json`: model -> the newest successful experiment that ran it (its name, commit,
+    baseline commit, timestamp and metrics/discovery.json), and notes on experiments left out."""
+    newest: dict[str, dict] = {}
+    notes = []
+    for baseline in show:
+        for exp_range in baseline.get("experiments") or []:
+            state = (exp_range.get("executor") or {}).get("state", "success")  # pulled experiments: no executor
+            for exp in exp_range.get("revs") or []:
+                name = exp.get("name") or exp_range.get("name") or exp.get("rev")
+                if state != "success":  # queued or running: its metrics are the baseline's, or half-written
+                    notes.append(f"{name}: {state}, not collected")
+                    continue
+                data = exp.get("data")
+                if exp.get("error") or not data:
+                    notes.append(f"{name}: no results ({(exp.get('error') or {}).get('msg', 'not finished')})")
+                    continue
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                discovery = ((data.get("metrics") or {}).get("metrics/discovery.json") or {}).get("data")
+                model = params.get("model")
+                if not discovery or discovery.get("model") != model:
+                    notes.append(f"{name}: metrics/discovery.json is missing or not from its model {model!r}")
+                    continue
+                record = {"model": model, "experiment": name, "rev": exp.get("rev"),
+                          "baseline": baseline.get("rev"), "timestamp": data.get("timestamp"),
+                          "discovery": discovery}
+                if model not in newest or (record["timestamp"] or "") > (newest[model]["timestamp"] or ""):
+                    newest[model] = record
+    return newest, notes
