@@ -17,7 +17,7 @@ from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.comparison import collect_experiments
+    from erasure.analysis.comparison import collect_experiments, discovery_at
     from erasure.io import atomic_write_json
     from erasure.params.load import load_params
 
@@ -38,13 +38,21 @@ def main() -> None:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     for model in models:
-        if model in collected:
-            atomic_write_json(SWEEP_DIR / f"{model}.json", collected[model])
-            print(f"{model}: experiment {collected[model]['experiment']} ({collected[model]['rev'][:7]})",
-                  file=sys.stderr)
-        else:
-            print(f"{model}: no experiment found (kept sweep/{model}.json if there is one)", file=sys.stderr)
+        if model not in collected:
+            print(f"{model}: no finished experiment found (sweep/{model}.json left as it is)", file=sys.stderr)
+            continue
+        record = collected[model]
+        record["discovery"] = discovery_at(record, git_show)
+        atomic_write_json(SWEEP_DIR / f"{model}.json", record)
+        print(f"{model}: experiment {record['experiment']} ({record['rev'][:7]})", file=sys.stderr)
 
+
+def git_show(rev: str, path: str) -> str:
+    """A file as committed in `rev` (DVC keeps each experiment as a git commit under refs/exps)."""
+    run = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise DataError(f"`git show {rev[:7]}:{path}` failed: {run.stderr.strip() or 'no message'}")
+    return run.stdout
 
 if __name__ == "__main__":
     run_stage(main)

@@ -9,9 +9,11 @@ meets every criterion of `compare.gelu4l_like`; the control model's row is check
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
+from erasure.analysis.discovery.bootstrap import CI
 from erasure.errors import DataError
 from erasure.params.sections import Compare
 
@@ -85,6 +87,7 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
     arch = record.get("architecture") or {}
     writers = [writer_row(w) for w in record.get("writers", [])[: cp.top_writers]]
     checks = criteria(writers[0] if writers else None, cp)
+    tops = (record.get("bootstrap") or {}).get("top_writers") or []
     return {
         "model": name,
         "ran": True,
@@ -96,6 +99,7 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
         "positions": POSITIONS.get(arch.get("positional_embedding_type"), arch.get("positional_embedding_type")),
         "selected": record.get("selected"),
         "bootstrap": record.get("bootstrap"),
+        "top_writer_alternatives": tops if len(tops) > 1 else [],  # the resamples' top writers, if not unanimous
         "n_writers_relevant": record.get("n_writers_relevant"),
         "n_writers": record.get("n_writers"),
         "writers": writers,
@@ -141,13 +145,15 @@ def compare(collected: dict[str, dict], cp: Compare, truth: Any) -> dict:
         "gelu4l_like": [m["model"] for m in others if m["gelu4l_like"]],
         "not_gelu4l_like": [m["model"] for m in others if not m["gelu4l_like"]],
         "criteria": cp.gelu4l_like.model_dump(),
+        "ci_level": round(CI[1] - CI[0]),  # percent: the prompt-bootstrap intervals' coverage
         "top_writers": cp.top_writers,
     }
 
 
 def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
     """From `dvc exp show --json`: model -> the newest successful experiment that ran it (its name, commit,
-    baseline commit, timestamp and metrics/discovery.json), and notes on experiments left out."""
+    baseline commit, timestamp), and notes on experiments left out. `dvc exp show` drops lists from metrics, so
+    the discovery results themselves are read from the experiment's commit (`discovery_at`)."""
     newest: dict[str, dict] = {}
     notes = []
     for baseline in show:
@@ -160,17 +166,20 @@ def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
                     continue
                 data = exp.get("data")
                 if exp.get("error") or not data:
-                    notes.append(f"{name}: no results ({(exp.get('error') or {}).get('msg', 'not finished')})")
+                    notes.append(f"{name}: no results ({(exp.get('error') or {}).get('msg', 'no data')})")
                     continue
-                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                discovery = ((data.get("metrics") or {}).get("metrics/discovery.json") or {}).get("data")
-                model = params.get("model")
-                if not discovery or discovery.get("model") != model:
-                    notes.append(f"{name}: metrics/discovery.json is missing or not from its model {model!r}")
-                    continue
+                model = (((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}).get("model")
                 record = {"model": model, "experiment": name, "rev": exp.get("rev"),
-                          "baseline": baseline.get("rev"), "timestamp": data.get("timestamp"),
-                          "discovery": discovery}
+                          "baseline": baseline.get("rev"), "timestamp": data.get("timestamp")}
                 if model not in newest or (record["timestamp"] or "") > (newest[model]["timestamp"] or ""):
                     newest[model] = record
     return newest, notes
+
+
+def discovery_at(record: dict, show_file) -> dict:
+    """The experiment's metrics/discovery.json (read with `show_file(rev, path)`), checked to be its model's."""
+    discovery = json.loads(show_file(record["rev"], "metrics/discovery.json"))
+    if discovery.get("model") != record["model"]:
+        raise DataError(f"experiment {record['experiment']} ran {record['model']} but its metrics/discovery.json "
+                        f"is from {discovery.get('model')!r}: did its discover stage run?")
+    return discovery

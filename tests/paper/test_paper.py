@@ -56,9 +56,12 @@ def params_for(model: str, writer: str = "L0H2") -> dict:
     }
 
 
-def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIGURES) -> dict:
+def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIGURES,
+              with_comparison: bool = True) -> dict:
     files = files if files is not None else (tc.gelu_metrics(0.2) if model == "gelu-4l" else tc.synthetic_metrics(model))
     tc.write_tree(root, files, model)
+    if with_comparison:
+        (root / "metrics/comparison.json").write_text(json.dumps(tc.comparison_metrics()))
     for i, path in enumerate(figures):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(tiny_png((10 * i, 100, 200)))
@@ -179,3 +182,23 @@ def test_absent_metrics_show_as_missing_not_as_numbers(tmp_path):
     params = make_tree(tmp_path, "gelu-4l", files)
     md_text, _ = build_in(tmp_path, params)
     assert "[missing: metrics.fig4_dla.paper.r]" in md_text
+
+
+def test_beyond_gelu4l_section_comes_from_the_comparison(tmp_path):
+    params = make_tree(tmp_path, "planted-4l")
+    md_text, _ = build_in(tmp_path, params)
+    section = md_text.split("## Beyond gelu-4l")[1].split("## Verification")[0]
+    comparison = tc.comparison_metrics()
+    smol = next(m for m in comparison["models"] if m["model"] == "smollm2-135m")["writers"][0]
+    assert "**smollm2-135m: no gelu-4l-like erasure is found.**" in section
+    assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f}–{smol['erasure_ci95'][1]:.2f})" in section
+    assert f"{100 * smol['top_frequency']:.0f}% of the prompt resamples" in section
+    assert "recovers the planted truth" in section and "| **gemma3-270m** | | | not run |" in section
+    assert "rotary positions (smollm2-135m)" in section
+    assert "[missing" not in section
+
+
+def test_without_a_comparison_the_section_says_so(tmp_path):
+    params = make_tree(tmp_path, "planted-4l", with_comparison=False)
+    md_text, _ = build_in(tmp_path, params)
+    assert "The cross-model comparison has not run" in md_text
