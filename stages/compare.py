@@ -24,14 +24,16 @@ def read_sweep() -> dict[str, dict]:
 
 
 def main() -> None:
+    params = load_params()
+    collected = read_sweep()  # a broken file stops the stage before the heavy imports
+
     from erasure.analysis.comparison import compare
     from erasure.io import atomic_write_json
     from erasure.models.planted import planted_truth
     from erasure.plotting.comparison import plot_comparison
 
-    params = load_params()
     truth = planted_truth()
-    result = compare(read_sweep(), params.compare, truth)
+    result = compare(collected, params.compare, truth)
     plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
     atomic_write_json(COMPARISON, result)
     control = result["control"]

@@ -4,7 +4,7 @@
   model, or a tiny random one; each file runs in seconds;
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
-- slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` in tests/pipeline/test_pipeline.py): minutes;
+- slow (marker `slow`: SmolLM2, Gemma 3, the end-to-end `dvc repro` in tests/pipeline/test_pipeline.py): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
 """
 from __future__ import annotations

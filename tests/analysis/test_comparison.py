@@ -3,6 +3,10 @@ figure, and the stage on a scratch directory."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -101,3 +105,35 @@ def test_a_result_of_another_model_in_the_sweep_folder_is_refused():
 def test_figure(tmp_path):
     plot_comparison(tc.comparison_metrics(), tmp_path / "comparison.png", dpi=60, truth_erasure=0.87)
     assert (tmp_path / "comparison.png").stat().st_size > 5_000
+
+
+def _stage(tmp_path, sweep: dict[str, str]):
+    """Run `python -m stages.compare` in a scratch directory holding params.yaml and the given sweep files."""
+    from helpers import ROOT
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "sweep").mkdir()
+    for name, text in sweep.items():
+        (tmp_path / "sweep" / name).write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "stages.compare"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow  # a subprocess importing torch and matplotlib: ~5-25 s on 2 shared cores
+def test_stage_writes_the_comparison_and_its_figure(tmp_path):
+    record = {"model": "planted-4l", "experiment": "e", "rev": "a" * 40,
+              "discovery": tc.discovery_record("planted-4l", erasers=tuple(sorted(planted_truth().erasers)))}
+    run = _stage(tmp_path, {"planted-4l.json": json.dumps(record)})
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "metrics/comparison.json").read_text())
+    assert result["control"]["recovered"] is True and result["not_run"] == ["smollm2-135m", "gemma3-270m"]
+    assert (tmp_path / "figures/comparison.png").stat().st_size > 5_000
+
+
+def test_stage_refuses_a_broken_sweep_file_in_one_line(tmp_path):
+    run = _stage(tmp_path, {"smollm2-135m.json": "{not json"})
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: sweep/smollm2-135m.json is not a collected sweep result")
+    assert not (tmp_path / "metrics/comparison.json").exists()
