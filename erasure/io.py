@@ -2,8 +2,11 @@
 (a stage that fails leaves no half-written file that DVC could cache)."""
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -38,9 +41,35 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
+def round_significant(obj: Any, digits: int) -> Any:
+    """Every float in a JSON-like structure rounded to `digits` significant digits (params
+    `outputs.significant_digits`): a rerun that differs in the last float digits then writes the same bytes."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {key: round_significant(value, digits) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_significant(value, digits) for value in obj]
+    return obj
+
+
+def atomic_write_json(path: str | Path, obj: Any, digits: int | None = None) -> None:
+    """JSON, indented; with `digits`, every float rounded to that many significant digits first."""
+    if digits is not None:
+        obj = round_significant(obj, digits)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_csv(path: str | Path, rows: list[dict], digits: int) -> None:
+    """Rows of one table (the keys of the first row are the header) as CSV, floats rounded like the metrics."""
+    if not rows:
+        raise ValueError(f"{path}: no rows to write")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(round_significant(rows, digits))
+    atomic_write_text(path, out.getvalue())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -21,6 +21,17 @@ METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` pr
 INPUTS = Path("metrics/inputs.json")  # which Hub commits (and weights sha256) a run's inputs came from
 SWEEP_DIR = Path("sweep")  # <model>.json: each model's discovery results, collected from DVC experiments
 COMPARISON = Path("metrics/comparison.json")  # the sweep's models side by side (not a per-model metric)
+HEADLINE_DIR = Path("metrics/headline")  # the DVC metrics: one small file per claim / planted check (stage verify)
+
+PLOTS = {  # plot data for `dvc plots` (dvc.yaml `plots:` says how each is drawn); key -> file
+    "fig1": Path("plots/fig1_resid.csv"),
+    "fig2": Path("plots/fig2_components.csv"),
+    "fig3": Path("plots/fig3_heads.csv"),
+    "fig4": Path("plots/fig4_dla.csv"),
+    "fig5": Path("plots/fig5_adversarial.csv"),
+    "aligned_tokens": Path("plots/aligned_tokens.csv"),
+    "writers": Path("plots/discovery_writers.csv"),
+}
 
 FIGURES = {  # key used by the paper template -> file
     "fig1": Path("figures/fig1_resid.png"),

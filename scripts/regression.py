@@ -1,14 +1,14 @@
 """Regression check: did any metric that a claim reads move since a reference run?
 
-    python -m scripts.regression                   # against git revision main: dvc metrics diff --json --all main
-    python -m scripts.regression --rev HEAD~3      # against another revision (or a DVC experiment ref)
+    python -m scripts.regression                   # against git revision main (its committed metrics files)
+    python -m scripts.regression --rev HEAD~3      # against another revision (an experiment: `dvc exp branch` it)
     python -m scripts.regression --save-ref DIR    # store the current metrics files as a reference directory
     python -m scripts.regression --ref-dir DIR     # compare against a stored reference directory
 
 A numeric metric fails when |new - old| > abs + rel*|old| (params `paper.regression`, abs 1e-4 and rel 1e-4:
 a same-machine float32 rerun reproduces the pooled medians to ~1e-6, so a move beyond 1e-4 is a real change);
 strings, booleans and lists (top-2 tokens, eraser sets) must be equal; a metric the reference has and the work
-tree lost fails. `dvc metrics diff` drops lists, so list values are read from `git show REV:file`.
+tree lost fails. A revision's values are read with `git show REV:file`.
 Exit 0 = no claim metric moved, 1 = some moved, 2 = cannot compare (no metrics, other model, dvc error).
 """
 import argparse
@@ -20,16 +20,16 @@ from erasure.errors import DataError
 from erasure.params.load import load_params
 from erasure.paths import METRIC_FILES
 from erasure.stage import run_stage
-from erasure.verification.metrics import MISSING, Metrics, lookup
+from erasure.verification.metrics import Metrics, lookup
 from erasure.verification.registry import load_claims
-from erasure.verification.regression import dvc_old_values, git_old_file, regression_report
+from erasure.verification.regression import git_old_file, regression_report
 from erasure.verification.verify import load_truth
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fail when a metric used by a claim moved since a reference run.")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--rev", default="main", help="git revision or DVC experiment to compare against (default main)")
+    src.add_argument("--rev", default="main", help="git revision to compare against (default main)")
     src.add_argument("--ref-dir", type=Path, help="a reference directory written by --save-ref")
     src.add_argument("--save-ref", type=Path, help="copy the current metrics files into this directory and stop")
     parser.add_argument("--abs", type=float, default=None, help="absolute tolerance (default: paper.regression.abs)")
@@ -56,9 +56,9 @@ def main() -> None:
         if not args.ref_dir.is_dir():
             raise DataError(f"--ref-dir {args.ref_dir} is not a directory (write one with --save-ref)")
         ref = Metrics(args.ref_dir)
-        old_file, dvc_old, where = ref.file, {}, str(args.ref_dir)
+        old_file, where = ref.file, str(args.ref_dir)
     else:
-        dvc_old, cache, where = dvc_old_values(args.rev), {}, f"revision {args.rev}"
+        cache, where = {}, f"revision {args.rev}"
 
         def old_file(f):
             if f not in cache:
@@ -73,8 +73,7 @@ def main() -> None:
                             f"{metrics.model_of(f)}: regression compares runs of the same model")
 
     def old_value(file, dotted):
-        value = dvc_old.get(file, {}).get(dotted, MISSING)
-        return value if value is not MISSING else lookup(old_file(file) or {}, dotted)
+        return lookup(old_file(file) or {}, dotted)
 
     run_model = metrics.model_of(present[0])  # the metrics' own model (params may select another since)
     truth = None

@@ -28,12 +28,12 @@ def main() -> None:
     collected = read_sweep()  # a broken file stops the stage before the heavy imports
 
     from erasure.analysis.comparison import compare
-    from erasure.io import atomic_write_json
+    from erasure.io import atomic_write_json, round_significant
     from erasure.models.planted import planted_truth
     from erasure.plotting.comparison import plot_comparison
 
     truth = planted_truth()
-    result = compare(collected, params.compare, truth)
+    result = round_significant(compare(collected, params.compare, truth), params.outputs.significant_digits)
     plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
     atomic_write_json(COMPARISON, result)
     control = result["control"]

@@ -6,15 +6,16 @@ import time
 
 from erasure.errors import DataError
 from erasure.params.load import load_params
-from erasure.paths import FIGURES, METRICS
+from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
 
 def main() -> None:
     from erasure.analysis.discovery.discover import discover
     from erasure.analysis.prompt_files import load_prompt_info, load_prompts
-    from erasure.io import atomic_write_json
+    from erasure.io import atomic_write_csv, atomic_write_json, round_significant
     from erasure.models.load import load_model
+    from erasure.plotting.data import writer_rows
     from erasure.plotting.discovery import plot_atlas, plot_persistence
 
     t0 = time.perf_counter()
@@ -32,14 +33,15 @@ def main() -> None:
         params_writer=entry.writer.name if named else None,
         params_erasers=[e.name for e in entry.erasers] if named else None,
     )
-    result = found.record
-    result["prompts_sha256"] = info["sha256"]
+    digits = params.outputs.significant_digits
+    result = round_significant({**found.record, "prompts_sha256": info["sha256"]}, digits)
     tag = f"{params.model}, {result['n_prompts']} prompts x {result['seq_len']} tokens"
     plot_atlas(found, FIGURES["atlas"], dp.atlas_rows, dp.dpi,
                title=f"Erasure atlas ({tag})\nmedian PR(c, w) of each later component c onto writer w")
     plot_persistence(found, FIGURES["persistence"], dp.dpi,
                      title=f"Persistence of the top writers ({tag})\n"
                            "dotted: token means removed (V-comp prompt subset)")
+    atomic_write_csv(PLOTS["writers"], writer_rows(result["ranking"]), digits)
     atomic_write_json(METRICS["discovery"], result)
     sel = result["selected"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

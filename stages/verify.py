@@ -1,23 +1,32 @@
-"""Stage verify: every claim of paper/claims.yaml against the metrics -> paper/verification.{md,json}.
+"""Stage verify: every claim of paper/claims.yaml against the metrics -> paper/verification.{md,json}, and the
+run's DVC metrics: metrics/headline/ (each claim's value and verdict, the counts).
 
 Exit 1 (after writing both reports) when a claim about the run's model FAILs, or on planted-4l when a
 planted-truth check FAILs, unless params `paper.strict` is false. Claims about another model are NOT RUN.
 """
 import sys
 
-from erasure.io import atomic_write_json, atomic_write_text
+from erasure.io import atomic_path, atomic_write_json, atomic_write_text, round_significant
 from erasure.params.load import load_params
-from erasure.paths import VERIFICATION_JSON, VERIFICATION_MD
+from erasure.paths import HEADLINE_DIR, VERIFICATION_JSON, VERIFICATION_MD
 from erasure.stage import run_stage
+from erasure.verification.headline import headline_rows
+from erasure.verification.metrics import Metrics
 from erasure.verification.registry import load_claims
 from erasure.verification.report import render_report_md
-from erasure.verification.verify import exit_code, run_verification
+from erasure.verification.verify import exit_code, load_truth, run_verification
 
 
 def main() -> None:
     params = load_params()
     registry = load_claims()
-    report = run_verification(".", params.raw, registry)
+    report = round_significant(run_verification(".", params.raw, registry), params.outputs.significant_digits)
+    truth = load_truth() if report["planted"] else None
+    rows = headline_rows(report, registry, Metrics("."), truth)
+    with atomic_path(HEADLINE_DIR) as tmp:
+        tmp.mkdir()
+        for name, row in rows.items():
+            atomic_write_json(tmp / f"{name}.json", row)
     atomic_write_json(VERIFICATION_JSON, report)
     atomic_write_text(VERIFICATION_MD, render_report_md(report))
     s_c, s_p = report["summary"]["claims"], report["summary"]["planted"]

@@ -1,11 +1,16 @@
 """Shared fixtures. The tiers, by folder and marker:
 
-- unit (tests/mechanism, tests/params, tests/verification, tests/paper, tests/pipeline/test_stage_deps.py): no
-  model, or a tiny random one; each file runs in seconds;
+- unit (tests/mechanism, tests/params, tests/verification, tests/paper, tests/setup, tests/pipeline/test_stage_deps.py):
+  no model, or a tiny random one; each file runs in seconds;
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
-- slow (marker `slow`: SmolLM2, Gemma 3, the end-to-end `dvc repro` in tests/pipeline/test_pipeline.py): minutes;
+- slow (marker `slow`: SmolLM2, Gemma 3, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
+  stand-in Hub, the DVC remote): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
+
+A step longer than about 30 s shows its progress: the end-to-end runs print each DVC stage as it starts
+(`progress`), and `--durations` (CI) lists the slowest tests. No test reads what the workspace's params.yaml
+selects: each writes the params it needs (helpers.repo_params, copy_checkout).
 """
 from __future__ import annotations
 
@@ -20,6 +25,20 @@ def planted():
     from erasure.models.planted import build_planted_model, planted_truth
 
     return build_planted_model(seed=0), planted_truth()
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig):
+    """say(line): write a line to the terminal now, although pytest captures the test's output."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is None:  # -p no:terminal
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+    return say
 
 
 @pytest.fixture(scope="module")

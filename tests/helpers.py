@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -61,7 +63,7 @@ def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None 
     return model
 
 
-RUN_OUTPUTS = ("metrics/", "figures/", "paper/paper.", "paper/verification.")
+RUN_OUTPUTS = ("metrics/", "plots/", "figures/", "paper/paper.", "paper/verification.")
 
 
 def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
@@ -84,3 +86,27 @@ def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
     subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True)
     return dest
+
+
+def run_dvc(args: list[str], cwd: Path, say: Callable[[str], None], timeout: float,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """`dvc ARGS` in cwd, saying each stage as DVC starts it (a run takes minutes); output collected as
+    subprocess.run's (stdout and stderr together). The process is ended by its own PID on timeout."""
+    label = f"dvc {' '.join(args)} in {cwd.name}"
+    say(f"{label}: starting")
+    start = time.monotonic()
+    proc = subprocess.Popen(["dvc", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Running stage"):
+                say(f"{label}: {line.strip().rstrip(':')} ({time.monotonic() - start:.0f} s)")
+        proc.wait()
+    finally:
+        timer.cancel()
+    say(f"{label}: exit {proc.returncode} after {time.monotonic() - start:.0f} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), "")

@@ -1,4 +1,5 @@
-"""Names of what the analyses measure: components (`L0H2`, `MLP2`) and residual-stream checkpoints (`resid_mid2`)."""
+"""Names of what the analyses measure: components (`L0H2`, `MLP2`), residual-stream checkpoints (`resid_mid2`),
+and tokens as people read them (`␣bottom`)."""
 from __future__ import annotations
 
 import re
@@ -60,3 +61,14 @@ def all_components(n_layers: int, n_heads: int) -> list[Component]:
 def checkpoint_names(n_layers: int) -> list[str]:
     """resid_pre0, resid_mid0, resid_post0, resid_mid1, ... (1 + 2 n_layers checkpoints)."""
     return ["resid_pre0"] + [f"resid_{kind}{i}" for i in range(n_layers) for kind in ("mid", "post")]
+
+
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def display_token(text: str, token_id: int | None = None) -> str:
+    """A token's text with its whitespace made visible (" bottom" -> "␣bottom", "\n" -> "↵"); other control
+    characters as escapes; a token without text (an id the tokenizer does not cover) as ⟨id N⟩."""
+    if not text:
+        return f"⟨id {token_id}⟩" if token_id is not None else "⟨empty⟩"
+    return "".join(_VISIBLE.get(c, c if c.isprintable() else repr(c)[1:-1]) for c in text)

@@ -2,37 +2,54 @@
 and provenance (dvc.yaml stage, its params, the git commit) of every figure, and the prompt set."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.values import Node
-from erasure.paths import COMPARISON, DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
+from erasure.paths import COMPARISON, DVC_YAML, FIGURES, METRIC_FILES, PARAMS_FILE, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
 from erasure.verification.report import display
 
 
-def git_commit(root: Path) -> str:
-    """`git rev-parse --short HEAD`, plus "+dirty" if the work tree has changes."""
+def pipeline_inputs(dvc_yaml: dict) -> list[str]:
+    """params.yaml, dvc.yaml and every stage dep that is not some stage's output: what a run is a function of."""
+    outputs = list(stage_outputs(dvc_yaml))
+    deps = {str(PARAMS_FILE), str(DVC_YAML)}
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        deps.update(d for d in stage.get("deps") or [] if isinstance(d, str))
+
+    def produced(dep: str) -> bool:
+        return any(dep == o or dep.startswith(o + "/") or o.startswith(dep + "/") for o in outputs)
+    return sorted(d for d in deps if not produced(d))
+
+
+def git_commit(root: Path, inputs: list[str]) -> str:
+    """The last commit that changed a pipeline input (12 hex digits), plus "+dirty" if an input has uncommitted
+    changes. Outputs do not count: committing regenerated outputs leaves it unchanged, so a clone of that commit
+    rebuilds the same paper byte for byte."""
+    spec = ["--", *inputs]
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%H", *spec], capture_output=True,
                               text=True, timeout=20)
         if head.returncode != 0:
             return "unknown (not a git checkout)"
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True,
-                                timeout=60)
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", *spec], capture_output=True,
+                                text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
-    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+    return (head.stdout.strip()[:12] or "uncommitted") + ("+dirty" if status.stdout.strip() else "")
 
 
-def stage_params(dvc_yaml: dict, stage: str, params: dict) -> list[tuple[str, Any]]:
-    """(dotted name, value) of every param leaf a dvc.yaml stage declares, `${...}` resolved from params."""
+def stage_param_names(dvc_yaml: dict, stage: str, params: dict) -> list[str]:
+    """The params a dvc.yaml stage declares (sections or keys), `${...}` resolved from params."""
     spec = ((dvc_yaml.get("stages") or {}).get(stage) or {}).get("params") or []
     names: list[str] = []
     for item in spec:
@@ -41,12 +58,12 @@ def stage_params(dvc_yaml: dict, stage: str, params: dict) -> list[tuple[str, An
         elif isinstance(item, dict):  # {params_file: [keys]}: only params.yaml is used here
             for keys in item.values():
                 names += list(keys or [])
-    out: list[tuple[str, Any]] = []
-    for name in names:
-        name = resolve_templated(name, params)
-        value = lookup(params, name)
-        out += _leaves(name, value)
-    return out
+    return [resolve_templated(name, params) for name in names]
+
+
+def stage_params(names: list[str], params: dict) -> list[tuple[str, Any]]:
+    """(dotted name, value) of every param leaf under the named sections or keys."""
+    return [leaf for name in names for leaf in _leaves(name, lookup(params, name))]
 
 
 def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
@@ -57,12 +74,10 @@ def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
     return [(prefix, "(not in params.yaml)" if value is MISSING else value)]
 
 
-def _param_text(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False) if (not value or re.search(r"[\s`|,]", value)) else value
-    if isinstance(value, list):
-        return "[" + ", ".join(_param_text(v) for v in value) + "]"
-    return json.dumps(value)
+def params_hash(params: list[tuple[str, Any]]) -> str:
+    """8 hex digits of the sha256 of a stage's param values: equal hashes, equal params."""
+    text = json.dumps([[name, value] for name, value in params], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 @dataclass
@@ -71,6 +86,7 @@ class Figure:
     path: str
     exists: bool
     stage: str | None
+    sections: list[str]  # the stage's params as dvc.yaml names them (`models.${model}` resolved)
     params: list[tuple[str, Any]]
     commit: str
 
@@ -84,9 +100,10 @@ class Figure:
 
     @property
     def provenance(self) -> str:
-        """Stage, the params that shaped it (from its dvc.yaml `params:`) and the git commit."""
-        params = "; ".join(f"`{name}={_param_text(v)}`" for name, v in self.params) or "none"
-        return f"<small>Stage `{self.stage or '?'}` · params: {params} · commit `{self.commit}`.</small>"
+        """One line: the stage, which params shaped it and a hash of their values, the commit."""
+        names = ", ".join(f"`{n}`" for n in self.sections) or "none"
+        return (f"<small>Stage `{self.stage or '?'}` · params {names} (hash `{params_hash(self.params)}`) · "
+                f"commit `{self.commit}`.</small>")
 
 
 def prompt_info(root: Path, params: dict, fig1: dict | None = None) -> dict:
@@ -145,13 +162,14 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
     m = {Path(f).stem: metrics.file(f) for f in METRIC_FILES}
     run_model = params.get("model")
     paper = registry.get("paper", {})
-    commit = git_commit(root)
+    commit = git_commit(root, pipeline_inputs(dvc_yaml))
     figures = {}
     for key, file in FIGURES.items():
         path = str(file)
         stage = owners.get(path)
-        figures[key] = Figure(key=key, path=path, exists=(root / path).is_file(), stage=stage,
-                              params=stage_params(dvc_yaml, stage, params) if stage else [], commit=commit)
+        sections = stage_param_names(dvc_yaml, stage, params) if stage else []
+        figures[key] = Figure(key=key, path=path, exists=(root / path).is_file(), stage=stage, sections=sections,
+                              params=stage_params(sections, params), commit=commit)
     results = {r["id"]: r for r in (verification or {}).get("claims", [])}
     claims = {}
     for entry in registry["claims"]:
@@ -165,9 +183,8 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
     is_paper_model = run_model == paper.get("model")
     banner = None
     if not is_paper_model:
-        banner = (f"These results are from **{run_model}**, not {paper.get('model')}: the numbers below are "
-                  f"reproduced on a different model and are **not** the paper's claims. The paper's values are "
-                  f"shown for reference only; the verification table marks every paper claim NOT RUN.")
+        banner = (f"These results are from **{run_model}**, not {paper.get('model')}, so they are **not** the paper's "
+                  f"claims: the paper's values are shown for reference and every claim is NOT RUN.")
     fig5_params = (params.get("fig5") or {}).get("prompts")
     checkpoints = list((fig1.get("checkpoints") or {}).keys()) or MISSING
     return {
@@ -205,15 +222,17 @@ def _read_json(path: Path) -> Any:
 
 
 def verification_table(verification: dict | None, registry: dict) -> str:
-    """A compact Markdown table of the verification report (full report: paper/verification.md)."""
+    """A compact Markdown table of the verification report (full report: paper/verification.md). Why claims are
+    NOT RUN is said once above the table, not in every row."""
     if not verification:
         return "> **Verification has not run:** `paper/verification.json` is absent."
-    rows = ["| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
+    not_run = [r for r in verification.get("claims", []) if r["status"] == "NOT RUN"]
+    reasons = Counter(r["reason"] for r in not_run)
+    rows = [f"**NOT RUN** ({n} of {len(verification['claims'])} claims): {reason}." for reason, n in reasons.items()]
+    rows += ["", "| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
     sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}
     for r in verification.get("claims", []):
-        status = r["status"] if r["status"] != "NOT RUN" else f"NOT RUN ({r['reason']})"
-        if r["status"] == "FAIL" and r["reason"]:
-            status += f": {r['reason']}"
+        status = r["status"] + (f": {r['reason']}" if r["status"] == "FAIL" and r["reason"] else "")
         rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
             f"**{r['id']}**: {r['text']}", sections.get(r["id"], ""), display(r["paper_value"]),
             display(r["reproduced"]), r["tolerance"] or "—", status)) + " |")
@@ -224,4 +243,4 @@ def verification_table(verification: dict | None, registry: dict) -> str:
             rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
                 f"**{r['id']}**: {r['text']}", display(r["paper_value"]), display(r["reproduced"]),
                 r["tolerance"] or "—", status)) + " |")
-    return "\n".join(rows)
+    return "\n".join(rows).lstrip("\n")

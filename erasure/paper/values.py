@@ -2,9 +2,9 @@
 that format them (`num`, `pct`, `tok`, ...). A missing value renders as a visible `missing: path` marker."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from erasure.mechanism.names import display_token
 from erasure.verification.metrics import MISSING
 from erasure.verification.report import display
 
@@ -116,12 +116,12 @@ def f_na(x: Any, digits: int = 2) -> str:
     return f_num(x, digits)
 
 
-def f_tok(x: Any) -> str:
-    """A token as an inline code span with its quotes, so leading spaces show: `" bottom"`."""
+def f_tok(x: Any, token_id: Any = None) -> str:
+    """A token as an inline code span with its whitespace visible: `␣bottom` (a token without text: its id)."""
     miss = _missing_text(x)
     if miss:
         return miss
-    return "`" + json.dumps(str(unwrap(x)), ensure_ascii=False) + "`"
+    return "`" + display_token(str(unwrap(x)), unwrap(token_id)) + "`"
 
 
 def f_toks(xs: Any) -> str:

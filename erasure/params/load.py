@@ -19,7 +19,18 @@ from erasure.io import read_yaml
 from erasure.mechanism.names import Component
 from erasure.params.fields import Section, Text, describe
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
-from erasure.params.sections import Activations, Compare, Discovery, Fig2, Fig4, Fig5, FigPlot, Paper, Stats
+from erasure.params.sections import (
+    Activations,
+    Compare,
+    Discovery,
+    Fig2,
+    Fig4,
+    Fig5,
+    FigPlot,
+    Outputs,
+    Paper,
+    Stats,
+)
 from erasure.paths import METRICS, PARAMS_FILE
 
 
@@ -37,6 +48,7 @@ class Params(Section):
     fig5: Fig5
     discovery: Discovery
     compare: Compare
+    outputs: Outputs
     paper: Paper
     _raw: dict = PrivateAttr(default_factory=dict)
 

@@ -158,6 +158,13 @@ class Regression(Section):
     rel: Float(0.0, 1.0)
 
 
+class Outputs(Section):
+    """How numbers are written: rounded once, at write time, so a rerun that differs in the last float digits
+    leaves metrics/, plots/, dvc.lock and the paper unchanged."""
+
+    significant_digits: Int(4, 17)  # 17 = every float64 digit (no rounding)
+
+
 class Paper(Section):
     strict: Bool  # verify exits 1 when a claim about the run's model (or a planted check) FAILs
     regression: Regression

@@ -6,16 +6,14 @@ from pathlib import Path
 import numpy as np
 
 from erasure.analysis.fig4 import Fig4Result
+from erasure.plotting.data import scatter_sample
 from erasure.plotting.style import plt, save
 
 
 def plot_fig4(result: Fig4Result, path: str | Path, max_points: int, seed: int, writer: str, dpi: int) -> None:
     """Scatter of the paper version with its OLS line; at most max_points random points are drawn."""
     m = result.metrics["paper"]
-    x, y = result.x, result.y
-    if x.size > max_points:
-        idx = np.random.default_rng(seed).choice(x.size, max_points, replace=False)
-        x, y = x[idx], y[idx]
+    x, y = scatter_sample(result.x, result.y, max_points, seed)
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.scatter(x, y, s=4, alpha=0.25, color="C0", linewidths=0,
                label=f"(prompt, position) points ({x.size:,} of {m['n_points']:,} drawn)")

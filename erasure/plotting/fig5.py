@@ -3,27 +3,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from erasure.mechanism.names import display_token
 from erasure.plotting.style import plt, save
 
 
 def plot_fig5(prompts: dict, path: str | Path, model_name: str, dpi: int) -> None:
-    """Per prompt (columns): writer clean vs resampled (top row); comparison and auto heads (bottom row).
+    """Per adversarial prompt (rows): the writer clean vs resampled (left); comparison and auto heads (right).
 
-    Bars: clean value and resampled median; dark whisker 25-75 %, light whisker 12.5-87.5 %.
+    Bars: clean value and resampled median; dark whisker 25-75 %, light whisker 12.5-87.5 %. Two columns keep
+    the figure as wide as the paper's page, so its text is read at full size.
     """
     keys = list(prompts)
-    fig, axes = plt.subplots(2, len(keys), figsize=(3.2 * len(keys), 7.5), squeeze=False)
-    for col, key in enumerate(keys):
+    fig, axes = plt.subplots(len(keys), 2, figsize=(7.2, 2.3 * len(keys) + 0.9), squeeze=False)
+    for row, key in enumerate(keys):
         res = prompts[key]
-        rows = [[res["writer"]], list(dict.fromkeys([res["comparison_head"], res["auto_head"]]))]
-        for row, head_names in enumerate(rows):
+        columns = [[res["writer"]], list(dict.fromkeys([res["comparison_head"], res["auto_head"]]))]
+        for col, head_names in enumerate(columns):
             ax = axes[row, col]
             labels, xpos = [], 0
             for i, name in enumerate(head_names):
                 h = res["heads"][name]
                 r = h["resampled"]
                 colour = f"C{i}"
-                if row == 0:
+                if col == 0:
                     tag = " (writer)"
                 elif name == res["comparison_head"]:
                     tag = " (comparison)" if name != res["auto_head"] else " (comparison = auto)"
@@ -37,21 +39,21 @@ def plot_fig5(prompts: dict, path: str | Path, model_name: str, dpi: int) -> Non
                 xpos += 2
             ax.axhline(0, color="grey", ls="--", lw=0.8)
             ax.set_xticks(range(len(labels)))
-            ax.set_xticklabels(labels, fontsize=8)
-            ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
-            if col == 0:
-                which = "stated pair" if res["direction"] == "pair" else "top 2"
-                ax.set_ylabel(f"DLA on logit difference ({which})", fontsize=10)
-            if row == 0:
-                text = res["text"].replace("\n", "\\n").replace("\t", "\\t")
-                text = text if len(text) <= 38 else "…" + text[-37:]
-                shown = res["paper_pair"]["used_tokens"] if res["direction"] == "pair" else res["top2"]
-                ax.set_title(f"{text}\n{shown[0]!r} vs {shown[1]!r} (diff {res['logit_diff']:.2f})",
-                             fontsize=8.5)
+            ax.set_xticklabels(labels, fontsize=7.5)
+            ax.tick_params(axis="y", labelsize=7.5)
+            ax.legend(fontsize=7, loc="best", framealpha=0.85)
+        text = res["text"].replace("\n", "\\n").replace("\t", "\\t")
+        text = text if len(text) <= 44 else "…" + text[-43:]
+        shown = res["paper_pair"]["used_tokens"] if res["direction"] == "pair" else res["top2"]
+        axes[row, 0].set_title(f"{key}: {text}", fontsize=8, loc="left")
+        axes[row, 1].set_title(f"{display_token(shown[0])} vs {display_token(shown[1])} "
+                               f"(diff {res['logit_diff']:.2f})", fontsize=8, loc="left")
+        which = "stated pair" if res["direction"] == "pair" else "top 2"
+        axes[row, 0].set_ylabel(f"DLA ({which})", fontsize=8)
     fig.suptitle(
-        f"{model_name}: DLA of the writer (top) and of other heads (bottom), clean vs input resampled at the "
-        f"last position\nbars: clean value / resampled median; whiskers: 25-75 % (dark), 12.5-87.5 % (light)",
-        fontsize=10,
+        f"{model_name}: DLA of the writer (left) and of other heads (right), clean vs input resampled at the last\n"
+        "position. Bars: clean value / resampled median; whiskers: 25-75 % (dark), 12.5-87.5 % (light)",
+        fontsize=8.5,
     )
     fig.tight_layout()
     save(fig, path, dpi)

@@ -2,7 +2,8 @@
 
 A numeric metric moved when |new - old| > abs + rel*|old| (params `paper.regression`); strings, booleans and
 lists (top-2 tokens, eraser sets) must be equal; a metric the reference has and the work tree lost moved.
-`dvc metrics diff` drops lists, so list values are read from `git show REV:file`.
+A revision's values are read from its committed metrics files (`git show REV:file`): the claims read the figures'
+full records, which are not DVC metrics (metrics/headline/ is).
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from erasure.errors import DataError
 from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
 from erasure.verification.registry import is_number, metric_keys_of
 
@@ -99,19 +99,8 @@ def regression_report(registry: dict, metrics: Metrics, old_value: Callable[[str
             "abs": abs_tol, "rel": rel_tol, "ok": not moved}
 
 
-def dvc_old_values(rev: str) -> dict[str, dict]:
-    """{file: {flat key: old value}} from `dvc metrics diff --json --all REV` (numbers, strings, booleans)."""
-    proc = subprocess.run(["dvc", "metrics", "diff", "--json", "--all", rev], capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise DataError(f"dvc metrics diff --json --all {rev} failed: {last}")
-    data = json.loads(proc.stdout or "{}")
-    # a null "old" means DVC has no old value (or could not read it): fall back to git show for that key
-    return {file: {k: v["old"] for k, v in keys.items() if v.get("old") is not None} for file, keys in data.items()}
-
-
-
 def git_old_file(rev: str, file: str):
+    """The JSON of `file` as committed at git revision `rev`, or None when it is not there."""
     proc = subprocess.run(["git", "show", f"{rev}:{file}"], capture_output=True, text=True)
     if proc.returncode != 0:
         return None

@@ -1,9 +1,9 @@
 """paper/verification.md: the verification report as Markdown tables, with every reason in full."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from erasure.mechanism.names import display_token
 from erasure.verification.verify import NOT_RUN, PASS
 
 
@@ -22,7 +22,7 @@ def display(value: Any, digits: int = 4) -> str:
     if isinstance(value, list):
         if value and all(isinstance(v, dict) and "token" in v for v in value):
             value = [v["token"] for v in value]
-        return ", ".join(json.dumps(v) if isinstance(v, str) else display(v, digits) for v in value)
+        return ", ".join(display_token(v) if isinstance(v, str) else display(v, digits) for v in value)
     return str(value)
 
 

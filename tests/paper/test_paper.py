@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -119,12 +120,56 @@ def test_gelu_paper_embeds_every_figure_and_fills_every_variable(tmp_path):
         embedded.add(base64.b64decode(src.split(",", 1)[1]))
     assert embedded == {(tmp_path / p).read_bytes() for p in FIGURES.values()}
     assert "Not the paper's model" not in html_text
-    # provenance in captions: stage, its params with values, commit
-    assert "Stage <code>fig1_resid</code>" in html_text and "fig1.bands=[25-75, 12.5-87.5]" in html_text
-    assert "models.gelu-4l.writer=L0H2" in html_text  # `models.${model}` resolved from params
+    # provenance in captions, one line each: stage, its params and their hash, commit
+    assert "Stage <code>fig1_resid</code> · params <code>stats</code>, <code>fig1</code> (hash <code>" in html_text
+    assert "<code>models.gelu-4l</code>" in html_text  # `models.${model}` resolved from params
+    assert "fig1.bands" not in html_text  # values are hashed, not listed
     assert "not a git checkout" in html_text
     # readable: inline CSS with a max width, tables
     assert "max-width" in page.style and "<table>" in html_text
+
+
+def _hashes(html_text: str) -> dict[str, str]:
+    return dict(re.findall(r"Stage <code>(\w+)</code> · params .*? \(hash <code>([0-9a-f]{8})</code>\)", html_text))
+
+
+def test_a_figures_param_hash_changes_with_its_own_params_only(tmp_path):
+    params = make_tree(tmp_path, "gelu-4l")
+    before = _hashes(build_in(tmp_path, params)[1])
+    params["fig1"]["dpi"] = 80
+    after = _hashes(build_in(tmp_path, params)[1])
+    assert set(before) == {"fig1_resid", "fig2_components", "fig3_heads", "fig4_dla", "fig5_adversarial", "discover"}
+    assert {k for k in before if before[k] != after[k]} == {"fig1_resid"}
+
+
+def test_the_commit_is_the_last_change_to_an_input_not_to_an_output(tmp_path):
+    """Committing regenerated outputs keeps the commit the paper names (a clone rebuilds the same bytes); an
+    uncommitted change to an input marks it dirty."""
+    import subprocess
+
+    from erasure.paper.context import git_commit
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "out.json").write_text("{}\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "code"], check=True)
+    code = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout[:12]
+    assert git_commit(tmp_path, ["params.yaml"]) == code
+    (tmp_path / "out.json").write_text('{"x": 1}\n')
+    subprocess.run([*git, "commit", "-qam", "outputs"], check=True)
+    assert git_commit(tmp_path, ["params.yaml"]) == code
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert git_commit(tmp_path, ["params.yaml"]) == code + "+dirty"
+
+
+def test_pipeline_inputs_leave_out_every_stage_output():
+    from erasure.paper.context import pipeline_inputs
+
+    dvc_yaml = {"stages": {"a": {"deps": ["erasure/x.py", "data/prompts"], "outs": ["data/prompts/sub"]},
+                           "b": {"deps": ["metrics", "paper/t.md"], "metrics": [{"metrics/headline": {}}]}}}
+    assert pipeline_inputs(dvc_yaml) == ["dvc.yaml", "erasure/x.py", "paper/t.md", "params.yaml"]
 
 
 def test_numbers_in_the_paper_come_from_the_metrics(tmp_path):
@@ -166,6 +211,14 @@ def test_banner_for_a_model_that_is_not_the_papers(model, tmp_path):
     assert f"These results are from <strong>{model}</strong>" in html_text
     assert "not</strong> the paper's claims" in html_text
     assert "NOT RUN" in html_text
+    assert md_text.count("this claim is about gelu-4l") == 1  # why NOT RUN: said once, not in every row
+
+
+def test_tokens_are_shown_readably(tmp_path):
+    params = make_tree(tmp_path, "gelu-4l")
+    md_text, _ = build_in(tmp_path, params)
+    assert "`␣bottom`, `␣State`, `␣__`, `␣Church`" in md_text  # the aligned tokens, in order
+    assert '" bottom"' not in md_text.split("## Verification")[0]
 
 
 def test_an_absent_figure_is_noted_not_fatal(tmp_path):

@@ -61,7 +61,6 @@ def test_hub_models_fail_fast_without_hub_or_cache(tmp_path, model, offline_flag
     import time
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert params["model"] == "gelu-4l"  # the default stays the paper's model
     write_params(tmp_path, model=model)
     env = {k: v for k, v in CHECKOUT_ENV.items() if not k.startswith("HF_")}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_ENDPOINT="http://127.0.0.1:9")

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from helpers import ROOT as REPO
-from helpers import copy_checkout
+from helpers import copy_checkout, run_dvc
 from hub_standin import RepoIndex, serve
 from scripts.build_hub_fixtures import GELU4L_DATASETS, GELU4L_REPO, TOKENIZER_REPO, build_fixtures
 
@@ -43,9 +43,10 @@ def hub_env(home: Path, url: str | None) -> dict:
     return env
 
 
-def repro(work: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["dvc", "repro", *args], cwd=work, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+def repro(work: Path, env: dict, say, *args: str) -> subprocess.CompletedProcess:
+    """`dvc repro ARGS`; its output (stdout and stderr together) in `.stdout`."""
+    result = run_dvc(["repro", *args], work, say, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout[-6000:]
     return result
 
 
@@ -61,20 +62,20 @@ def hub_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gelu_runs(hub_root, tmp_path_factory) -> dict:
+def gelu_runs(hub_root, tmp_path_factory, progress) -> dict:
     """One online `dvc repro` through the stand-in, then `dvc repro -f` with HF_HUB_OFFLINE=1 after it stopped."""
     work = copy_checkout(tmp_path_factory.mktemp("gelu"), small_gelu_params)
     home = tmp_path_factory.mktemp("hf_home")
     log: list = []
     with serve(hub_root, log=log) as url:
-        repro(work, hub_env(home, url))
+        repro(work, hub_env(home, url), progress)
     online = {
         "metrics": metric_bytes(work),
         "report": json.loads((work / "paper" / "verification.json").read_text()),
         "tokens": np.load(work / "data" / "prompts" / "tokens.npy"),
     }
-    offline = repro(work, {**hub_env(home, None), "HF_HUB_OFFLINE": "1"}, "-f")
-    return {"work": work, "home": home, "log": log, "online": online, "offline_stderr": offline.stderr}
+    offline = repro(work, {**hub_env(home, None), "HF_HUB_OFFLINE": "1"}, progress, "-f")
+    return {"work": work, "home": home, "log": log, "online": online, "offline_output": offline.stdout}
 
 
 def test_every_gelu_claim_is_evaluated(gelu_runs):
@@ -125,13 +126,13 @@ def test_inputs_name_the_commits_and_the_weights_hash(gelu_runs, hub_root):
 
 def test_offline_rerun_from_the_cache_gives_the_same_bytes(gelu_runs):
     assert metric_bytes(gelu_runs["work"]) == gelu_runs["online"]["metrics"]
-    assert "loaded from the local Hugging Face cache (HF_HUB_OFFLINE is set)" in gelu_runs["offline_stderr"]
+    assert "loaded from the local Hugging Face cache (HF_HUB_OFFLINE is set)" in gelu_runs["offline_output"]
 
 
-def test_unreachable_hub_falls_back_to_the_cache(gelu_runs):
+def test_unreachable_hub_falls_back_to_the_cache(gelu_runs, progress):
     """No HF_HUB_OFFLINE, no server: the stage finds the endpoint closed and reads the cache."""
-    result = repro(gelu_runs["work"], hub_env(gelu_runs["home"], None), "-f", "-s", "prompts")
-    assert "cannot reach the Hugging Face Hub (http://127.0.0.1:9)" in result.stderr
+    result = repro(gelu_runs["work"], hub_env(gelu_runs["home"], None), progress, "-f", "-s", "prompts")
+    assert "cannot reach the Hugging Face Hub (http://127.0.0.1:9)" in result.stdout
     assert np.array_equal(np.load(gelu_runs["work"] / "data" / "prompts" / "tokens.npy"),
                           gelu_runs["online"]["tokens"])
 

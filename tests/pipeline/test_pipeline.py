@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import copy_checkout
+from helpers import copy_checkout, run_dvc
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def planted_run(tmp_path_factory) -> Path:
+def planted_run(tmp_path_factory, progress) -> Path:
     """A fresh copy of the repository after `dvc repro` on planted-4l (small prompt set)."""
     work = copy_checkout(tmp_path_factory.mktemp("clone"), lambda params: params.update(model="planted-4l"))
-    result = subprocess.run(["dvc", "repro"], cwd=work, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_dvc(["repro"], work, progress, timeout=1800)
+    assert result.returncode == 0, result.stdout[-6000:]
     return work
 
 
@@ -71,12 +71,11 @@ def test_patched_erasers_measure_about_zero(planted_run):
                                                             abs=truth.tolerances["resid_after_erasure_patched"])
 
 
-def test_same_params_same_metrics(planted_run):
+def test_same_params_same_metrics(planted_run, progress):
     """Seeded and deterministic: re-running the activation and figure stages reproduces the metrics exactly."""
     before = _metrics(planted_run, "fig2_components.json")
-    result = subprocess.run(["dvc", "repro", "-f", "-s", "activations", "fig2_components"], cwd=planted_run,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_dvc(["repro", "-f", "-s", "activations", "fig2_components"], planted_run, progress, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
     assert _metrics(planted_run, "fig2_components.json") == before
 
 
@@ -108,3 +107,43 @@ def test_built_paper_embeds_every_figure_and_says_not_the_papers_model(planted_r
         c["status"] == "NOT RUN" and "metrics are from planted-4l" in c["reason"] for c in report["claims"]
     )
     assert report["planted"] and all(c["status"] == "PASS" for c in report["planted"])
+
+
+def _dvc_out(args: list[str], cwd: Path) -> str:
+    result = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_dvc_metrics_show_fits_a_terminal(planted_run):
+    """The DVC metrics are metrics/headline/: one row per claim and planted check, at most ~150 numbers; the
+    table `dvc metrics show` prints fits 120 columns (one row a screen line)."""
+    lines = _dvc_out(["metrics", "show"], planted_run).splitlines()
+    assert max(map(len, lines)) <= 120, max(lines, key=len)
+    shown = json.loads(_dvc_out(["metrics", "show", "--json"], planted_run))[""]["data"]
+    assert all(path.startswith("metrics/headline/") for path in shown)
+    numbers = [v for f in shown.values() for v in f["data"].values()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    assert len(numbers) <= 150
+    report = json.loads((planted_run / "paper" / "verification.json").read_text())
+    statuses = {path: f["data"].get("status") for path, f in shown.items()}
+    for result in report["claims"] + report["planted"]:
+        name = result["id"].replace("[", ".").rstrip("]")
+        rows = [s for p, s in statuses.items() if p == f"metrics/headline/{name}.json"
+                or isinstance(result["paper_value"], dict) and p.startswith(f"metrics/headline/{name}.")]
+        assert rows and set(rows) == {result["status"]}, result["id"]
+    assert len(lines) == len(shown) + 1  # a header, then one line per file
+
+
+def test_dvc_plots_render_every_plot_file(planted_run):
+    """`dvc plots show` draws each plots/*.csv with its dvc.yaml template, every row a data point."""
+    import csv
+
+    from erasure.paths import PLOTS
+
+    shown = json.loads(_dvc_out(["plots", "show", "--json"], planted_run))["data"]
+    for path in map(str, PLOTS.values()):
+        (render,) = shown[path]
+        with open(planted_run / path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert render["type"] == "vega" and len(render["content"]["data"]["values"]) >= len(rows) > 0, path
