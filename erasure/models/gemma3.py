@@ -32,8 +32,9 @@ What PR, the V-composition patch and DLA mean on Gemma 3 (docs/methods.md §3-§
   attention output at that position: the heads of a layer share one scale, so their writes still add up exactly
   to ``hook_attn_out`` (erasure.mechanism.hooks.head_outputs computes them so), but a head's write depends on
   the other heads of its layer through that scale. PR(c, w) is taken between these residual writes.
-- Embedding scaled by sqrt(d_model) = 25.3 (TL folds it into W_E), so the residual starts large (median norm
-  ≈ 500 at resid_pre0 on our prompts) compared with one head's write.
+- Embedding scaled by sqrt(d_model) = 25.3 (TL folds it into W_E): every token enters the residual with a norm of
+  about 26 (rows of the cached W_E: 26.07-26.10, 10th-90th percentile), the same for every token, and no
+  position vector is added to it.
 - Grouped-query attention with ONE value head: 4 query heads share a single K/V head per layer (``attn.hook_v``
   (batch, pos, 1, 256), ``attn._W_V`` (1, 640, 256)). The V-composition patch (removing the writer from the
   value input, ln1 scale frozen) is necessarily the same for all 4 heads of a layer, exactly what the authors'
