@@ -13,7 +13,7 @@ the Gemma Terms of Use (https://ai.google.dev/gemma/terms; the package ships the
 
 The cache is the shared GGUF path of erasure.models.gguf (``~/.cache/erasure-repro/gemma3-270m/``): the assembled
 GGUF is only a scratch file while the cache is built; the float32 HF copy is 1.07 GB (tied embedding stored
-once), the TransformerLens weights 1.6 GB (W_E and W_U are separate tensors there).
+once), the TransformerLens weights 1.8 GB (W_E and W_U are separate tensors there).
 
 TransformerLens wrapping
 ------------------------
@@ -166,7 +166,7 @@ def load_gemma3(bos_token_id: int = DEFAULT_BOS_TOKEN_ID, cache_dir: Path | None
     """Gemma 3 270M (Q4_K_M GGUF, dequantized) as a float32 CPU ``HookedTransformer`` in eval mode.
 
     BOS ``<bos>`` (2) at position 0 is Gemma's own convention. The first call assembles the GGUF from the chunk
-    packages and builds the cache (about 2 minutes, peak about 7 GB); later calls take seconds. Raises
+    packages and builds the cache (about 2.5 minutes, peak about 7 GB); later calls take about 10 s. Raises
     ``DataError`` (one line, with the install command) if the package is not installed.
     """
     return gguf.load(SPEC, bos_token_id, cache_dir)
