@@ -12,7 +12,7 @@ number below refers to the dequantized model, not to the original bf16 checkpoin
 
 Cache: the shared GGUF path of erasure.models.gguf (dequantized float32 HF copy, 538 MB; corrected tokenizer;
 TransformerLens-processed weights) in ``~/.cache/erasure-repro/smollm2-135m/<sha256(gguf)[:16]>-v<version>/``.
-The first load takes ≈ 30-60 s (peak ≈ 1.5 GB); later loads a few seconds.
+The first load builds it (about 1.5 minutes on 2 busy cores); later loads take seconds.
 
 Tokenizer and BOS convention
 ----------------------------
