@@ -28,7 +28,7 @@ def plot_comparison(result: dict, path: Path, dpi: int, truth_erasure: float | N
     for ax, m in zip(axes[0], models):
         if not m["ran"]:
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="grey")
-            ax.set_title(m["model"])
+            ax.set_title(m["model"], fontsize=10)
             ax.set_xticks([])
             continue
         writers = m["writers"]
@@ -47,7 +47,7 @@ def plot_comparison(result: dict, path: Path, dpi: int, truth_erasure: float | N
         verdict = "gelu-4l-like erasure" if m["gelu4l_like"] else "no gelu-4l-like erasure"
         ax.set_title(f"{m['model']} ({m['positions']} positions)\n{verdict}", fontsize=10)
         ax.axhline(0, color="grey", lw=0.5)
-    axes[0][0].set_ylabel("fraction of the writer's output (median)")
+    axes[0][0].set_ylabel("fraction (median over tokens)\nerased: of the writer's output; share: of the erasure")
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
