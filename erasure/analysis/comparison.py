@@ -105,6 +105,9 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
         "writers": writers,
         "criteria": checks,
         "gelu4l_like": bool(writers) and all(c["pass"] for c in checks.values()),
+        # the top writer's erasure vanishes once token-constant means are removed: a shared direction is cancelled
+        "shared_direction": bool(writers) and writers[0]["erasure_centred"] is not None
+        and writers[0]["erasure_centred"] < cp.gelu4l_like.min_erasure,
     }
 
 

@@ -78,6 +78,7 @@ def test_comparison_rows_verdicts_and_control():
                                                                          "vcomp_share_lower"]
     assert smol["top_writer_alternatives"][1]["name"] == "MLP0"
     assert by["gemma3-270m"]["ran"] is False and result["not_run"] == ["gemma3-270m"]
+    assert smol["shared_direction"] is False and by["planted-4l"]["shared_direction"] is False
     assert result["not_gelu4l_like"] == ["smollm2-135m"] and result["ci_level"] == 95
 
 
@@ -137,3 +138,14 @@ def test_stage_refuses_a_broken_sweep_file_in_one_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: sweep/smollm2-135m.json is not a collected sweep result")
     assert not (tmp_path / "metrics/comparison.json").exists()
+
+
+def test_an_erasure_that_vanishes_once_centred_is_flagged_as_a_shared_direction():
+    from erasure.analysis.comparison import model_entry
+    from erasure.params.sections import Compare
+
+    cp = Compare.model_validate(repo_params()["compare"])
+    record = tc.discovery_record("gemma3-270m", writer="MLP11", erasure=1.3, positions="rotary")
+    record["writers"][0]["subset"]["erasure_centred"] = -0.05
+    entry = model_entry("gemma3-270m", {"discovery": record}, cp)
+    assert entry["shared_direction"] is True
