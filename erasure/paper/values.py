@@ -101,11 +101,11 @@ def f_pct(x: Any, digits: int = 0) -> str:
 
 
 def f_ci(x: Any, digits: int = 2) -> str:
-    """An interval [lo, hi] as "lo–hi"; "n/a" where there is none (e.g. no erasers, so no V-composition share)."""
+    """An interval [lo, hi] as "lo to hi"; "n/a" where there is none (e.g. no erasers, so no V-composition share)."""
     v = unwrap(x)
     if not isinstance(v, list) or len(v) != 2 or any(not isinstance(unwrap(e), (int, float)) for e in v):
         return "n/a"
-    return f"{unwrap(v[0]):.{digits}f}–{unwrap(v[1]):.{digits}f}"
+    return f"{unwrap(v[0]):.{digits}f} to {unwrap(v[1]):.{digits}f}"
 
 
 def f_na(x: Any, digits: int = 2) -> str:

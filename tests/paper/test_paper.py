@@ -244,7 +244,7 @@ def test_beyond_gelu4l_section_comes_from_the_comparison(tmp_path):
     comparison = tc.comparison_metrics()
     smol = next(m for m in comparison["models"] if m["model"] == "smollm2-135m")["writers"][0]
     assert "**smollm2-135m: no gelu-4l-like erasure is found.**" in section
-    assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f}–{smol['erasure_ci95'][1]:.2f})" in section
+    assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f} to {smol['erasure_ci95'][1]:.2f})" in section
     assert f"{100 * smol['top_frequency']:.0f}% of the prompt resamples" in section
     assert "recovers the planted truth" in section and "| **gemma3-270m** | | | not run |" in section
     assert "rotary positions (smollm2-135m)" in section
