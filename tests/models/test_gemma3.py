@@ -133,7 +133,7 @@ def test_cached_weights_match_gguf_dequantizer(hf_model, tmp_path):
     tensors = {t.name: t for t in reader.tensors}
     layer = hf_model.model.layers[0]
     pairs = {
-        "token_embd.weight": hf_model.model.embed_tokens.weight,  # Q8_0
+        "blk.0.attn_v.weight": layer.self_attn.v_proj.weight,  # Q8_0 (as the embedding, 1000x smaller)
         "blk.0.attn_q.weight": layer.self_attn.q_proj.weight,  # Q5_0
         "blk.0.attn_output.weight": layer.self_attn.o_proj.weight,  # Q4_K
         "blk.0.ffn_down.weight": layer.mlp.down_proj.weight,  # Q6_K
