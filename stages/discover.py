@@ -44,7 +44,8 @@ def main() -> None:
     print(
         f"discover: {tag}: top writer {result['writers'][0]['name'] if result['writers'] else None}, selected "
         f"{sel['writer']} with erasers {sel['erasers']}; rediscovered = {result['rediscovered']}; "
-        f"scan {found.timing_s['scan']:.0f} s, V-comp {found.timing_s['vcomp']:.0f} s, "
+        f"scan {found.timing_s['scan']:.0f} s, bootstrap {found.timing_s['bootstrap']:.0f} s, "
+        f"V-comp {found.timing_s['vcomp']:.0f} s, "
         f"total {time.perf_counter() - t0:.0f} s, peak RSS {peak:.0f} MB",
         file=sys.stderr,
     )

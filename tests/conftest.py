@@ -4,7 +4,7 @@
   no model, or a tiny random one; each file runs in seconds;
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
-- slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
+- slow (marker `slow`: SmolLM2, Gemma 3, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
   stand-in Hub, the DVC remote; the stand-in Hub's own tests; a few seconds-long repeats of a path the fast tier
   covers, such as a second model build or a second Hub model): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.

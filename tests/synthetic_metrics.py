@@ -192,3 +192,56 @@ def write_tree(root: Path, files: dict, model: str) -> None:
     lock = {"schema": "2.0", "stages": {"fig1_resid": {"outs": [
         {"path": "metrics/fig1_resid.json", "md5": hashlib.md5(fig1).hexdigest()}]}}}
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, top_frequency: float = 1.0,
+                     heads: float = 0.86, mlps: float = 0.0, erasers: tuple = ("L2H2", "L2H3"),
+                     vcomp: float | None = 0.99, positions: str = "standard") -> dict:
+    """A metrics/discovery.json in the shape stage discover writes, with only what the comparison reads."""
+    ci = lambda x, h=0.02: None if x is None else [round(x - h, 6), round(x + h, 6)]  # noqa: E731
+    top = {
+        "name": writer, "erasure": erasure, "erasure_ci95": ci(erasure), "top_frequency": top_frequency,
+        "erasing_layer": 2, "min_checkpoint": "resid_mid2",
+        "erasers": [{"name": e, "median": -0.1} for e in erasers],
+        "eraser_sum": None if not erasers else {"clean_median": -erasure, "patched_median": -0.01,
+                                                "vcomp_share": vcomp, "vcomp_share_ci95": ci(vcomp)},
+        "erased_by": {"checkpoint": "resid_mid2", "heads": {"median": heads, "ci95": ci(heads)},
+                      "mlps": {"median": mlps, "ci95": ci(mlps)}},
+        "subset": {"erasure_centred": erasure},
+    }
+    other = {**top, "name": "MLP0", "erasure": 0.04, "erasure_ci95": ci(0.04), "top_frequency": 0.0, "erasers": [],
+             "eraser_sum": None}
+    tops = [{"name": writer, "frequency": top_frequency}]
+    if top_frequency < 1:
+        tops.append({"name": "MLP0", "frequency": round(1 - top_frequency, 6)})
+    return {
+        "model": model, "n_prompts": 32, "seq_len": 256, "n_writers": 27, "n_writers_relevant": 2,
+        "architecture": {"n_layers": 4, "n_heads": 8, "positional_embedding_type": positions},
+        "selected": {"writer": writer if erasers else None, "erasers": list(erasers), "rank": 1 if erasers else None},
+        "bootstrap": {"n_draws": 200, "top_writer": writer, "top_writer_frequency": top_frequency,
+                      "top_writers": tops},
+        "writers": [top, other],
+    }
+
+
+def comparison_metrics() -> dict:
+    """metrics/comparison.json as stage compare writes it: planted-4l recovered, one rotary model without a
+    gelu-4l-like erasure, one model not run."""
+    from erasure.analysis.comparison import compare
+    from erasure.models.planted import planted_truth
+    from erasure.params.sections import Compare
+
+    cp = Compare.model_validate({
+        "models": ["planted-4l", "smollm2-135m", "gemma3-270m"], "control": "planted-4l", "top_writers": 3,
+        "gelu4l_like": {"min_top_frequency": 0.8, "min_erasure": 0.3, "min_head_share": 0.5, "min_vcomp_share": 0.5},
+        "dpi": 60,
+    })
+    truth = planted_truth()
+    collected = {
+        "planted-4l": {"experiment": "exp-planted", "rev": "a" * 40, "discovery": discovery_record(
+            "planted-4l", erasers=tuple(sorted(truth.erasers)))},
+        "smollm2-135m": {"experiment": "exp-smol", "rev": "b" * 40, "discovery": discovery_record(
+            "smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05, mlps=0.57,
+            erasers=("MLP4",), vcomp=0.004, positions="rotary")},
+    }
+    return compare(collected, cp, truth)

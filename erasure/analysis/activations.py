@@ -29,13 +29,14 @@ from erasure.mechanism.hooks import (
     FINAL_NORMALIZED,
     FINAL_SCALE,
     component_output,
+    head_hooks,
+    head_prs,
     hook_layer,
     ln1_scale_hook,
     mlp_out_hook,
     resid_hook,
     resid_pre_hook,
     run_capture,
-    z_hook,
 )
 from erasure.mechanism.names import Component, all_components, checkpoint_names
 from erasure.mechanism.projection import projection_ratio
@@ -89,7 +90,7 @@ class ActivationPass:
         layers = range(cfg.n_layers)
         self.names = (
             {resid_hook(c) for c in self.checkpoints}
-            | {z_hook(l) for l in layers}
+            | set().union(*(head_hooks(model, l) for l in layers))
             | {mlp_out_hook(l) for l in layers}
             | {ln1_scale_hook(l) for l in self.patch_layers}
             | {resid_pre_hook(self.first), FINAL_SCALE, FINAL_NORMALIZED}
@@ -98,14 +99,11 @@ class ActivationPass:
     def component_prs(self, store: dict, o: torch.Tensor, layers) -> Float[torch.Tensor, "b p c"]:
         """PR of every component of `layers` onto o, in all_components order.
 
-        A head's PR is z_h . (W_O[h] o) / |o|^2: the same number as PR(z_h W_O[h], o) without materialising
-        every head's d_model-sized output.
+        Heads: erasure.mechanism.hooks.head_prs (no head's d_model-sized output is materialised).
         """
-        norm2 = (o * o).sum(-1, keepdim=True)
         out = []
         for layer in layers:
-            o_in_head = torch.einsum("hkd,bpd->bphk", self.model.blocks[layer].attn.W_O, o)
-            out.append((store[z_hook(layer)] * o_in_head).sum(-1) / norm2)
+            out.append(head_prs(self.model, layer, store, o))
             out.append(projection_ratio(store[mlp_out_hook(layer)], o).unsqueeze(-1))
         return torch.cat(out, dim=-1)
 

@@ -25,6 +25,7 @@ from erasure.analysis.tables import REMEDY, ActivationMeta, load_meta
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.dla import centres, dla, top2_dla
+from erasure.mechanism.hooks import post_norm
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
 from erasure.params.sections import Fig4, Stats
@@ -89,11 +90,16 @@ def check_cache(
 
 
 def ov_sum(model, heads: list[Component]) -> Float[torch.Tensor, "d d"]:
-    """sum_h W_V[L,h] @ W_O[L,h] over the given heads (TransformerLens expands GQA W_V to every head)."""
+    """sum_h W_V[L,h] @ W_O[L,h] over the given heads (TransformerLens expands GQA W_V to every head).
+
+    Post-norm models (Gemma 3): W_O times the post-attention norm's weight; its per-position scale depends on the
+    whole attention output and is left out (this variant has no attention pattern either)."""
     total = None
     for comp in heads:
         attn = model.blocks[comp.layer].attn
         ov = attn.W_V[comp.head] @ attn.W_O[comp.head]
+        if post_norm(model):
+            ov = ov * model.blocks[comp.layer].ln1_post.w
         total = ov if total is None else total + ov
     return total
 

@@ -33,7 +33,14 @@ from tqdm import tqdm
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.bootstrap import PromptBootstrap, add_quantile_intervals, bootstrap_record
 from erasure.mechanism.dla import centres, dla, logit_diff_direction
-from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
+from erasure.mechanism.hooks import (
+    FINAL_SCALE,
+    attn_out_hook,
+    component_output,
+    head_hooks,
+    head_outputs,
+    ln1_normalized_hook,
+)
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
 from erasure.params.sections import Fig5, Stats
@@ -73,17 +80,14 @@ def target_ids(model, token: str) -> tuple[list[int], bool]:
 class CleanRun:
     logits: Float[torch.Tensor, " v"]          # last-position logits, b_U included
     scale_final: Float[torch.Tensor, ""]        # clean sigma_f at the last position
-    head_out: Float[torch.Tensor, "l h d"]      # every head's output z_h W_O[h] at the last position
+    head_out: Float[torch.Tensor, "l h d"]      # every head's write (z_h W_O[h], post-norm models: normalised)
 
 
 def clean_run(model, tokens: Int[torch.Tensor, "1 n"]) -> CleanRun:
     n_layers = model.cfg.n_layers
-    names = {z_hook(l) for l in range(n_layers)} | {FINAL_SCALE}
+    names = set().union(*(head_hooks(model, l) for l in range(n_layers))) | {FINAL_SCALE}
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    outs = torch.stack(
-        [torch.einsum("hk,hkd->hd", cache[z_hook(l)][0, -1], model.blocks[l].attn.W_O)
-         for l in range(n_layers)]
-    )
+    outs = torch.stack([head_outputs(model, l, cache)[0, -1] for l in range(n_layers)])
     return CleanRun(logits=logits[0, -1].float(), scale_final=cache[FINAL_SCALE][0, -1].reshape(()),
                     head_out=outs)
 
@@ -155,10 +159,16 @@ def resampled_head_out(
         x[:, -1, h] = state["src"]
         return x
 
-    def record(z, hook):
-        outs.append(z[:, -1, h] @ model.blocks[L].attn.W_O[h])
+    store: dict[str, torch.Tensor] = {}
 
-    hooks = [(ln1_normalized_hook(L), overwrite), (z_hook(L), record)]
+    def save(x, hook):
+        store[hook.name] = x
+
+    def record(x, hook):  # hook_attn_out runs after hook_z (and the post-norm scale): the head's write is known
+        outs.append(component_output(model, store, head)[:, -1])
+
+    hooks = [(ln1_normalized_hook(L), overwrite), *[(name, save) for name in head_hooks(model, L)],
+             (attn_out_hook(L), record)]
     # Layers before L do not see the patch: run them once, then only block L per batch of resampled inputs.
     resid_pre = model(tokens, stop_at_layer=L)  # (1, n, d): the clean residual entering layer L
     starts = range(0, normalized.shape[0], batch_size)

@@ -148,10 +148,14 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
         from erasure.models.planted import build_planted_model
 
         model = build_planted_model(seed=cfg.seed)
-    else:
-        from erasure.models.smollm2 import load_smollm2
+    else:  # gguf: one loading path, the model's own settings
+        from erasure.models import gguf
 
-        model = load_smollm2(bos_token_id=cfg.bos_token_id)
+        if params.model == "gemma3-270m":
+            from erasure.models.gemma3 import SPEC
+        else:
+            from erasure.models.smollm2 import SPEC
+        model = gguf.load(SPEC, bos_token_id=cfg.bos_token_id)
     torch.set_grad_enabled(False)
     check_shape(params, model)
     return model.eval()

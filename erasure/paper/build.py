@@ -19,7 +19,20 @@ from erasure.errors import DataError
 from erasure.io import read_json, read_text
 from erasure.paper.context import build_context
 from erasure.paper.template_rules import hand_typed_numbers
-from erasure.paper.values import f_change, f_md, f_names, f_neg, f_num, f_pct, f_status, f_tok, f_toks, f_words
+from erasure.paper.values import (
+    f_change,
+    f_ci,
+    f_md,
+    f_na,
+    f_names,
+    f_neg,
+    f_num,
+    f_pct,
+    f_status,
+    f_tok,
+    f_toks,
+    f_words,
+)
 from erasure.params.fields import Choice, Record, Text, check_record
 from erasure.paths import STYLE, TEMPLATE, VERIFICATION_JSON
 
@@ -44,8 +57,8 @@ class VerificationReport(Record):
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names, words=f_words, md=f_md,
-                       change=f_change, neg=f_neg, status=f_status)
+    env.filters.update(ci=f_ci, na=f_na, num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names,
+                       words=f_words, md=f_md, change=f_change, neg=f_neg, status=f_status)
     return env
 
 

@@ -14,7 +14,7 @@ from erasure.errors import DataError
 from erasure.io import read_json
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.values import Node
-from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
+from erasure.paths import COMPARISON, DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
 from erasure.verification.report import display, interval_cell, verdict_cell
@@ -208,10 +208,19 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "prompts": Node(prompt_info(root, params, fig1), "prompts"),
         "verification": Node(verification or {}, "verification"),
         "verification_table": verification_table(verification, registry),
+        "comparison": Node(_read_json(root / COMPARISON), "metrics.comparison"),
         "metric_models": Node((verification or {}).get("metric_models") or
                               {f: metrics.model_of(f) for f in METRIC_FILES if metrics.file(f) is not None},
                               "metric_models"),
     }
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, or None when it is absent or unreadable (the template says so)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def verification_table(verification: dict | None, registry: dict) -> str:

@@ -111,6 +111,22 @@ def f_pct(x: Any, digits: int = 0) -> str:
     return _not_a("a number", x) if v is None else f"{100 * v:.{digits}f}%"
 
 
+def f_ci(x: Any, digits: int = 2) -> str:
+    """An interval [lo, hi] as "lo to hi"; "n/a" where there is none (e.g. no erasers, so no V-composition share)."""
+    v = unwrap(x)
+    if not isinstance(v, list) or len(v) != 2 or any(not isinstance(unwrap(e), (int, float)) for e in v):
+        return "n/a"
+    return f"{unwrap(v[0]):.{digits}f} to {unwrap(v[1]):.{digits}f}"
+
+
+def f_na(x: Any, digits: int = 2) -> str:
+    """A number that may legitimately have no value (None): "n/a" then, not a missing-value alarm."""
+    v = unwrap(x)
+    if v is None:
+        return "n/a"
+    return f_num(x, digits)
+
+
 def f_tok(x: Any, token_id: Any = None) -> str:
     """A token as an inline code span with its whitespace visible: `␣bottom` (a token without text: its id)."""
     miss = _missing_text(x)

@@ -18,7 +18,18 @@ from erasure.io import read_yaml
 from erasure.mechanism.names import Component
 from erasure.params.fields import Record, Section, Text, describe, read_record
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
-from erasure.params.sections import Activations, Discovery, Fig2, Fig4, Fig5, FigPlot, Outputs, Paper, Stats
+from erasure.params.sections import (
+    Activations,
+    Compare,
+    Discovery,
+    Fig2,
+    Fig4,
+    Fig5,
+    FigPlot,
+    Outputs,
+    Paper,
+    Stats,
+)
 from erasure.paths import METRICS, PARAMS_FILE
 
 
@@ -35,6 +46,7 @@ class Params(Section):
     fig4: Fig4
     fig5: Fig5
     discovery: Discovery
+    compare: Compare
     outputs: Outputs
     paper: Paper
     _raw: dict = PrivateAttr(default_factory=dict)
@@ -52,6 +64,13 @@ class Params(Section):
             raise ParamError(f"model = {self.model!r} is not allowed: must be one of {', '.join(self.models)}")
         for name, entry in self.models.items():
             check_entry(name, entry, model_shape(name, entry))
+        for i, name in enumerate(self.compare.models):
+            if name not in self.models:
+                raise ParamError(f"compare.models[{i}] = {name!r} is not allowed: "
+                                 f"must be one of {', '.join(self.models)}")
+        if self.models[self.compare.control].loader != "planted":
+            raise ParamError(f"compare.control = {self.compare.control!r} is not allowed: must be a planted model "
+                             "(its truth is the positive control)")
         shape = self.shape
         for i, head in enumerate(self.fig5.comparison_heads):
             Component.parse(head.name, f"fig5.comparison_heads[{i}]", shape)

@@ -57,9 +57,12 @@ def params_for(model: str, writer: str = "L0H2") -> dict:
     }
 
 
-def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIGURES) -> dict:
+def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIGURES,
+              with_comparison: bool = True) -> dict:
     files = files if files is not None else (tc.gelu_metrics(0.2) if model == "gelu-4l" else tc.synthetic_metrics(model))
     tc.write_tree(root, files, model)
+    if with_comparison:
+        (root / "metrics/comparison.json").write_text(json.dumps(tc.comparison_metrics()))
     for i, path in enumerate(figures):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(tiny_png((10 * i, 100, 200)))
@@ -249,3 +252,23 @@ def test_a_metric_of_the_wrong_type_shows_as_such_not_as_a_crash(tmp_path):
     (tmp_path / "metrics/fig2_components.json").write_text("[1, 2]")
     with pytest.raises(DataError, match=r"metrics/fig2_components\.json holds a list, not a JSON object of metrics"):
         build_in(tmp_path, params)
+
+
+def test_beyond_gelu4l_section_comes_from_the_comparison(tmp_path):
+    params = make_tree(tmp_path, "planted-4l")
+    md_text, _ = build_in(tmp_path, params)
+    section = md_text.split("## Beyond gelu-4l")[1].split("## Verification")[0]
+    comparison = tc.comparison_metrics()
+    smol = next(m for m in comparison["models"] if m["model"] == "smollm2-135m")["writers"][0]
+    assert "**smollm2-135m: no gelu-4l-like erasure is found.**" in section
+    assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f} to {smol['erasure_ci95'][1]:.2f})" in section
+    assert f"{100 * smol['top_frequency']:.0f}% of the prompt resamples" in section
+    assert "recovers the planted truth" in section and "| **gemma3-270m** | | | not run |" in section
+    assert "rotary positions (smollm2-135m)" in section
+    assert "[missing" not in section
+
+
+def test_without_a_comparison_the_section_says_so(tmp_path):
+    params = make_tree(tmp_path, "planted-4l", with_comparison=False)
+    md_text, _ = build_in(tmp_path, params)
+    assert "The cross-model comparison has not run" in md_text

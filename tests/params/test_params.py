@@ -42,7 +42,7 @@ def _both(*edits):
 P = "models.planted-4l"
 BAD = {  # case: (edit, the whole one-line message)
     # the model entries
-    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gpt2-small"),
+    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
     "wrong loader": (_set(f"{P}.loader", "hub"), f"{P}.loader = 'hub' is not allowed: must be one of planted"),
     "hub model without shape": (_both(_set("model", "gpt2-small"), _pop("models.gpt2-small.shape")), "models.gpt2-small.shape = None is not allowed: must give n_layers, n_heads, d_model, n_ctx, d_vocab"),
     "head beyond a hub model": (_both(_set("model", "gpt2-small"), _set("models.gpt2-small.writer", "L12H0"), _set("models.gpt2-small.erasers", ["L13H0"])), "models.gpt2-small.writer = 'L12H0' is not allowed: must be a head LxHy or MLPx with layer 0..11 and head 0..11"),
@@ -73,9 +73,13 @@ BAD = {  # case: (edit, the whole one-line message)
     "tolerance tiny": (_set("paper.regression.abs", "tiny"), "paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"),
     "tolerance nan": (_set("paper.regression.rel", float("nan")), "paper.regression.rel = nan is not allowed: must be a number from 0 to 1"),
     # unknown and missing keys
-    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are batch_size, n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
+    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are batch_size, n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, n_bootstrap, bootstrap_seed, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
     "typo in a nested section": (_set(f"{P}.prompts.seqlen", 64), f"{P}.prompts.seqlen is not allowed: unknown key; the known keys are source, n_text, n_code, seq_len, seed"),
-    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, outputs, paper"),
+    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, compare, outputs, paper"),
+    "compare: a model without an entry": (_set("compare.models", ["planted-4l", "gpt-5"]), "compare.models[1] = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
+    "compare: a control that is not planted": (_set("compare.control", "smollm2-135m"), "compare.control = 'smollm2-135m' is not allowed: must be a planted model (its truth is the positive control)"),
+    "compare: a control outside the rows": (_set("compare.models", ["smollm2-135m"]), "compare.control = 'planted-4l' is not allowed: must be one of compare.models"),
+    "compare: a threshold beyond 1": (_set("compare.gelu4l_like.min_vcomp_share", 1.5), "compare.gelu4l_like.min_vcomp_share = 1.5 is not allowed: must be a number from 0 to 1"),
     "too few significant digits": (_set("outputs.significant_digits", 3), "outputs.significant_digits = 3 is not allowed: must be an integer from 4 to 17"),
     "missing section": (_pop("stats"), "stats is missing from params.yaml"),
     "missing key": (_pop("discovery.eraser_threshold"), "discovery.eraser_threshold is missing from params.yaml"),

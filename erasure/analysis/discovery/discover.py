@@ -9,8 +9,15 @@ import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
+from erasure.analysis.discovery.bootstrap import interval, prompt_counts
 from erasure.analysis.discovery.layout import Layout
-from erasure.analysis.discovery.ranking import rank_writers, rounded, select_erasers
+from erasure.analysis.discovery.ranking import (
+    bootstrap_ranking,
+    rank_writers,
+    rounded,
+    select_erasers,
+    window_series,
+)
 from erasure.analysis.discovery.scan import scan
 from erasure.analysis.discovery.vcomp_pass import vcomp_pass
 from erasure.params.sections import Discovery
@@ -45,6 +52,11 @@ RULES = {
                    "first discovery.n_vcomp_prompts prompts",
     "selected": "the best-ranked relevant writer with a non-empty eraser set",
     "centred": "persistence from PR(c - mean c, w - mean w), means over non-BOS tokens (V-comp subset)",
+    "erased_by": "medians of -sum PR(c, w) over the heads / the MLPs c reading w written by the writer's min "
+                 "checkpoint (V-comp subset)",
+    "bootstrap": "prompts resampled with replacement discovery.n_bootstrap times (seed discovery.bootstrap_seed); "
+                 "pooled-token quantiles recomputed exactly; top writer = best relevant writer of each resample; "
+                 "intervals: 2.5-97.5 percentiles",
 }
 
 
@@ -62,11 +74,26 @@ def discover(
         tokens = tokens[: dp.n_prompts]
     layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
     t0 = time.perf_counter()
-    sc = scan(model, tokens, layout, dp)
+    keep, columns = window_series(layout, dp)
+    sc = scan(model, tokens, layout, dp, keep)
     t_scan = time.perf_counter() - t0
     writers, pair_q = rank_writers(sc, layout, dp)
     relevant = [r for r in writers if r["relevant"]]
     top = relevant[: dp.top_writers]
+    t0 = time.perf_counter()
+    boot_top, boot_erasure = bootstrap_ranking(
+        sc, layout, dp, columns, prompt_counts(tokens.shape[0], dp.n_bootstrap, dp.bootstrap_seed))
+    row_of = {w: row for row, w in enumerate(layout.writers)}
+    for r in top:
+        r["top_frequency"] = rounded(np.mean(boot_top == row_of[r["index"]]))
+        r["erasure_ci95"] = interval(boot_erasure[:, row_of[r["index"]]])
+    tops, freq = np.unique(boot_top, return_counts=True)
+    boot_tops = sorted(
+        ({"name": layout.names[layout.writers[t]] if t >= 0 else None, "frequency": rounded(f / len(boot_top))}
+         for t, f in zip(tops.tolist(), freq.tolist())),
+        key=lambda x: -x["frequency"],
+    )
+    t_boot = time.perf_counter() - t0
     for r in top:
         r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
         r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
@@ -95,6 +122,7 @@ def discover(
     n, p = tokens.shape
     result = {
         "model": model_name,
+        "architecture": architecture(model),
         "n_prompts": n,
         "seq_len": p,
         "n_tokens": sc.n_tokens,
@@ -107,6 +135,12 @@ def discover(
             "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
         },
         "selected": sel,
+        "bootstrap": {
+            "n_draws": dp.n_bootstrap,
+            "top_writer": top[0]["name"] if top else None,
+            "top_writer_frequency": top[0]["top_frequency"] if top else None,
+            "top_writers": boot_tops[:10],
+        },
         "params_writer": params_writer,
         "params_erasers": params_erasers,
         "rediscovered": rediscovered,
@@ -120,16 +154,27 @@ def discover(
     }
     return DiscoveryResult(
         record=result, layout=layout, pair_median=pair_q[1], writers=writers, top=top,
-        timing_s={"scan": t_scan, "vcomp": t_vcomp},
+        timing_s={"scan": t_scan, "vcomp": t_vcomp, "bootstrap": t_boot},
         memory_bytes={"pair_hist": sc.pair.nbytes, "persist_hist": sc.persist.nbytes},
     )
+
+
+def architecture(model: HookedTransformer) -> dict:
+    """What a cross-model comparison needs to know of the model: its shape, norms and kind of positions."""
+    cfg = model.cfg
+    return {
+        "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_key_value_heads": cfg.n_key_value_heads or cfg.n_heads,
+        "d_model": cfg.d_model, "normalization_type": cfg.normalization_type,
+        "post_norm": bool(cfg.use_normalization_before_and_after),
+        "positional_embedding_type": cfg.positional_embedding_type,
+    }
 
 
 def _public(r: dict) -> dict:
     keys = ("name", "erasure", "erasure_final", "window", "min_checkpoint", "min_checkpoint_q75", "erasing_layer",
             "layer_drops", "rel_norm",
             "persistence", "persistence_q25", "persistence_q75", "erasers", "eraser_sum", "vcomp_layers",
-            "most_negative", "subset")
+            "most_negative", "subset", "top_frequency", "erasure_ci95", "erased_by")
     return {k: r.get(k) for k in keys}
 
 

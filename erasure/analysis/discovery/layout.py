@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from erasure.mechanism.hooks import head_outputs, mlp_out_hook, resid_hook, z_hook
+from erasure.mechanism.hooks import head_hooks, head_outputs, mlp_out_hook, resid_hook
 from erasure.mechanism.names import all_components, checkpoint_names
 
 
@@ -64,14 +64,17 @@ def capture_outputs(
     hooks: list[tuple[str, Callable]] = []
     for layer in range(layout.n_layers):
         base = layer * (H + 1)
+        head_store: dict[str, torch.Tensor] = {}
 
-        def save_heads(z, hook, layer=layer, base=base):
-            outs[:, :, base : base + H] = head_outputs(model, layer, z)
+        def save_heads(x, hook, layer=layer, base=base, head_store=head_store):
+            head_store[hook.name] = x  # the mlp hook below runs after every head hook of the layer
 
-        def save_mlp(x, hook, base=base):
+        def save_mlp(x, hook, layer=layer, base=base, head_store=head_store):
+            outs[:, :, base : base + H] = head_outputs(model, layer, head_store)
+            head_store.clear()
             outs[:, :, base + H] = x
 
-        hooks += [(z_hook(layer), save_heads), (mlp_out_hook(layer), save_mlp)]
+        hooks += [(name, save_heads) for name in head_hooks(model, layer)] + [(mlp_out_hook(layer), save_mlp)]
     for k, name in enumerate(layout.checkpoints):
 
         def norm_hook(x, hook, k=k):

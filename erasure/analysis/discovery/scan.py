@@ -26,6 +26,9 @@ class Scan:
     rel_norm: AsinhHistogram  # |w| / |resid at w's checkpoint|
     mean_out: torch.Tensor  # (n, d) mean output of each component over non-BOS tokens
     n_tokens: int
+    kept: torch.Tensor  # (tokens, len(keep)) per-token values of the kept persistence series (for the bootstrap)
+    rel_values: torch.Tensor  # (tokens, writers) per-token |w| / |resid|
+    prompt_of_token: torch.Tensor  # (tokens,) the prompt each pooled token comes from
 
 
 def positions(p: int, include_bos: bool) -> slice:
@@ -33,9 +36,10 @@ def positions(p: int, include_bos: bool) -> slice:
 
 
 def scan(
-    model: HookedTransformer, tokens: Int[torch.Tensor, "n p"], layout: Layout, dp: Discovery
+    model: HookedTransformer, tokens: Int[torch.Tensor, "n p"], layout: Layout, dp: Discovery, keep: torch.Tensor
 ) -> Scan:
-    """Stream the prompts; accumulate the pair, persistence and relevance histograms."""
+    """Stream the prompts; accumulate the pair, persistence and relevance histograms, and keep the per-token
+    values of the persistence series `keep` and of the relevance ratio (float32, for the prompt bootstrap)."""
     hist = dict(bins=dp.hist_bins, scale=dp.hist_scale, max_abs=dp.hist_max)
     pair = AsinhHistogram(len(layout.pair_w), **hist)
     persist = AsinhHistogram(len(layout.ser_w), **hist)
@@ -44,6 +48,9 @@ def scan(
     n_mean, n_tokens = 0, 0
     n, p = tokens.shape
     pos = positions(p, dp.include_bos)
+    n_pos = len(range(p)[pos])
+    kept = torch.empty(n * n_pos, len(keep))
+    rel_values = torch.empty(n * n_pos, len(layout.writers))
     own_w = layout.own[layout.writer_rows]
     bar = tqdm(total=n, desc="discover: scan", unit="prompt")
     for start in range(0, n, dp.batch_size):
@@ -59,10 +66,16 @@ def scan(
             t = chunk.shape[0]
             ratios = pair_ratios(chunk, layout)
             pair.update(ratios.view(t, -1)[:, layout.pair_flat])
-            persist.update(persistence(ratios, layout).view(t, -1)[:, layout.ser_flat])
+            series = persistence(ratios, layout).view(t, -1)[:, layout.ser_flat]
+            persist.update(series)
             w_norm = chunk[:, layout.writer_rows].norm(dim=-1)
-            rel.update(w_norm / norms[a : a + t][:, own_w])
+            rel_chunk = w_norm / norms[a : a + t][:, own_w]
+            rel.update(rel_chunk)
+            at = n_tokens - outs.shape[0] + a
+            kept[at : at + t] = series[:, keep]
+            rel_values[at : at + t] = rel_chunk
             del ratios
         bar.update(len(batch))
     bar.close()
-    return Scan(pair, persist, rel, (mean_sum / max(n_mean, 1)).float(), n_tokens)
+    prompt_of_token = torch.arange(n).repeat_interleave(n_pos)
+    return Scan(pair, persist, rel, (mean_sum / max(n_mean, 1)).float(), n_tokens, kept, rel_values, prompt_of_token)

@@ -1,16 +1,19 @@
 """Pass 2 of discovery, on the first `n_vcomp_prompts` prompts: the V-composition test of each top writer's
-erasers (clean vs V-patched PRs, exact quantiles) and the centred persistence control."""
+erasers (clean vs V-patched PRs, exact quantiles), who erases the writer (heads vs MLPs), the centred persistence
+control, and prompt-bootstrap intervals for the V-composition share and the heads/MLPs split."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from erasure.analysis.discovery.bootstrap import PooledQuantiles, interval, prompt_counts
 from erasure.analysis.discovery.layout import Layout, capture_outputs
 from erasure.analysis.discovery.ranking import rounded
 from erasure.analysis.discovery.scan import positions
-from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hook, resid_pre_hook, run_capture
+from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hooks, resid_pre_hook, run_capture
 from erasure.mechanism.vcomp import vcomp_patch_hooks
 from erasure.params.sections import Discovery
 
@@ -35,7 +38,9 @@ def vcomp_pass(
                                        if layout.components[e["index"]].is_head}) for r in top}
     scale_layers = sorted({l for ls in patch_layers.values() for l in ls})
     extra = {ln1_scale_hook(l) for l in scale_layers} | {resid_pre_hook(l) for l in scale_layers}
-    acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": []} for r in top}
+    acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": [], "split": []}
+                                       for r in top}
+    is_head = torch.tensor([c.is_head for c in layout.components])
     bar = tqdm(total=n * (1 + sum(bool(v) for v in patch_layers.values())), desc="discover: V-comp", unit="run")
     for start in range(0, n, dp.batch_size):
         batch = tokens[start : start + dp.batch_size]
@@ -51,8 +56,13 @@ def vcomp_pass(
             # persistence, exact on this subset; centred: PR(c - mean c, w - mean w) (means over non-BOS tokens)
             dw = ow - mean_out[w]
             centred = (torch.einsum("tnd,td->tn", flat, dw) - dw @ mean_out.T) / (dw * dw).sum(-1, keepdim=True)
-            for key, pr in (("P", _prs(flat, ow)), ("Pc", centred)):
-                acc[r["name"]][key].append(1.0 + torch.cumsum((pr * later.float()) @ layout.segment, -1))
+            raw = _prs(flat, ow) * later.float()
+            for key, pr in (("P", raw), ("Pc", centred * later.float())):
+                acc[r["name"]][key].append(1.0 + torch.cumsum(pr @ layout.segment, -1))
+            # what heads and MLPs took away by the checkpoint where the writer is most erased (full scan)
+            upto = layout.own <= layout.checkpoints.index(r["min_checkpoint"])
+            acc[r["name"]]["split"].append(torch.stack([-(raw * (upto & is_head)).sum(-1),
+                                                        -(raw * (upto & ~is_head)).sum(-1)], dim=-1))
             if not e_idx:
                 continue
             acc[r["name"]]["clean"].append(_prs(flat[:, e_idx], ow))
@@ -63,7 +73,7 @@ def vcomp_pass(
             scales = {l: store[ln1_scale_hook(l)] for l in layers}
             erasers = [layout.components[i] for i in e_idx]
             after_patch = run_capture(
-                model, store[resid_pre_hook(first)], {output_hook(e) for e in erasers},
+                model, store[resid_pre_hook(first)], set().union(*(output_hooks(model, e) for e in erasers)),
                 vcomp_patch_hooks(model, o, scales, layers), start_at_layer=first, stop_at_layer=last + 1,
             )
             patched = torch.stack([component_output(model, after_patch, e) for e in erasers], dim=2)
@@ -71,8 +81,11 @@ def vcomp_pass(
             bar.update(len(batch))
     bar.close()
     ckpts = layout.checkpoints
+    prompt_of_token = torch.arange(n).repeat_interleave(len(range(p)[pos]))
+    counts = prompt_counts(n, dp.n_bootstrap, dp.bootstrap_seed + 1)
     for r in top:
         a = acc[r["name"]]
+        r["erased_by"] = _split(torch.cat(a["split"]), prompt_of_token, counts, r["min_checkpoint"])
         own = int(layout.own[r["index"]])
         curves = {}
         for key in ("P", "Pc"):
@@ -99,7 +112,33 @@ def vcomp_pass(
         s_patched = _quant(patched.sum(1), 0.5) if patched is not None else None
         r["eraser_sum"] = {"clean_median": rounded(s_clean),
                            "patched_median": rounded(s_patched) if s_patched is not None else None,
-                           "vcomp_share": _share(s_clean, s_patched)}
+                           "vcomp_share": _share(s_clean, s_patched),
+                           "vcomp_share_ci95": None if patched is None else _share_interval(
+                               clean.sum(1), patched.sum(1), prompt_of_token, counts)}
+
+
+def _split(split: torch.Tensor, prompt_of_token: torch.Tensor, counts: torch.Tensor, checkpoint: str) -> dict:
+    """Medians (and intervals) of what the heads and the MLPs reading w took away from it by `checkpoint`.
+
+    Per token: -sum of PR(c, w) over the heads (MLPs) written before the checkpoint; 1 - P_k = heads + MLPs
+    token by token, but the medians of the parts need not add up to the median of the whole."""
+    pooled = PooledQuantiles(split, prompt_of_token)
+    draws = np.stack([pooled.quantiles([0.5], w)[0] for w in counts]) if len(counts) else np.zeros((0, 2))
+    out = {"checkpoint": checkpoint}
+    for j, who in enumerate(("heads", "mlps")):
+        out[who] = {"median": rounded(_quant(split[:, j], 0.5)), "ci95": interval(draws[:, j])}
+    return out
+
+
+def _share_interval(clean: torch.Tensor, patched: torch.Tensor, prompt_of_token: torch.Tensor,
+                    counts: torch.Tensor) -> list[float] | None:
+    """Prompt-bootstrap interval of 1 - median(patched eraser sum) / median(clean eraser sum)."""
+    pooled = PooledQuantiles(torch.stack([clean, patched], dim=-1), prompt_of_token)
+    shares = []
+    for w in counts:
+        c, p = pooled.quantiles([0.5], w)[0]
+        shares.append(1.0 - p / c if c != 0 else np.nan)
+    return interval(np.array(shares))
 
 
 def _erasure(curve: dict, window: list[str]) -> float | None:
