@@ -279,7 +279,7 @@ def run_verification(root: str | Path, params: dict, registry: dict,
         "paper_model": paper_model,
         "inputs": inputs.get("hub", {}),
         "metric_models": file_models,
-        "bootstrap": {f: metrics.file(f)["bootstrap"] for f in file_models if "bootstrap" in metrics.file(f)},
+        "bootstrap": _interval_records(metrics, file_models),
         "note": note,
         "summary": {"claims": _count(claims), "planted": _count(planted)},
         "claims": [r.to_json() for r in claims],
@@ -299,6 +299,13 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_json_safe(v) for v in obj]
     return obj
+
+
+def _interval_records(metrics: Metrics, files) -> dict:
+    """Each metrics file's interval settings (`bootstrap` with level, draws, seed, unit); discovery.json's
+    `bootstrap` is another thing (how often each writer tops a resample) and is left out."""
+    records = {f: metrics.file(f).get("bootstrap") for f in files}
+    return {f: r for f, r in records.items() if isinstance(r, dict) and {"level", "n_draws", "seed", "unit"} <= set(r)}
 
 
 def _count(results: list[Result]) -> dict:
