@@ -22,7 +22,7 @@ def main() -> None:
     from erasure.params.load import load_params
 
     params = load_params()
-    tokens = load_prompts()
+    tokens, _ = load_prompts(params)
     model = load_model(params)
     batch = params.activations.batch_size
     for start in range(0, tokens.shape[0], batch):

@@ -1,16 +1,23 @@
-"""Files in and out: YAML read strictly (a fault named with its line and column), outputs written atomically
-(a stage that fails leaves no half-written file that DVC could cache)."""
+"""Files in and out: YAML and JSON read strictly (a fault named with its line and column), outputs written
+atomically (a stage that fails leaves no half-written file that DVC could cache).
+
+Every output is written to one temp sibling, `.<name>.tmp`, and renamed onto its path. The name does not depend on
+the process, so a run killed with SIGKILL leaves a temp that the next run of the stage removes before writing
+(.dvcignore and .gitignore hide it meanwhile). An OS fault while writing (disk full, read-only file system) is a
+one-line DataError naming the output.
+"""
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +25,36 @@ import yaml
 
 from erasure.errors import DataError
 
+TMP_SUFFIX = ".tmp"  # .dvcignore and .gitignore name the same pattern: .*.tmp
+
+
+def temp_path(path: Path) -> Path:
+    """The one temp name of an output: a killed run's leftover is found (and removed) by the next run."""
+    return path.with_name(f".{path.name}{TMP_SUFFIX}")
+
+
+def os_error_text(err: OSError) -> str:
+    """`No space left on device (ENOSPC)`: the OS's words and the errno name users search for."""
+    name = errno.errorcode.get(err.errno) if err.errno is not None else None
+    return f"{err.strerror or err}" + (f" ({name})" if name else "")
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path (file or directory); rename it onto `path` only on success."""
+    """Yield the temp sibling of `path` (for a file or a directory); rename it onto `path` only on success.
+
+    A leftover temp of a killed run is removed first; the temp is removed on any failure.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    tmp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove(tmp)
         yield tmp
         _remove(path)
         os.replace(tmp, path)
+    except OSError as err:
+        raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
     finally:
         _remove(tmp)
 
@@ -53,22 +78,28 @@ def round_significant(obj: Any, digits: int) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | Path, obj: Any, digits: int | None = None) -> None:
+def json_text(obj: Any, digits: int | None = None) -> str:
     """JSON, indented; with `digits`, every float rounded to that many significant digits first."""
     if digits is not None:
         obj = round_significant(obj, digits)
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
+def atomic_write_json(path: str | Path, obj: Any, digits: int | None = None) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json_text(obj, digits))
 
 
-def read_json(path: str | Path, stage: str) -> Any:
-    """A JSON file a stage wrote, or a DataError naming the stage that writes it."""
+def staged(outputs: ExitStack, path: str | Path, write: Callable[[Path], Any]) -> None:
+    """`write` the output `path` into its temp now; it is renamed into place when `outputs` (an ExitStack holding
+    a stage's outputs, each entered with atomic_path) closes without error, so a fault in any output leaves none of
+    them. An OS fault while writing names `path`."""
+    path = Path(path)
+    tmp = outputs.enter_context(atomic_path(path))
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path} not found: run `dvc repro {stage}` first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path} is unreadable ({err}): re-run `dvc repro {stage}`") from None
+        write(tmp)
+    except OSError as err:
+        raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
 
 
 def atomic_write_csv(path: str | Path, rows: list[dict], digits: int) -> None:
@@ -87,7 +118,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built in: ~10x faster
     """YAML that refuses a key given twice in one mapping (PyYAML would silently keep the last)."""
 
     def construct_mapping(self, node, deep=False):
@@ -102,16 +133,32 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def read_text(path: Path, missing: str = "run from the repository root", corrupt: str = "save it as UTF-8") -> str:
+    """A UTF-8 text file, or a DataError naming it: absent (then `missing` says what to do), unreadable, or not
+    UTF-8 (then `corrupt` does)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: {missing}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}): {corrupt}") from None
+    except OSError as err:
+        raise DataError(f"{path} cannot be read: {os_error_text(err)}") from None
+
+
+def read_json(path: Path, remedy: str) -> Any:
+    """A JSON file, or a DataError naming it and the line and column of the fault; `remedy` says how to remake it."""
+    text = read_text(path, remedy, remedy)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}): "
+                        f"{remedy}") from None
+
+
 def read_yaml(path: Path) -> Any:
     """A YAML file, or a DataError with the line and column of the fault."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path} not found: run from the repository root") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
-    except OSError as err:
-        raise DataError(f"{path} cannot be read: {err.strerror}") from None
+    text = read_text(path)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:

@@ -21,6 +21,8 @@ METRICS = {  # stage output name -> file
 }
 METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` prefixes
 INPUTS = Path("metrics/inputs.json")  # which Hub commits (and weights sha256) a run's inputs came from
+SWEEP_DIR = Path("sweep")  # <model>.json: each model's discovery results, collected from DVC experiments
+COMPARISON = Path("metrics/comparison.json")  # the sweep's models side by side (not a per-model metric)
 HEADLINE_DIR = Path("metrics/headline")  # the DVC metrics: one small file per claim / planted check (stage verify)
 
 PLOTS = {  # plot data for `dvc plots` (dvc.yaml `plots:` says how each is drawn); key -> file
@@ -41,6 +43,7 @@ FIGURES = {  # key used by the paper template -> file
     "fig5": Path("figures/fig5_adversarial.png"),
     "atlas": Path("figures/erasure_atlas.png"),
     "persistence": Path("figures/persistence.png"),
+    "comparison": Path("figures/comparison.png"),
 }
 
 CLAIMS_FILE = Path("paper/claims.yaml")

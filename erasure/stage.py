@@ -6,18 +6,36 @@ their settings at import).
 """
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
 from erasure.errors import DataError, ParamError
+from erasure.io import os_error_text
 from erasure.params.load import load_params
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every `finally` (the outputs' temp files) runs before exit."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
     """Validate params (and, when the stage loads a model, its device and the Hub), then run main().
 
-    A ParamError/DataError prints `error: ...` on stderr and exits 2.
+    A ParamError/DataError, or an OS fault outside the outputs (a file that cannot be read, a folder that cannot be
+    made), prints one line `error: ...` on stderr and exits 2; SIGTERM and Ctrl-C remove the outputs' temp files
+    and exit 143 and 130.
     """
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         params = load_params()
         if needs_model and params.entry.loader == "hub":
@@ -30,8 +48,10 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
             compute_device(params.compute.device)  # `cuda` without one: one line before any work
         main()
     except (ParamError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err))
+    except OSError as err:
+        _fail(f"{err.filename or 'a file'}: {os_error_text(err)}")
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except Terminated:
+        _fail("terminated (SIGTERM)", 143)

@@ -5,41 +5,40 @@ import json
 import resource
 import sys
 import time
+from contextlib import ExitStack
 
-from erasure.errors import DataError
 from erasure.params.load import load_params
 from erasure.paths import ACTIVATIONS_DIR, DISCOVERY_ATLAS, METRICS
 from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.activations import write_meta
-    from erasure.analysis.discovery.atlas import save_atlas
-    from erasure.analysis.discovery.discover import atlas_of
-    from erasure.analysis.fig4_points import check_start_pos
-    from erasure.analysis.passes import run_passes
-    from erasure.analysis.prompt_files import load_prompt_info, load_prompts
-    from erasure.io import atomic_path, atomic_write_json, round_significant
-    from erasure.models.load import bos_token_id, load_model
+    from erasure.analysis.prompt_files import load_prompts
 
     t0 = time.perf_counter()
     params = load_params()
-    info = load_prompt_info()
-    if info.get("model") != params.model:
-        raise DataError(f"data/prompts was built for {info.get('model')}, not {params.model}: run `dvc repro prompts`")
-    tokens = load_prompts()
+    tokens, info = load_prompts(params)  # checked before TransformerLens is imported: a bad file stops it in seconds
+    from erasure.analysis.activations import write_meta
+    from erasure.analysis.discovery.atlas import write_atlas
+    from erasure.analysis.discovery.discover import atlas_of
+    from erasure.analysis.fig4_points import check_start_pos
+    from erasure.analysis.passes import run_passes
+    from erasure.io import atomic_path, json_text, round_significant, staged
+    from erasure.models.load import bos_token_id, load_model
+
     check_start_pos(params.fig4.code_variant.start_pos, tokens.shape[1])
     model = load_model(params)
     t_load = time.perf_counter() - t0
-    with atomic_path(ACTIVATIONS_DIR) as tmp:
-        done = run_passes(model, tokens, params, tmp, bos_token_id(params, model.tokenizer))
+    with ExitStack() as outputs:  # renamed into place together, once every output is written (erasure.io.staged)
+        tables = outputs.enter_context(atomic_path(ACTIVATIONS_DIR))
+        done = run_passes(model, tokens, params, tables, bos_token_id(params, model.tokenizer))
         digits = params.outputs.significant_digits
-        record = round_significant(done.discovery.record | {"prompts_sha256": info["sha256"]}, digits)
-        write_meta(tmp, done.tables_meta | {"model": params.model, "prompts_sha256": info["sha256"],
-                                            "is_code": info["is_code"]})
-        save_atlas(atlas_of(done.discovery), DISCOVERY_ATLAS)
-        atomic_write_json(METRICS["discovery"], record)
-        atomic_write_json(METRICS["fig5_adversarial"], done.fig5, digits)
+        record = round_significant(done.discovery.record | {"prompts_sha256": info.sha256}, digits)
+        write_meta(tables, done.tables_meta | {"model": params.model, "prompts_sha256": info.sha256,
+                                               "is_code": info.is_code})
+        staged(outputs, DISCOVERY_ATLAS, lambda tmp: write_atlas(atlas_of(done.discovery), tmp))
+        staged(outputs, METRICS["discovery"], lambda tmp: tmp.write_text(json_text(record)))
+        staged(outputs, METRICS["fig5_adversarial"], lambda tmp: tmp.write_text(json_text(done.fig5, digits)))
     sel = record["selected"]
     print(
         f"activations: {params.model}, {tokens.shape[0]} x {tokens.shape[1]} tokens on {model.cfg.device} "

@@ -1,8 +1,8 @@
 """Stage discovery_figs: discovery's figures from its cached results -- the erasure atlas (data/discovery_atlas.npz)
 and the persistence curves of the top writers (metrics/discovery.json) -- and the writers' plot data."""
 from erasure.analysis.discovery.atlas import load_atlas
-from erasure.errors import DataError
-from erasure.io import atomic_write_csv, read_json
+from erasure.analysis.records import DiscoveryFigsRecord, read_metrics
+from erasure.io import atomic_write_csv
 from erasure.params.load import load_params
 from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import writer_rows
@@ -13,11 +13,8 @@ from erasure.stage import run_stage
 def main() -> None:
     params = load_params()
     dp = params.discovery
-    record = read_json(METRICS["discovery"], "activations")
+    record = read_metrics(METRICS["discovery"], DiscoveryFigsRecord, params.model).model_dump()
     atlas = load_atlas(DISCOVERY_ATLAS)
-    if record.get("model") != params.model:
-        raise DataError(f"{METRICS['discovery']} is of model {record.get('model')!r}, not {params.model!r}: "
-                        "run `dvc repro activations`")
     tag = f"{params.model}, {record['n_prompts']} prompts x {record['seq_len']} tokens"
     plot_atlas(atlas, FIGURES["atlas"], dp.atlas_rows, dp.dpi,
                title=f"Erasure atlas ({tag})\nmedian PR(c, w) of each later component c onto writer w")

@@ -13,7 +13,7 @@ def main() -> None:
 
     params = load_params()
     cfg, digits = params.fig1, params.outputs.significant_digits
-    metrics = round_significant(fig1_metrics(load_tables()), digits)
+    metrics = round_significant(fig1_metrics(load_tables(), params.stats), digits)
     fig1(metrics, params.stats.headline, cfg.bands, FIGURES["fig1"], cfg.dpi)
     atomic_write_csv(PLOTS["fig1"], fig1_rows(metrics, params.stats.headline), digits)
     atomic_write_json(METRICS["fig1_resid"], metrics)

@@ -13,7 +13,7 @@ def main() -> None:
 
     params = load_params()
     cfg, digits = params.fig2, params.outputs.significant_digits
-    metrics = round_significant(fig2_metrics(load_tables(), cfg.negative_median), digits)
+    metrics = round_significant(fig2_metrics(load_tables(), cfg.negative_median, params.stats), digits)
     fig2(metrics, params.stats.headline, cfg.bands, cfg.layers, FIGURES["fig2"], cfg.dpi)
     atomic_write_csv(PLOTS["fig2"], fig2_rows(metrics, params.stats.headline, cfg.layers), digits)
     atomic_write_json(METRICS["fig2_components"], metrics)

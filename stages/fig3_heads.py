@@ -13,7 +13,7 @@ def main() -> None:
 
     params = load_params()
     cfg, digits = params.fig3, params.outputs.significant_digits
-    metrics = round_significant(fig3_metrics(load_tables()), digits)
+    metrics = round_significant(fig3_metrics(load_tables(), params.stats), digits)
     fig3(metrics, params.stats.headline, cfg.bands, FIGURES["fig3"], cfg.dpi)
     atomic_write_csv(PLOTS["fig3"], fig3_rows(metrics, params.stats.headline), digits)
     atomic_write_json(METRICS["fig3_heads"], metrics)

@@ -17,10 +17,10 @@ def main() -> None:
     writer, erasers = resolve_roles(params)
     points, meta = load_points(ACTIVATIONS_DIR)
     check_points(points, meta, params.model, writer, erasers, settings)
-    result = fig4_metrics(points, meta, settings, params.model, writer, erasers)
+    result = fig4_metrics(points, meta, settings, params.stats, params.model, writer, erasers)
     result = replace(result, metrics=round_significant(result.metrics, digits))
-    aligned = round_significant(
-        {"model": params.model, "writer": writer.name, "top": meta["fig4"]["aligned_tokens"]}, digits)
+    top = [t.model_dump() for t in meta.fig4.aligned_tokens]
+    aligned = round_significant({"model": params.model, "writer": writer.name, "top": top}, digits)
     plot_fig4(result, FIGURES["fig4"], settings.max_scatter_points, settings.seed, writer.name, settings.dpi)
     drawn = scatter_sample(result.x, result.y, settings.max_scatter_points, settings.seed)
     atomic_write_csv(PLOTS["fig4"], fig4_rows(*drawn), digits)
@@ -28,7 +28,8 @@ def main() -> None:
     atomic_write_json(METRICS["fig4_dla"], result.metrics)
     atomic_write_json(METRICS["aligned_tokens"], aligned)
     m, c = result.metrics["paper"], result.metrics["code_variant"]
-    print(f"fig4: r = {m['r']:.3f} {m['r_ci95']}, slope = {m['slope']:.3f} {m['slope_ci95']}, intercept = "
+    print(f"fig4: r = {m['r']:.3f} [{m['r_low']:.3f}, {m['r_high']:.3f}], slope = {m['slope']:.3f} "
+          f"[{m['slope_low']:.3f}, {m['slope_high']:.3f}], intercept = "
           f"{m['intercept']:.3f} ({m['n_points']} points, {m['n_prompts']} prompts, positions {m['positions']}); "
           f"full erasers r = {result.metrics['full_erasers']['r']:.3f}; code variant slope = {c['slope']}, "
           f"r = {c['r']}; top aligned tokens: {[t['token'] for t in aligned['top'][:5]]}")

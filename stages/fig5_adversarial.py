@@ -1,8 +1,8 @@
 """Stage fig5_adversarial: paper Fig 5 drawn -- clean DLA of the writer and of other heads on four adversarial
 prompts vs their DLA when the head's last-position input is resampled (metrics/fig5_adversarial.json, computed by
 the activations stage), and its plot data."""
-from erasure.errors import DataError
-from erasure.io import atomic_write_csv, read_json
+from erasure.analysis.records import Fig5Record, read_metrics
+from erasure.io import atomic_write_csv
 from erasure.params.load import load_params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.plotting.data import fig5_rows
@@ -12,11 +12,7 @@ from erasure.stage import run_stage
 
 def main() -> None:
     params = load_params()
-    metrics = read_json(METRICS["fig5_adversarial"], "activations")
-    if metrics.get("model") != params.model:
-        raise DataError(f"{METRICS['fig5_adversarial']} is of model {metrics.get('model')!r}, not "
-                        f"{params.model!r}: run `dvc repro activations`")
-    prompts = metrics["prompts"]
+    prompts = read_metrics(METRICS["fig5_adversarial"], Fig5Record, params.model).prompts
     plot_fig5(prompts, FIGURES["fig5"], params.model, params.fig5.dpi)
     atomic_write_csv(PLOTS["fig5"], fig5_rows(prompts), params.outputs.significant_digits)
     for key, res in prompts.items():

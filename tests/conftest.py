@@ -5,8 +5,9 @@
   file runs in seconds;
 - integration on planted-4l (tests/analysis, tests/models/test_planted.py, tests/pipeline/test_bad_input.py):
   the planted model in memory (built once per session here), or a stage run on it in a scratch directory;
-- slow (marker `slow`: SmolLM2, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
-  stand-in Hub, the DVC remote): minutes;
+- slow (marker `slow`: SmolLM2, Gemma 3, the end-to-end `dvc repro` runs in tests/pipeline: planted-4l, gelu-4l through the
+  stand-in Hub, the DVC remote; the stand-in Hub's own tests; a few seconds-long repeats of a path the fast tier
+  covers, such as a second model build or a second Hub model): minutes;
   `pytest -m "not slow"` leaves them out, CI runs them all.
 
 A step longer than about 30 s shows its progress: the end-to-end runs print each DVC stage as it starts
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tiny_model
+from helpers import copy_checkout, run_dvc, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +39,19 @@ def progress(pytestconfig):
         if reporter is None:  # -p no:terminal
             return
         with capture.global_and_fixture_disabled():
+            reporter.ensure_newline()  # not after the dots of -q
             reporter.write_line(line)
     return say
+
+
+@pytest.fixture(scope="session")
+def planted_run(tmp_path_factory, progress):
+    """A fresh copy of the repository after `dvc repro` on planted-4l (the committed configuration): shared by the
+    end-to-end tests (tests/pipeline/test_pipeline.py, test_remote.py), since a run takes minutes."""
+    work = copy_checkout(tmp_path_factory.mktemp("clone"), lambda params: params.update(model="planted-4l"))
+    result = run_dvc(["repro"], work, progress, timeout=1800)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return work
 
 
 @pytest.fixture(scope="module")

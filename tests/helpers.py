@@ -3,6 +3,7 @@ copy of the checkout."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import threading
@@ -40,29 +41,38 @@ def write_params(directory: Path, edit=None, model: str = "planted-4l") -> Path:
     return path
 
 
-def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None = None, seed: int = 0):
-    """A random 4-layer model small enough for exact float32 checks in milliseconds."""
+def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None = None, seed: int = 0,
+               post_norm: bool = False):
+    """A random 4-layer model small enough for exact float32 checks in milliseconds.
+
+    `post_norm`: Gemma 2/3's norms after each sublayer (RMS, with a random weight), as TransformerLens builds them.
+    """
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(
         n_layers=4, d_model=64, n_heads=4, d_head=16, d_mlp=128, d_vocab=100, n_ctx=64, act_fn="gelu",
         normalization_type=normalization_type, n_key_value_heads=n_key_value_heads,
         positional_embedding_type="rotary" if n_key_value_heads else "standard", seed=seed,
+        use_normalization_before_and_after=post_norm,
     )
     model = HookedTransformer(cfg).eval()
-    for name, param in model.named_parameters():  # TL initialises biases at 0: make them count
+    for name, param in model.named_parameters():  # TL initialises biases at 0 and norm weights at 1: make them count
         if name.endswith(("b_V", "b_O", "b_in", "b_out")):
             param.data.normal_(0, 0.1)
+        if name.endswith(("ln1_post.w", "ln2_post.w")):
+            param.data.uniform_(0.5, 1.5)
     torch.set_grad_enabled(False)
     return model
 
 
 RUN_OUTPUTS = ("metrics/", "plots/", "figures/", "paper/paper.", "paper/verification.")
+SNAPSHOT_DATE = "2024-01-01T00:00:00+00:00"  # fixed: two copies of one checkout get one commit (the paper names it)
 
 
 def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
     """A git repo at dest holding this checkout's files (not its run outputs), params edited, committed.
 
-    Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them.
+    Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them. The commit is
+    dated SNAPSHOT_DATE, so copies with the same files have the same commit (and build the same paper).
     """
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\n")
@@ -75,9 +85,10 @@ def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
     edit_params(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
+    dated = {**os.environ, "GIT_AUTHOR_DATE": SNAPSHOT_DATE, "GIT_COMMITTER_DATE": SNAPSHOT_DATE}
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "snapshot"], cwd=dest, check=True, env=dated)
     return dest
 
 

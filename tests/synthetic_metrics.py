@@ -1,6 +1,7 @@
 """Synthetic metrics in the documented shapes (docs/DESIGN.md + the fig4/fig5/aligned/discovery keys), for the
-verification and paper tests. Values of quantitative claims are set as paper_value + k * tolerance, never copied
-from an output."""
+verification and paper tests. Values of quantitative claims are set as paper_value + k * step (step: the paper's
+rounding for a claim judged by our interval, else its tolerance), never copied from an output; every claimed
+statistic carries an interval `<key>_low` / `<key>_high` (docs/DESIGN.md)."""
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,21 @@ ERASERS = ["L2H2", "L2H3", "L2H4", "L2H5", "L2H6", "L2H7"]
 CHECKPOINTS = ["resid_pre0"] + [f"resid_{k}{i}" for i in range(4) for k in ("mid", "post")]
 
 
+BOOTSTRAP = {"level": 0.95, "n_draws": 1000, "seed": 0, "unit": "prompt"}
+
+
+def with_intervals(values: dict, names: tuple[str, ...], half_width: float) -> dict:
+    """values plus `<name>_low` / `<name>_high` = value -+ half_width for each name."""
+    out = dict(values)
+    for name in names:
+        out[f"{name}_low"], out[f"{name}_high"] = values[name] - half_width, values[name] + half_width
+    return out
+
+
 def stats(median: float, spread: float = 0.1) -> dict:
-    return {"median": median, "q25": median - spread, "q75": median + spread, "q12_5": median - 2 * spread,
-            "q87_5": median + 2 * spread, "mean": median, "n": 1000}
+    plain = {"median": median, "q25": median - spread, "q75": median + spread, "q12_5": median - 2 * spread,
+             "q87_5": median + 2 * spread, "mean": median, "n": 1000}
+    return with_intervals(plain, ("median", "q25", "q75"), spread / 10)
 
 
 def pools(median: float, spread: float = 0.1) -> dict:
@@ -35,13 +48,14 @@ def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dic
     """A full set of metrics files that satisfies every qualitative rule; quantitative values set separately."""
     erasers = erasers or {"L2H2": 0.145, "L2H3": 0.035, "L2H4": 0.12, "L2H5": 0.26, "L2H6": 0.175, "L2H7": 0.14}
     total = sum(erasers.values())
-    head = {"model": model, "writer": writer, "erasers": list(erasers), "n_prompts": 30, "seq_len": 64}
+    head = {"model": model, "writer": writer, "erasers": list(erasers), "n_prompts": 30, "seq_len": 64,
+            "bootstrap": BOOTSTRAP}
     clean = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0 - total, 0.09, 0.05, 0.05]
     patched = [0.0, 1.0, 1.0, 1.0, 1.0, 0.91, 0.65, 0.57, 0.48]
     fig1 = {**head, "checkpoints": {c: {"clean": pools(a), "patched": pools(b)}
                                     for c, a, b in zip(CHECKPOINTS, clean, patched)},
             "erasure_checkpoint": "resid_mid2", "entering_checkpoint": "resid_post1",
-            "vcomp_share": {"all": 0.85, "no_bos": 0.86}}
+            "vcomp_share": with_intervals({"all": 0.85, "no_bos": 0.86}, ("all", "no_bos"), 0.02)}
     comps = [f"L{l}H{h}" for l in range(4) for h in range(8)] + [f"MLP{l}" for l in range(4)]
     components = {}
     for c in comps:
@@ -50,14 +64,16 @@ def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dic
         f = erasers.get(c)
         components[c] = pools(-f, min(0.1, f / 2)) if f else pools(0.0, 0.05)
     fig2 = {**head, "components": components, "eraser_sum": pools(-total, 0.2),
-            "erasure_total_pct": {"all": 100 * total, "no_bos": 100 * total},
+            "erasure_total_pct": with_intervals({"all": 100 * total, "no_bos": 100 * total}, ("all", "no_bos"), 1.0),
             "negative_median_threshold": 0.02, "negative_heads": list(erasers)}
     fig3 = {**head, "heads": {f"L2H{h}": {"clean": pools(-erasers.get(f"L2H{h}", 0.0) or 0.0,
                                                          min(0.1, erasers.get(f"L2H{h}", 0.2) / 2)),
                                           "patched": pools(0.005, 0.1)} for h in range(8)}}
-    fit = {"r": -0.7, "slope": -0.6, "intercept": 0.0, "r_ci95": [-0.75, -0.65], "slope_ci95": [-0.65, -0.55],
-           "intercept_ci95": [-0.01, 0.01], "n_points": 30 * 64, "n_prompts": 30, "positions": "all"}
-    fig4 = {**head, "paper": fit, "full_erasers": {"r": -0.16, "slope": -0.1, "intercept": 0.0},
+    fit_keys = ("r", "slope", "intercept")
+    fit = {**with_intervals({"r": -0.7, "slope": -0.6, "intercept": 0.0}, fit_keys, 0.05),
+           "n_points": 30 * 64, "n_prompts": 30, "positions": "all"}
+    fig4 = {**head, "paper": fit, "full_erasers": with_intervals({"r": -0.16, "slope": -0.1, "intercept": 0.0},
+                                                                 fit_keys, 0.05),
             "code_variant": {"r": -0.8, "slope": -0.72, "intercept": 0.05, "n_points": 100}}
     pairs = {"p1": [" bottom", " top"], "p2": [" State", " University"], "p3": [" __", " get"],
              "p4": [" Church", " church"]}
@@ -69,7 +85,7 @@ def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dic
                  "L3H0": {"clean": 0.5, "resampled": stats(0.2, 0.2)}}
         prompts[p] = {"top2": pair, "top2_ids": [1, 2], "paper_pair_logit_diff": 1.0, "heads": heads, "writer": writer,
                       "comparison_head": comparison[p], "auto_head": "L3H0"}
-    fig5 = {"model": model, "prompts": prompts}
+    fig5 = {"model": model, "bootstrap": {**BOOTSTRAP, "unit": "resampled row"}, "prompts": prompts}
     tokens = [" bottom", " State", " __", " Church"] + [f" tok{i}" for i in range(16)]
     aligned = {"model": model, "top": [{"token": t, "score": 1.0 - i / 40} for i, t in enumerate(tokens)]}
     discovery = {"model": model, "selected": {"writer": writer, "erasers": list(erasers)}, "rediscovered": True}
@@ -91,23 +107,39 @@ def numeric_claims() -> list[dict]:
     return [c for c in REGISTRY["claims"] if is_quantitative(c["paper_value"])]
 
 
-def offset(paper_value: float, tol: dict, k: float) -> float:
-    """paper_value + k tolerances (absolute, or relative to |paper_value|)."""
-    step = tol["abs"] if "abs" in tol else tol["rel"] * abs(paper_value)
-    return paper_value + k * step
+def judged_by_interval(claim: dict) -> bool:
+    return bool(claim["tolerance"].get("interval"))
 
 
-def set_claim(files: dict, claim: dict, k: float) -> None:
-    value, metric, tol = claim["paper_value"], claim["metric"], claim["tolerance"]
-    if isinstance(value, dict):
-        for part, ref in value.items():
-            set_key(files, metric[part], offset(ref, tol, k))
-    else:
-        set_key(files, metric, offset(value, tol, k))
+def step(claim: dict, paper_value: float) -> float:
+    """The claim's unit of closeness: the paper's rounding when our interval judges it, else its tolerance."""
+    if judged_by_interval(claim):
+        return claim["rounding"]
+    tol = claim["tolerance"]
+    return tol["abs"] if "abs" in tol else tol["rel"] * abs(paper_value)
+
+
+def set_claim(files: dict, claim: dict, k: float, half_width: float | None = None) -> None:
+    """Every part of the claim at paper_value + k steps; an interval claim's interval at that value -+ half_width
+    (default 10 roundings: wide enough for two claims that share a key, e.g. the paper's and the blog's median)."""
+    value, metric = claim["paper_value"], claim["metric"]
+    parts = value.items() if isinstance(value, dict) else [(None, value)]
+    for part, ref in parts:
+        key = metric[part] if part is not None else metric
+        x = ref + k * step(claim, ref)
+        set_key(files, key, x)
+        if judged_by_interval(claim):
+            w = 10 * claim["rounding"] if half_width is None else half_width
+            set_interval(files, key, x - w, x + w)
+
+
+def set_interval(files: dict, key: str, low: float, high: float) -> None:
+    set_key(files, key + "_low", low)
+    set_key(files, key + "_high", high)
 
 
 def gelu_metrics(k: float) -> dict:
-    """Synthetic gelu-4l metrics with every quantitative claim at paper_value + k tolerances."""
+    """Synthetic gelu-4l metrics with every quantitative claim at paper_value + k steps."""
     files = synthetic_metrics("gelu-4l")
     for claim in numeric_claims():
         set_claim(files, claim, k)
@@ -160,3 +192,56 @@ def write_tree(root: Path, files: dict, model: str) -> None:
     lock = {"schema": "2.0", "stages": {"fig1_resid": {"outs": [
         {"path": "metrics/fig1_resid.json", "md5": hashlib.md5(fig1).hexdigest()}]}}}
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, top_frequency: float = 1.0,
+                     heads: float = 0.86, mlps: float = 0.0, erasers: tuple = ("L2H2", "L2H3"),
+                     vcomp: float | None = 0.99, positions: str = "standard") -> dict:
+    """A metrics/discovery.json in the shape stage discover writes, with only what the comparison reads."""
+    ci = lambda x, h=0.02: None if x is None else [round(x - h, 6), round(x + h, 6)]  # noqa: E731
+    top = {
+        "name": writer, "erasure": erasure, "erasure_ci95": ci(erasure), "top_frequency": top_frequency,
+        "erasing_layer": 2, "min_checkpoint": "resid_mid2",
+        "erasers": [{"name": e, "median": -0.1} for e in erasers],
+        "eraser_sum": None if not erasers else {"clean_median": -erasure, "patched_median": -0.01,
+                                                "vcomp_share": vcomp, "vcomp_share_ci95": ci(vcomp)},
+        "erased_by": {"checkpoint": "resid_mid2", "heads": {"median": heads, "ci95": ci(heads)},
+                      "mlps": {"median": mlps, "ci95": ci(mlps)}},
+        "subset": {"erasure_centred": erasure},
+    }
+    other = {**top, "name": "MLP0", "erasure": 0.04, "erasure_ci95": ci(0.04), "top_frequency": 0.0, "erasers": [],
+             "eraser_sum": None}
+    tops = [{"name": writer, "frequency": top_frequency}]
+    if top_frequency < 1:
+        tops.append({"name": "MLP0", "frequency": round(1 - top_frequency, 6)})
+    return {
+        "model": model, "n_prompts": 32, "seq_len": 256, "n_writers": 27, "n_writers_relevant": 2,
+        "architecture": {"n_layers": 4, "n_heads": 8, "positional_embedding_type": positions},
+        "selected": {"writer": writer if erasers else None, "erasers": list(erasers), "rank": 1 if erasers else None},
+        "bootstrap": {"n_draws": 200, "top_writer": writer, "top_writer_frequency": top_frequency,
+                      "top_writers": tops},
+        "writers": [top, other],
+    }
+
+
+def comparison_metrics() -> dict:
+    """metrics/comparison.json as stage compare writes it: planted-4l recovered, one rotary model without a
+    gelu-4l-like erasure, one model not run."""
+    from erasure.analysis.comparison import compare
+    from erasure.models.planted import planted_truth
+    from erasure.params.sections import Compare
+
+    cp = Compare.model_validate({
+        "models": ["planted-4l", "smollm2-135m", "gemma3-270m"], "control": "planted-4l", "top_writers": 3,
+        "gelu4l_like": {"min_top_frequency": 0.8, "min_erasure": 0.3, "min_head_share": 0.5, "min_vcomp_share": 0.5},
+        "dpi": 60,
+    })
+    truth = planted_truth()
+    collected = {
+        "planted-4l": {"experiment": "exp-planted", "rev": "a" * 40, "discovery": discovery_record(
+            "planted-4l", erasers=tuple(sorted(truth.erasers)))},
+        "smollm2-135m": {"experiment": "exp-smol", "rev": "b" * 40, "discovery": discovery_record(
+            "smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05, mlps=0.57,
+            erasers=("MLP4",), vcomp=0.004, positions="rotary")},
+    }
+    return compare(collected, cp, truth)

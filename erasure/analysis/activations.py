@@ -1,16 +1,19 @@
 """The activation tables: per token, the clean and V-composition-patched projection ratios onto the writer.
 
 Per batch the clean run (shared with discovery: erasure.analysis.clean_pass) keeps only the hooks the tables need
-(residual checkpoints, `hook_z`, `hook_mlp_out`, LN scales); the patched run restarts at the first patched layer
+(residual checkpoints, the head hooks, `hook_mlp_out`, LN scales); the patched run restarts at the first patched layer
 from the clean residual (layers before it are the same in both runs), and everything is reduced at once to one
 projection ratio per (prompt, position, run, item). Nothing of size tokens x d_model outlives its batch: the
 first `n_dla_prompts` prompts' vectors are reduced to paper Fig 4's DLA points in the batch
 (erasure.analysis.fig4_points). Tables are written into memory-mapped .npy files, so memory stays flat whatever the
-number of prompts.
+number of prompts; their space is allocated before the first batch, so a full disk is an OSError (ENOSPC) at once,
+never a SIGBUS on a page of a sparse file. A NaN/inf projection ratio (a writer output of zero norm, or an
+overflow) stops the pass with the prompts it came from: the tables hold only finite values.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +23,19 @@ from numpy.lib.format import open_memmap
 from transformer_lens import HookedTransformer
 
 from erasure.analysis.fig4_points import Fig4Points
+from erasure.errors import DataError
 from erasure.mechanism.hooks import (
     FINAL_NORMALIZED,
     FINAL_SCALE,
     component_output,
+    head_hooks,
+    head_prs,
     hook_layer,
     ln1_scale_hook,
     mlp_out_hook,
     resid_hook,
     resid_pre_hook,
     run_capture,
-    z_hook,
 )
 from erasure.mechanism.names import Component, all_components, checkpoint_names
 from erasure.mechanism.projection import projection_ratio
@@ -53,6 +58,27 @@ def top2_tokens(model: HookedTransformer, resid_final_normed: Float[torch.Tensor
     return torch.cat(ids, dim=1), torch.cat(values, dim=1)
 
 
+def allocated_table(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 .npy memmap whose every block is allocated now (posix_fallocate), not on first write.
+
+    posix_fallocate is POSIX but not on macOS: there the file stays sparse, as numpy makes it.
+    """
+    table = open_memmap(path, "w+", np.float32, shape)
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return table
+
+
+def check_finite_batch(tables: dict[str, torch.Tensor], start: int, stop: int, writer: Component) -> None:
+    for key, values in tables.items():
+        bad = int((~torch.isfinite(values)).sum())
+        if bad:
+            raise DataError(f"activations: {bad} NaN/inf values of {key} in prompts {start}..{stop - 1}: the "
+                            f"projection ratio onto {writer} is undefined where its output is zero (or the model "
+                            "overflowed); the tables must be finite")
+
+
 class TablePass:
     """The activation tables as a consumer of the clean pass (erasure.analysis.clean_pass): per batch, the
     patched run from the first patched layer and the per-token tables, written into `out_dir`; `finish()`."""
@@ -70,7 +96,7 @@ class TablePass:
         layers = range(cfg.n_layers)
         self.names = (
             {resid_hook(c) for c in self.checkpoints}
-            | {z_hook(l) for l in layers}
+            | set().union(*(head_hooks(model, l) for l in layers))
             | {mlp_out_hook(l) for l in layers}
             | {ln1_scale_hook(l) for l in self.patch_layers}
             | {resid_pre_hook(self.first), FINAL_SCALE, FINAL_NORMALIZED}
@@ -78,8 +104,8 @@ class TablePass:
         self.n, self.p, self.out_dir = n, p, Path(out_dir)
         self.n_dla = min(n_dla_prompts, n)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.resid = open_memmap(self.out_dir / "resid_pr.npy", "w+", np.float32, (n, p, 2, len(self.checkpoints)))
-        self.comps = open_memmap(self.out_dir / "component_pr.npy", "w+", np.float32, (n, p, 2, len(self.components)))
+        self.resid = allocated_table(self.out_dir / "resid_pr.npy", (n, p, 2, len(self.checkpoints)))
+        self.comps = allocated_table(self.out_dir / "component_pr.npy", (n, p, 2, len(self.components)))
         self.over_scale = torch.zeros(cfg.d_model, dtype=torch.float64, device=cfg.device)
         self.points = Fig4Points(model, erasers, self.n_dla, fig4)
 
@@ -89,14 +115,11 @@ class TablePass:
     def component_prs(self, store: dict, o: torch.Tensor, layers) -> Float[torch.Tensor, "b p c"]:
         """PR of every component of `layers` onto o, in all_components order.
 
-        A head's PR is z_h . (W_O[h] o) / |o|^2: the same number as PR(z_h W_O[h], o) without materialising
-        every head's d_model-sized output.
+        Heads: erasure.mechanism.hooks.head_prs (no head's d_model-sized output is materialised).
         """
-        norm2 = (o * o).sum(-1, keepdim=True)
         out = []
         for layer in layers:
-            o_in_head = torch.einsum("hkd,bpd->bphk", self.model.blocks[layer].attn.W_O, o)
-            out.append((store[z_hook(layer)] * o_in_head).sum(-1) / norm2)
+            out.append(head_prs(self.model, layer, store, o))
             out.append(projection_ratio(store[mlp_out_hook(layer)], o).unsqueeze(-1))
         return torch.cat(out, dim=-1)
 
@@ -131,8 +154,10 @@ class TablePass:
             dim=-1,
         )
         stop = start + tokens.shape[0]
-        self.resid[start:stop] = _numpy(resid)
-        self.comps[start:stop] = _numpy(torch.stack([comp_clean, comp_patched], dim=2))
+        tables = {"resid_pr": resid, "component_pr": torch.stack([comp_clean, comp_patched], dim=2)}
+        check_finite_batch(tables, start, stop, self.writer)
+        self.resid[start:stop] = _numpy(tables["resid_pr"])
+        self.comps[start:stop] = _numpy(tables["component_pr"])
         sigma_f = clean[FINAL_SCALE].squeeze(-1)
         self.over_scale += (norm_centre(model, o) / sigma_f.unsqueeze(-1)).sum((0, 1)).double()
         if start < self.n_dla:  # whole-batch products, as a batch of their own would compute them

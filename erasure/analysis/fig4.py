@@ -9,17 +9,19 @@ computed); here they are only selected and fitted, with numpy and scipy: no mode
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from erasure.analysis.tables import REMEDY, ActivationMeta
 from erasure.errors import DataError, ParamError
+from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
-from erasure.params.sections import Fig4
-from erasure.paths import FIG4_POINTS
+from erasure.params.fields import MAX_COUNT, Int, Record, read_record
+from erasure.params.sections import Fig4, Stats
+from erasure.paths import ACTIVATIONS_DIR, FIG4_POINTS
 
 POINT_KEYS = ("writer", "vcomp", "erasers", "code_x", "code_y")
 
@@ -36,46 +38,78 @@ def position_mask(seq_len: int, positions: str) -> np.ndarray:
     return mask
 
 
-def load_points(act_dir: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """data/activations' Fig 4 points and meta.json, or a DataError saying which stage to run."""
+class CodeVariantMeta(Record):
+    n_prompts: Int(0, MAX_COUNT)
+    start_pos: Int(0, 10_000_000)
+    has_heads: bool
+
+
+class AlignedToken(Record):
+    token: str
+    id: Int(0, 10_000_000)
+    score: float
+
+
+class Fig4Meta(Record):
+    """meta.json's `fig4`: how the points were made, and the aligned tokens."""
+
+    n_prompts: Int(0, MAX_COUNT)
+    code_variant: CodeVariantMeta
+    aligned_top_k: Int(1, 10_000)
+    aligned_tokens: list[AlignedToken]
+
+
+class PointsMeta(ActivationMeta):
+    """data/activations/meta.json as the fig4 stage reads it: the tables' record and its `fig4` part."""
+
+    fig4: Fig4Meta
+
+
+def load_points(act_dir: str | Path = ACTIVATIONS_DIR) -> tuple[dict[str, np.ndarray], PointsMeta]:
+    """data/activations' Fig 4 points and meta.json (typed), or a DataError saying which stage to run."""
     act_dir = Path(act_dir)
-    points_file, meta_file = act_dir / FIG4_POINTS, act_dir / "meta.json"
-    if not points_file.exists() or not meta_file.exists():
-        raise DataError(f"{points_file} or {meta_file} is missing: run `dvc repro activations`")
+    meta_file, points_file = act_dir / "meta.json", act_dir / FIG4_POINTS
+    meta = read_record(meta_file, PointsMeta, REMEDY if meta_file.exists() else "run `dvc repro activations` first")
+    if not points_file.exists():
+        raise DataError(f"{points_file} not found: run `dvc repro activations` first")
     try:
         with np.load(points_file, allow_pickle=False) as f:
-            points = {k: f[k] for k in POINT_KEYS}
-        return points, json.loads(meta_file.read_text())
-    except Exception as err:  # a truncated/corrupt file: one line, not a traceback
-        raise DataError(f"{act_dir} is unreadable ({type(err).__name__}: {err}): "
-                        "rerun `dvc repro activations`") from None
+            missing = [k for k in POINT_KEYS if k not in f.files]
+            points = {k: f[k] for k in POINT_KEYS if k in f.files}
+    except Exception as err:  # numpy raises several types on a truncated/corrupt file: one line
+        raise DataError(f"{points_file} is unreadable ({type(err).__name__}: {err}): {REMEDY}") from None
+    if missing:
+        raise DataError(f"{points_file} lacks {', '.join(missing)}: {REMEDY}")
+    return points, meta
 
 
 def check_points(
-    points: dict[str, np.ndarray], meta: dict, model_name: str, writer: Component, erasers: list[Component],
-    settings: Fig4,
+    points: dict[str, np.ndarray], meta: PointsMeta, model_name: str, writer: Component, erasers: list[Component],
+    settings: Fig4, act_dir: str | Path = ACTIVATIONS_DIR,
 ) -> None:
-    """DataError unless the points have consistent shapes and are of this model, roles and Fig 4 settings."""
-    if meta.get("model") != model_name:
-        raise DataError(
-            f"data/activations was computed for model {meta.get('model')!r} but params.yaml selects "
-            f"{model_name!r}: rerun `dvc repro activations`"
-        )
-    if meta.get("writer") != writer.name or list(meta.get("erasers", [])) != [e.name for e in erasers]:
-        raise DataError("data/activations was computed for another writer/eraser set: rerun `dvc repro activations`")
-    fig4 = meta.get("fig4", {})
-    code = fig4.get("code_variant", {})
-    if (code.get("start_pos") != settings.code_variant.start_pos
-            or code.get("n_prompts") != min(settings.code_variant.n_prompts, fig4.get("n_prompts", -1))
-            or fig4.get("aligned_top_k") != settings.aligned_top_k):
-        raise DataError("data/activations was computed with other fig4.code_variant / fig4.aligned_top_k params: "
-                        "rerun `dvc repro activations`")
-    n, p = fig4["n_prompts"], meta["seq_len"]
+    """DataError unless the points have consistent shapes, finite values, and are of this model, roles and Fig 4
+    settings."""
+    where = Path(act_dir) / FIG4_POINTS
+    if meta.model != model_name:
+        raise DataError(f"{act_dir} was computed for model {meta.model!r} but params.yaml selects {model_name!r}: "
+                        f"{REMEDY}")
+    if meta.writer != writer.name or list(meta.erasers) != [e.name for e in erasers]:
+        raise DataError(f"{act_dir} was computed for another writer/eraser set: {REMEDY}")
+    fig4, code = meta.fig4, meta.fig4.code_variant
+    if (code.start_pos != settings.code_variant.start_pos
+            or code.n_prompts != min(settings.code_variant.n_prompts, fig4.n_prompts)
+            or fig4.aligned_top_k != settings.aligned_top_k):
+        raise DataError(f"{act_dir} was computed with other fig4.code_variant / fig4.aligned_top_k params: {REMEDY}")
+    n, p = fig4.n_prompts, meta.seq_len
     for key in ("writer", "vcomp", "erasers"):
         if points[key].shape != (n, p):
-            raise DataError(f"Fig 4 points {key} have shape {points[key].shape}, expected {(n, p)}")
+            raise DataError(f"{where}: {key} has shape {points[key].shape}, expected {(n, p)}: {REMEDY}")
     if points["code_x"].shape != points["code_y"].shape:
-        raise DataError("Fig 4 code-variant points: x and y differ in length")
+        raise DataError(f"{where}: code_x and code_y differ in length: {REMEDY}")
+    for key in POINT_KEYS:
+        bad = int((~np.isfinite(points[key])).sum())
+        if bad:
+            raise DataError(f"{where}: {key} holds {bad} NaN/inf values; the points must be finite: {REMEDY}")
 
 
 @dataclass
@@ -86,10 +120,11 @@ class Fig4Result:
 
 
 def fig4_metrics(
-    points: dict[str, np.ndarray], meta: dict, settings: Fig4, model_name: str, writer: Component,
-    erasers: list[Component],
+    points: dict[str, np.ndarray], meta: PointsMeta, settings: Fig4, stats: Stats, model_name: str,
+    writer: Component, erasers: list[Component],
 ) -> Fig4Result:
-    """Every number of metrics/fig4_dla.json from the activations stage's points."""
+    """Every number of metrics/fig4_dla.json from the activations stage's points; the fits of the paper's version
+    and of the full erasers get prompt-bootstrap intervals (`r_low`, `r_high`, ...)."""
     n_cache, p = points["writer"].shape
     n = min(settings.n_prompts, n_cache)
     if n < 2:
@@ -99,23 +134,24 @@ def fig4_metrics(
     # (the bootstrap's per-prompt statistics) would round differently
     x, y, y_full = (np.ascontiguousarray(points[k][:n][:, mask]) for k in ("writer", "vcomp", "erasers"))
 
-    paper = fit_line(x, y)
-    paper.update(bootstrap_fit(x, y, settings.n_bootstrap, settings.seed))
+    boot = PromptBootstrap.create(n, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    paper = {**fit_line(x, y), **bootstrap_fit(x, y, boot)}
     paper.update({"n_points": int(x.size), "n_prompts": n, "positions": settings.positions})
 
-    code_meta = meta["fig4"]["code_variant"]
+    code_meta = meta.fig4.code_variant
     code = {"r": None, "slope": None, "intercept": None, "n_points": 0}
-    if code_meta["has_heads"]:
+    if code_meta.has_heads:
         cx, cy = points["code_x"], points["code_y"]
         code = {**fit_line(cx, cy), "n_points": int(cx.size)}
-    code.update({"n_prompts": code_meta["n_prompts"], "start_pos": code_meta["start_pos"]})
+    code.update({"n_prompts": code_meta.n_prompts, "start_pos": code_meta.start_pos})
 
     metrics = {
         "model": model_name,
         "writer": writer.name,
         "erasers": [e.name for e in erasers],
+        "bootstrap": boot.record(),
         "paper": paper,
-        "full_erasers": fit_line(x, y_full),
+        "full_erasers": {**fit_line(x, y_full), **bootstrap_fit(x, y_full, boot)},
         "code_variant": code,
     }
     return Fig4Result(metrics=metrics, x=x.ravel(), y=y.ravel())

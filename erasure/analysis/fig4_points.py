@@ -17,6 +17,7 @@ from jaxtyping import Float, Int
 
 from erasure.errors import ParamError
 from erasure.mechanism.dla import at_least_float32, centres, dla, top2_dla
+from erasure.mechanism.hooks import post_norm
 from erasure.mechanism.names import Component
 from erasure.params.sections import Fig4
 
@@ -24,15 +25,20 @@ from erasure.params.sections import Fig4
 def check_start_pos(start_pos: int, seq_len: int) -> None:
     if start_pos > seq_len - 2:
         raise ParamError(f"fig4.code_variant.start_pos = {start_pos} is not allowed: "
-                         f"must be at most seq_len - 2 = {seq_len - 2}")
+                         f"must be at most seq_len - 2 = {seq_len - 2} (the prompts' seq_len)")
 
 
 def ov_sum(model, heads: list[Component]) -> Float[torch.Tensor, "d d"]:
-    """sum_h W_V[L,h] @ W_O[L,h] over the given heads (TransformerLens expands GQA W_V to every head)."""
+    """sum_h W_V[L,h] @ W_O[L,h] over the given heads (TransformerLens expands GQA W_V to every head).
+
+    Post-norm models (Gemma 3): W_O times the post-attention norm's weight; its per-position scale depends on the
+    whole attention output and is left out (this variant has no attention pattern either)."""
     total = None
     for comp in heads:
         attn = model.blocks[comp.layer].attn
         ov = attn.W_V[comp.head] @ attn.W_O[comp.head]
+        if post_norm(model):
+            ov = ov * model.blocks[comp.layer].ln1_post.w
         total = ov if total is None else total + ov
     return total
 

@@ -2,7 +2,11 @@
 
 For each prompt (tokenized with BOS), the direction is a logit difference at the last position: the clean model's
 top-2 (`fig5.direction: top2`, the authors' code) or the stated pair (`pair`, the paper's text); both logit
-differences and the writer's clean DLA along both are reported either way. A head's clean DLA is DLA(z_h W_O[h])
+differences and the writer's clean DLA along both are reported either way. A pair is a direction only when each
+side is one token of the model's tokenizer and the two differ: with `direction: pair` anything else is a one-line
+error naming the prompt; with `top2` (the pair only reported) the model still runs, `paper_pair.single_token`
+records which side is not one token, and the pair's logit difference and DLA are null, never computed from a
+truncated pair. A head's clean DLA is DLA(z_h W_O[h])
 at the last position with the clean sigma_f. Its resampled DLA (docs/methods.md §4.5): the head's input at the LAST
 position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
@@ -17,6 +21,7 @@ so the patched runs execute block L alone, starting from the prompt's clean resi
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,12 +30,20 @@ import torch
 from jaxtyping import Float, Int
 from tqdm import tqdm
 
-from erasure.errors import ParamError
+from erasure.errors import DataError, ParamError
+from erasure.mechanism.bootstrap import PromptBootstrap, add_quantile_intervals, bootstrap_record
 from erasure.mechanism.dla import at_least_float32, centres, dla, logit_diff_direction
-from erasure.mechanism.hooks import FINAL_SCALE, ln1_normalized_hook, z_hook
+from erasure.mechanism.hooks import (
+    FINAL_SCALE,
+    attn_out_hook,
+    component_output,
+    head_hooks,
+    head_outputs,
+    ln1_normalized_hook,
+)
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
-from erasure.params.sections import Fig5
+from erasure.params.sections import Fig5, Stats
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")
 
@@ -67,17 +80,14 @@ def target_ids(model, token: str) -> tuple[list[int], bool]:
 class CleanRun:
     logits: Float[torch.Tensor, " v"]          # last-position logits, b_U included
     scale_final: Float[torch.Tensor, ""]        # clean sigma_f at the last position
-    head_out: Float[torch.Tensor, "l h d"]      # every head's output z_h W_O[h] at the last position
+    head_out: Float[torch.Tensor, "l h d"]      # every head's write (z_h W_O[h], post-norm models: normalised)
 
 
 def clean_run(model, tokens: Int[torch.Tensor, "1 n"]) -> CleanRun:
     n_layers = model.cfg.n_layers
-    names = {z_hook(l) for l in range(n_layers)} | {FINAL_SCALE}
+    names = set().union(*(head_hooks(model, l) for l in range(n_layers))) | {FINAL_SCALE}
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    outs = torch.stack(
-        [torch.einsum("hk,hkd->hd", cache[z_hook(l)][0, -1], model.blocks[l].attn.W_O)
-         for l in range(n_layers)]
-    )
+    outs = torch.stack([head_outputs(model, l, cache)[0, -1] for l in range(n_layers)])
     return CleanRun(logits=logits[0, -1].float(), scale_final=cache[FINAL_SCALE][0, -1].reshape(()),
                     head_out=outs)
 
@@ -149,44 +159,59 @@ def resampled_head_out(
         x[:, -1, h] = state["src"]
         return x
 
-    def record(z, hook):
-        outs.append(z[:, -1, h] @ model.blocks[L].attn.W_O[h])
+    store: dict[str, torch.Tensor] = {}
 
-    hooks = [(ln1_normalized_hook(L), overwrite), (z_hook(L), record)]
+    def save(x, hook):
+        store[hook.name] = x
+
+    def record(x, hook):  # hook_attn_out runs after hook_z (and the post-norm scale): the head's write is known
+        outs.append(component_output(model, store, head)[:, -1])
+
+    hooks = [(ln1_normalized_hook(L), overwrite), *[(name, save) for name in head_hooks(model, L)],
+             (attn_out_hook(L), record)]
     # Layers before L do not see the patch: run them once, then only block L per batch of resampled inputs.
     resid_pre = model(tokens, stop_at_layer=L)  # (1, n, d): the clean residual entering layer L
     starts = range(0, normalized.shape[0], batch_size)
     with split_qkv(model):
-        for start in tqdm(starts, desc=desc, disable=desc is None, leave=False):
+        # disable=None: tqdm decides (no bar off a terminal, nor with TQDM_DISABLE set)
+        for start in tqdm(starts, desc=desc, disable=True if desc is None else None, leave=False):
             state["src"] = normalized[start : start + batch_size]
             batch = resid_pre.expand(state["src"].shape[0], -1, -1)
             model.run_with_hooks(batch, fwd_hooks=hooks, start_at_layer=L, stop_at_layer=L + 1)
     return torch.cat(outs)
 
 
-def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple[list[int], list[bool]]:
-    """The first token id of each side of a prompt's stated pair, and whether each side is one token; with
-    `direction: pair` both must be single, different tokens (a ParamError naming the prompt otherwise)."""
+def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple[list[int], list[bool], bool]:
+    """The first token id of each side of a prompt's stated pair, whether each side is one token, and whether the
+    pair is a direction (both single, different tokens); with `direction: pair` it must be (a ParamError naming
+    the prompt otherwise), with `top2` a note says its logit difference and DLA are null."""
     pair_ids, single = zip(*(target_ids(model, t) for t in pair))
     used = [ids[0] for ids in pair_ids]
-    if direction == "pair" and not (all(single) and used[0] != used[1]):
-        raise ParamError(
-            f"fig5.prompts.{key}.pair = {list(pair)!r} is not allowed with fig5.direction = pair: each "
-            "side must be one token of the model's tokenizer and the two must differ "
-            f"(got ids {[list(i) for i in pair_ids]})"
-        )
-    return used, list(single)
+    usable = all(single) and used[0] != used[1]
+    if not usable:
+        param = f"fig5.prompts.{key}.pair = {list(pair)!r}"
+        why = ("each side must be one token of the model's tokenizer and the two must differ "
+               f"(got ids {[list(i) for i in pair_ids]})")
+        if direction == "pair":
+            raise ParamError(f"{param} is not allowed with fig5.direction = pair: {why}")
+        print(f"note: {param} is no direction: {why}; its logit difference and DLA are null "
+              "(fig5.direction = top2 does not use it)", file=sys.stderr)
+    return used, list(single), usable
 
 
 def check_prompts(model, settings: Fig5, bos_id: int, seq_len: int) -> None:
     """What analyse_prompt would refuse, refused before the activations stage's long pass: a stated pair the
     direction cannot use, a prompt longer than the prompt set's rows."""
     for key, prompt in settings.prompts.items():
-        stated_pair(model, key, tuple(prompt.pair), settings.direction)
-        n = tokenize_prompt(model, prompt.text, bos_id).shape[1]
-        if n > seq_len:
-            raise ParamError(f"fig5.prompts.{key}.text has {n} tokens, more than the prompt set's rows "
-                             f"({seq_len}): shorten it or raise prompts.seq_len")
+        if settings.direction == "pair":
+            stated_pair(model, key, tuple(prompt.pair), settings.direction)
+        check_length(tokenize_prompt(model, prompt.text, bos_id).shape[1], seq_len, key)
+
+
+def check_length(length: int, seq_len: int, key: str) -> None:
+    if seq_len < length:
+        raise ParamError(f"fig5.prompts.{key}.text is {length} tokens (BOS included) but the prompt rows are only "
+                         f"{seq_len} (prompts.seq_len of the model): shorten the text or raise seq_len")
 
 
 def copies_per_pass(budget_bytes: int, n_tokens: int, cfg) -> int:
@@ -200,32 +225,43 @@ def copies_per_pass(budget_bytes: int, n_tokens: int, cfg) -> int:
     return max(1, budget_bytes // per_copy)
 
 
-def summarize_resampled(values: np.ndarray) -> dict:
-    s = summarize(np.asarray(values, dtype=np.float64))
-    return {k: float(s[k]) for k in RESAMPLED_STATS}
+def resampled_bootstrap(stats: Stats) -> dict:
+    """The `bootstrap` record of metrics/fig5_adversarial.json: its intervals resample the unrelated rows."""
+    return bootstrap_record(stats.level, stats.n_bootstrap, stats.bootstrap_seed, "resampled row")
+
+
+def summarize_resampled(values: np.ndarray, stats: Stats) -> dict:
+    """The resampled DLA's median and bands, with intervals from a bootstrap over the resampled rows (one value
+    per unrelated row: the rows are this figure's sampling unit)."""
+    values = np.asarray(values, dtype=np.float64)
+    s = summarize(values)
+    out = {k: float(s[k]) for k in RESAMPLED_STATS}
+    boot = PromptBootstrap.create(values.size, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    add_quantile_intervals(out, values[:, None], boot)
+    return out
 
 
 def select_sources(
-    rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int
+    rows: Int[torch.Tensor, "N seq"], length: int, n_resample: int, seed: int, key: str
 ) -> Int[torch.Tensor, "r n"]:
     """n_resample rows of the prompt set (seeded choice; all rows if fewer), truncated to `length` tokens."""
-    if rows.shape[1] < length:
-        raise ParamError(f"a fig5 prompt has {length} tokens but the prompt set rows only {rows.shape[1]}")
+    check_length(length, rows.shape[1], key)
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(rows.shape[0], generator=g)[:n_resample]
     return rows[order, :length].long()
 
 
 def analyse_prompt(
-    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, bos_id: int,
-    budget_bytes: int,
+    model, spec: PromptSpec, writer: Component, rows: Int[torch.Tensor, "N seq"], settings: Fig5, stats: Stats,
+    bos_id: int, budget_bytes: int,
 ) -> dict:
     """Every number of metrics/fig5_adversarial.json for one prompt; resampled copies batched within the budget."""
     tokens = tokenize_prompt(model, spec.text, bos_id)
     batch_size = copies_per_pass(budget_bytes, tokens.shape[1], model.cfg)
+    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed, spec.key).to(tokens.device)
     run = clean_run(model, tokens)
     top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
-    used, single = stated_pair(model, spec.key, spec.pair, settings.direction)
+    used, single, usable = stated_pair(model, spec.key, spec.pair, settings.direction)
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
@@ -240,12 +276,11 @@ def analyse_prompt(
              for name, ids in directions.items()}
     direction = along[settings.direction]
     writer_clean = {name: float(clean_head_dla(run, u, centres(model))[writer.layer, writer.head])
-                    for name, u in along.items()}
+                    if name == "top2" or usable else None for name, u in along.items()}
 
     clean = clean_head_dla(run, direction, centres(model))
     auto = auto_head(clean, writer)
     heads = list(dict.fromkeys([writer, spec.comparison_head, auto]))
-    sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed).to(tokens.device)
     normalized = source_inputs(model, sources, sorted({c.layer for c in heads}), batch_size)
 
     out = {}
@@ -255,7 +290,10 @@ def analyse_prompt(
         )
         values = dla(resampled_out, run.scale_final.expand(resampled_out.shape[0]), direction, centres(model))
         values = values.detach().to("cpu", torch.promote_types(values.dtype, torch.float32)).numpy()
-        out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values),
+        if not np.isfinite(values).all():
+            raise DataError(f"fig5 {spec.key}: {int((~np.isfinite(values)).sum())} of the {values.size} resampled "
+                            f"DLA values of {comp.name} are NaN/inf (the model overflowed)")
+        out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values, stats),
                           "_values": values}
     return {
         "text": spec.text,
@@ -265,7 +303,7 @@ def analyse_prompt(
         "logit_diff": float(run.logits[chosen[0]] - run.logits[chosen[1]]),
         "top2_logit_diff": float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]]),
         "paper_pair": paper_pair,
-        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]),
+        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]) if usable else None,
         "writer_clean_dla": writer_clean,
         "writer": writer.name,
         "comparison_head": spec.comparison_head.name,

@@ -1,43 +1,56 @@
 """The numbers behind paper Figs 1-3, computed from the activation tables (docs/methods.md §4.1-4.3)."""
 from __future__ import annotations
 
+import numpy as np
+
 from erasure.analysis.tables import ActivationTables
+from erasure.mechanism.bootstrap import PromptBootstrap, add_interval, summarize_pools_with_intervals
 from erasure.mechanism.names import Component
-from erasure.mechanism.stats import summarize_pools
+from erasure.params.sections import Stats
 
 
 def _header(tables: ActivationTables) -> dict:
     meta = tables.meta
     return {
-        "model": meta["model"],
-        "writer": meta["writer"],
-        "erasers": meta["erasers"],
-        "n_prompts": meta["n_prompts"],
-        "seq_len": meta["seq_len"],
+        "model": meta.model,
+        "writer": meta.writer,
+        "erasers": meta.erasers,
+        "n_prompts": meta.n_prompts,
+        "seq_len": meta.seq_len,
     }
 
 
-def fig1_metrics(tables: ActivationTables) -> dict:
+def bootstrap_of(tables: ActivationTables, stats: Stats) -> PromptBootstrap:
+    """The stage's resampled prompt sets (one set of draws for every statistic, so ratios are drawn coherently)."""
+    return PromptBootstrap.create(tables.meta.n_prompts, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+
+
+def fig1_metrics(tables: ActivationTables, stats: Stats) -> dict:
     """PR(resid_k, writer) at every checkpoint, clean vs patched, and the V-composition share of the erasure.
 
     vcomp_share = (PR_patched - PR_clean) / (PR_before - PR_clean) at resid_mid of the first patched layer, where
     PR_before is the clean median entering that layer: the fraction of that layer's erasure the patch undoes
-    (the paper's "about 85%"; its formula is not in the authors' code, docs/methods.md §4.1.7).
+    (the paper's "about 85%"; its formula is not in the authors' code, docs/methods.md §4.1.7). Its interval
+    takes the same ratio of the three medians in every bootstrap draw.
     """
     meta = tables.meta
-    checkpoints = {
-        c: {run: summarize_pools(tables.resid(c, run)) for run in meta["runs"]} for c in meta["checkpoints"]
-    }
-    first = meta["patch_layers"][0]
+    boot = bootstrap_of(tables, stats)
+    checkpoints: dict = {c: {} for c in meta.checkpoints}
+    draws: dict = {}
+    for c in meta.checkpoints:
+        for run in meta.runs:
+            checkpoints[c][run], draws[c, run] = summarize_pools_with_intervals(tables.resid(c, run), boot)
+    first = meta.patch_layers[0]
     after, before = f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"
-    share = {}
+    share: dict = {}
     for pool in ("all", "no_bos"):
-        clean = checkpoints[after]["clean"][pool]["median"]
-        patched = checkpoints[after]["patched"][pool]["median"]
-        entering = checkpoints[before]["clean"][pool]["median"]
-        share[pool] = (patched - clean) / (entering - clean)
+        parts = [(after, "patched"), (after, "clean"), (before, "clean")]
+        share[pool] = _share(*(checkpoints[c][run][pool]["median"] for c, run in parts))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate draw gives NaN, dropped from the interval
+            add_interval(share, pool, _share(*(draws[key][pool]["median"] for key in parts)), boot.level)
     return {
         **_header(tables),
+        "bootstrap": boot.record(),
         "checkpoints": checkpoints,
         "erasure_checkpoint": after,
         "entering_checkpoint": before,
@@ -45,18 +58,27 @@ def fig1_metrics(tables: ActivationTables) -> dict:
     }
 
 
-def fig2_metrics(tables: ActivationTables, negative_median: float) -> dict:
+def _share(patched, clean, entering):
+    """The fraction of the layer's drop in PR that the patch undoes (floats, or arrays of bootstrap draws)."""
+    return (patched - clean) / (entering - clean)
+
+
+def fig2_metrics(tables: ActivationTables, negative_median: float, stats: Stats) -> dict:
     """PR of every component onto the writer (writer excluded) and the per-token sum over the eraser set.
 
     `negative_heads` lists the heads of the erasers' layers whose median PR is below -negative_median: the
     data-driven eraser set the paper reads off Fig 2.
     """
     meta = tables.meta
-    comps = [c for c in meta["components"] if c != meta["writer"]]
-    components = {c: summarize_pools(tables.component(c, "clean")) for c in comps}
-    eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta["erasers"])
-    summed = summarize_pools(eraser_sum)
-    layers = set(meta["patch_layers"])
+    boot = bootstrap_of(tables, stats)
+    comps = [c for c in meta.components if c != meta.writer]
+    components = {c: summarize_pools_with_intervals(tables.component(c, "clean"), boot)[0] for c in comps}
+    eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta.erasers)
+    summed, summed_draws = summarize_pools_with_intervals(eraser_sum, boot)
+    total_pct: dict = {pool: -100.0 * summed[pool]["median"] for pool in summed}
+    for pool in summed:
+        add_interval(total_pct, pool, -100.0 * summed_draws[pool]["median"], boot.level)
+    layers = set(meta.patch_layers)
     negative = [
         c for c in comps
         if Component.parse(c).is_head and Component.parse(c).layer in layers
@@ -64,22 +86,26 @@ def fig2_metrics(tables: ActivationTables, negative_median: float) -> dict:
     ]
     return {
         **_header(tables),
+        "bootstrap": boot.record(),
         "components": components,
         "eraser_sum": summed,
-        "erasure_total_pct": {pool: -100.0 * summed[pool]["median"] for pool in summed},
+        "erasure_total_pct": total_pct,
         "negative_median_threshold": negative_median,
         "negative_heads": negative,
     }
 
 
-def fig3_metrics(tables: ActivationTables) -> dict:
+def fig3_metrics(tables: ActivationTables, stats: Stats) -> dict:
     """Every head of the patched layer(s): PR onto the writer, clean vs patched."""
     meta = tables.meta
+    boot = bootstrap_of(tables, stats)
     heads = [
-        c for c in meta["components"]
-        if Component.parse(c).is_head and Component.parse(c).layer in set(meta["patch_layers"])
+        c for c in meta.components
+        if Component.parse(c).is_head and Component.parse(c).layer in set(meta.patch_layers)
     ]
     return {
         **_header(tables),
-        "heads": {h: {run: summarize_pools(tables.component(h, run)) for run in meta["runs"]} for h in heads},
+        "bootstrap": boot.record(),
+        "heads": {h: {run: summarize_pools_with_intervals(tables.component(h, run), boot)[0] for run in meta.runs}
+                  for h in heads},
     }

@@ -23,7 +23,7 @@ from transformer_lens import HookedTransformer
 from erasure.analysis.activations import TablePass
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.discover import DiscoveryPass, DiscoveryResult, subset_nbytes
-from erasure.analysis.fig5 import analyse_prompt, check_prompts, prompt_specs, strip_values
+from erasure.analysis.fig5 import analyse_prompt, check_prompts, prompt_specs, resampled_bootstrap, strip_values
 from erasure.params.load import Params, resolve_roles, selected_roles
 from erasure.paths import METRICS
 
@@ -67,6 +67,7 @@ def run_passes(
         params_erasers=[e.name for e in params.entry.erasers] if named else None,
     )
     seconds["discovery_conclude"] = time.perf_counter() - t0
+    seconds |= {f"discovery_{k}": v for k, v in discovery.seconds.items()}
     if tables is None:
         writer, erasers = selected_roles(params, found.record["selected"], str(METRICS["discovery"]))
         tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
@@ -85,6 +86,7 @@ def fig5_metrics(model, rows, writer, params: Params, bos_id: int, budget_bytes:
     settings = params.fig5
     specs = prompt_specs(settings, writer, params.model)
     torch.manual_seed(settings.seed)
-    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, bos_id, budget_bytes))
+    prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, params.stats, bos_id,
+                                                     budget_bytes))
                for spec in specs}
-    return {"model": params.model, "prompts": prompts}
+    return {"model": params.model, "bootstrap": resampled_bootstrap(params.stats), "prompts": prompts}

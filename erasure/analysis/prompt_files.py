@@ -1,5 +1,10 @@
 """The saved prompt set (data/prompts): `tokens.npy` and `tokens.json` with its sha256, written once by the prompts
-stage and read, hash-checked, by every later stage (which so never depend on how the prompts were built)."""
+stage and read, checked, by every later stage (which so never depend on how the prompts were built).
+
+Reading checks the file against itself (sha256, dtype) and against params: the model it was built for, the shape
+params ask for (n_text + n_code rows of seq_len tokens, seq_len within n_ctx) and every id within the model's
+vocabulary (a negative or too large id would wrap around or index past the embedding).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,13 +14,34 @@ from pathlib import Path
 import numpy as np
 import torch
 from jaxtyping import Int
+from pydantic import model_validator
 
 from erasure.errors import DataError
+from erasure.params.fields import MAX_COUNT, Bool, Digest, Record, Text, read_record, rule
+from erasure.params.fields import Int as IntField
+from erasure.params.load import Params
 from erasure.paths import PROMPTS_DIR
 
 TOKENS_FILE = "tokens.npy"
-
 INFO_FILE = "tokens.json"
+REMEDY = "re-run `dvc repro prompts`"
+
+
+class PromptInfo(Record):
+    """tokens.json: what the later stages read of it."""
+
+    model: Text
+    sha256: Digest
+    n_text: IntField(0, MAX_COUNT)
+    n_code: IntField(0, MAX_COUNT)
+    is_code: list[Bool]
+
+    @model_validator(mode="after")
+    def _one_flag_per_row(self) -> PromptInfo:
+        if len(self.is_code) != self.n_text + self.n_code or sum(self.is_code) != self.n_code:
+            raise rule(f"is_code has {len(self.is_code)} flags ({sum(self.is_code)} true), not n_text + n_code = "
+                       f"{self.n_text + self.n_code} ({self.n_code} true)")
+        return self
 
 
 def _sha256(tokens: np.ndarray) -> str:
@@ -32,24 +58,36 @@ def save_prompts(out_dir: Path, tokens: torch.Tensor, info: dict) -> dict:
     return info
 
 
-def load_prompt_info(prompt_dir: str | Path = PROMPTS_DIR) -> dict:
+def load_prompt_info(params: Params, prompt_dir: str | Path = PROMPTS_DIR) -> PromptInfo:
+    """tokens.json, checked, of a prompt set built for the selected model."""
     path = Path(prompt_dir) / INFO_FILE
-    if not path.exists():
-        raise DataError(f"{path} not found: run `dvc repro prompts` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise DataError(f"{path} is corrupt (not JSON): re-run `dvc repro prompts`") from None
+    info = read_record(path, PromptInfo, REMEDY if path.exists() else "run `dvc repro prompts` first")
+    if info.model != params.model:
+        raise DataError(f"{prompt_dir} was built for {info.model}, not {params.model}: run `dvc repro prompts`")
+    return info
 
 
-def load_prompts(prompt_dir: str | Path = PROMPTS_DIR) -> Int[torch.Tensor, "n seq"]:
-    """The saved prompt tokens, after checking them against the stored sha256."""
-    info = load_prompt_info(prompt_dir)
+def load_prompts(params: Params, prompt_dir: str | Path = PROMPTS_DIR) -> tuple[Int[torch.Tensor, "n seq"], PromptInfo]:
+    """The saved prompt tokens and their info, after checking them against the stored sha256 and params."""
+    info = load_prompt_info(params, prompt_dir)
     path = Path(prompt_dir) / TOKENS_FILE
     try:
         array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: {REMEDY}") from None
     except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path} is corrupt or missing ({type(err).__name__}): re-run `dvc repro prompts`") from None
-    if array.dtype != np.int64 or array.ndim != 2 or _sha256(array) != info.get("sha256"):
-        raise DataError(f"{path} does not match the sha256 in {INFO_FILE}: it is corrupt; re-run `dvc repro prompts`")
-    return torch.from_numpy(array)
+        raise DataError(f"{path} is corrupt ({type(err).__name__}): {REMEDY}") from None
+    if array.dtype != np.int64 or array.ndim != 2 or _sha256(array) != info.sha256:
+        raise DataError(f"{path} does not match the sha256 in {INFO_FILE}: it is corrupt; {REMEDY}")
+    cfg, base = params.entry.prompts, f"models.{params.model}.prompts"
+    expected = (cfg.n_text + cfg.n_code, cfg.seq_len)
+    if array.shape != expected:
+        raise DataError(f"{path} has shape {array.shape}, but {base} asks for (n_text + n_code, seq_len) = "
+                        f"{expected}: {REMEDY}")
+    d_vocab = params.shape.d_vocab
+    bad = np.argwhere((array < 0) | (array >= d_vocab))
+    if len(bad):
+        row, pos = (int(i) for i in bad[0])
+        raise DataError(f"{path} holds token id {int(array[row, pos])} at row {row}, position {pos} ({len(bad)} such "
+                        f"ids): ids must be from 0 to {d_vocab - 1} (d_vocab of {params.model}); {REMEDY}")
+    return torch.from_numpy(array), info

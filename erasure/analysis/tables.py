@@ -1,40 +1,109 @@
-"""Read the activation stage's per-token tables by name (the figure stages' only input)."""
+"""Read the activation stage's per-token tables by name (the figure stages' only input), checked where they enter:
+meta.json typed, every table of the shape and dtype meta.json states, and every value finite (a NaN or inf would
+otherwise drop out of the statistics without a word)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import model_validator
 
 from erasure.errors import DataError
+from erasure.mechanism.names import Component
+from erasure.params.fields import MAX_COUNT, Int, Record, Text, read_record, rule
 from erasure.paths import ACTIVATIONS_DIR
+
+RUNS = ("clean", "patched")
+REMEDY = "re-run `dvc repro activations`"
+CHUNK_ROWS = 64  # prompts checked for finiteness at once (bounds the memory of the check)
+
+
+class ActivationMeta(Record):
+    """data/activations/meta.json: what the tables hold, and for which model and roles."""
+
+    model: Text
+    writer: Text
+    erasers: list[Text]
+    patch_layers: list[Int(0, 10_000)]
+    components: list[Text]
+    checkpoints: list[Text]
+    runs: list[Text]
+    n_prompts: Int(1, MAX_COUNT)
+    seq_len: Int(2, 10_000_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ActivationMeta:
+        if tuple(self.runs) != RUNS:
+            raise rule(f"runs = {self.runs!r} is not allowed: must be {list(RUNS)!r}")
+        unknown = [c for c in [self.writer, *self.erasers] if c not in self.components]
+        if unknown or not self.erasers:
+            raise rule(f"writer/erasers {[self.writer, *self.erasers]!r} are not allowed: must be a writer and at "
+                       "least one eraser among `components`")
+        try:
+            layers = sorted({Component.parse(e).layer for e in self.erasers})
+        except ValueError:
+            raise rule(f"erasers = {self.erasers!r} is not allowed: must be heads LxHy / MLPx") from None
+        first = layers[0]
+        needed = {f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"}
+        if self.patch_layers != layers or not needed <= set(self.checkpoints):
+            raise rule(f"patch_layers = {self.patch_layers!r} is not allowed: must be the erasers' layers {layers} "
+                       f"with checkpoints {sorted(needed)}")
+        return self
 
 
 @dataclass
 class ActivationTables:
-    meta: dict
+    meta: ActivationMeta
     resid_pr: np.ndarray  # (n, p, run, checkpoint), memory-mapped
     component_pr: np.ndarray  # (n, p, run, component), memory-mapped
 
     def resid(self, checkpoint: str, run: str) -> np.ndarray:
-        return self.resid_pr[:, :, self.meta["runs"].index(run), self.meta["checkpoints"].index(checkpoint)]
+        return self.resid_pr[:, :, self.meta.runs.index(run), self.meta.checkpoints.index(checkpoint)]
 
     def component(self, name: str, run: str) -> np.ndarray:
-        return self.component_pr[:, :, self.meta["runs"].index(run), self.meta["components"].index(name)]
+        return self.component_pr[:, :, self.meta.runs.index(run), self.meta.components.index(name)]
+
+
+def check_finite(array: np.ndarray, path: Path, items: list[str]) -> None:
+    """DataError naming the first NaN/inf of a (prompt, position, run, item) table and how many there are."""
+    bad_total, first = 0, None
+    for start in range(0, array.shape[0], CHUNK_ROWS):
+        bad = ~np.isfinite(array[start : start + CHUNK_ROWS])
+        count = int(bad.sum())
+        if count and first is None:
+            first = np.argwhere(bad)[0] + np.array([start, 0, 0, 0])
+        bad_total += count
+    if bad_total:
+        prompt, pos, run, item = (int(i) for i in first)
+        raise DataError(f"{path} holds {bad_total} NaN/inf values (first: prompt {prompt}, position {pos}, "
+                        f"{RUNS[run]} {items[item]} = {array[prompt, pos, run, item]}); the tables must be "
+                        f"finite: {REMEDY}")
+
+
+def _table(path: Path, shape: tuple) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run `dvc repro activations` first") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path} is corrupt ({type(err).__name__}): {REMEDY}") from None
+    if array.dtype != np.float32 or array.shape != shape:
+        raise DataError(f"{path} is {array.dtype} {array.shape}, but meta.json says float32 {shape}: {REMEDY}")
+    return array
+
+
+def load_meta(directory: str | Path = ACTIVATIONS_DIR) -> ActivationMeta:
+    path = Path(directory) / "meta.json"
+    return read_record(path, ActivationMeta, REMEDY if path.exists() else "run `dvc repro activations` first")
 
 
 def load_tables(directory: str | Path = ACTIVATIONS_DIR) -> ActivationTables:
     directory = Path(directory)
-    try:
-        meta = json.loads((directory / "meta.json").read_text())
-        resid = np.load(directory / "resid_pr.npy", mmap_mode="r")
-        comps = np.load(directory / "component_pr.npy", mmap_mode="r")
-    except FileNotFoundError as err:
-        raise DataError(f"{err.filename} not found: run `dvc repro activations` first") from None
-    except (ValueError, OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{directory} holds a corrupt table ({err}): re-run `dvc repro activations`") from None
-    expected = (meta["n_prompts"], meta["seq_len"], len(meta["runs"]))
-    if resid.shape != expected + (len(meta["checkpoints"]),) or comps.shape != expected + (len(meta["components"]),):
-        raise DataError(f"{directory} tables do not match meta.json: re-run `dvc repro activations`")
+    meta = load_meta(directory)
+    rows = (meta.n_prompts, meta.seq_len, len(meta.runs))
+    resid = _table(directory / "resid_pr.npy", rows + (len(meta.checkpoints),))
+    comps = _table(directory / "component_pr.npy", rows + (len(meta.components),))
+    check_finite(resid, directory / "resid_pr.npy", meta.checkpoints)
+    check_finite(comps, directory / "component_pr.npy", meta.components)
     return ActivationTables(meta, resid, comps)

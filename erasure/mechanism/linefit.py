@@ -6,6 +6,7 @@ import numpy as np
 from scipy import stats as sps
 
 from erasure.errors import DataError
+from erasure.mechanism.bootstrap import PromptBootstrap, add_interval
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> dict:
@@ -29,10 +30,9 @@ def _fit_from_sums(s: np.ndarray, cx: float, cy: float) -> tuple[np.ndarray, np.
     return r, slope, intercept
 
 
-def bootstrap_fit(
-    x: np.ndarray, y: np.ndarray, n_bootstrap: int, seed: int, level: float = 0.95
-) -> dict:
-    """Percentile bootstrap intervals of (r, slope, intercept), resampling PROMPTS (rows) with replacement.
+def bootstrap_fit(x: np.ndarray, y: np.ndarray, boot: PromptBootstrap) -> dict:
+    """Percentile-bootstrap intervals of (r, slope, intercept), resampling PROMPTS (rows) with replacement:
+    {"r_low", "r_high", "slope_low", ...}.
 
     x, y: (n_prompts, n_positions). Points of one prompt are correlated (same text), so prompts, not points,
     are the independent units. Uses per-prompt sufficient statistics, so 1000 draws take milliseconds.
@@ -45,10 +45,8 @@ def bootstrap_fit(
          (xc * xc).sum(1), (yc * yc).sum(1), (xc * yc).sum(1)],
         axis=1,
     )
-    rng = np.random.default_rng(seed)
-    n = x.shape[0]
-    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)])
-    r, slope, intercept = _fit_from_sums(counts.astype(np.float64) @ per_prompt, cx, cy)
-    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    ci = lambda a: [float(v) for v in np.nanpercentile(a, [lo, hi])]  # noqa: E731
-    return {"r_ci95": ci(r), "slope_ci95": ci(slope), "intercept_ci95": ci(intercept)}
+    draws = _fit_from_sums(boot.counts.astype(np.float64) @ per_prompt, cx, cy)
+    out: dict = {}
+    for name, d in zip(("r", "slope", "intercept"), draws):
+        add_interval(out, name, d, boot.level)
+    return out

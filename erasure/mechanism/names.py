@@ -1,5 +1,5 @@
 """Names of what the analyses measure: components (`L0H2`, `MLP2`), residual-stream checkpoints (`resid_mid2`),
-and tokens as people read them (`␣bottom`)."""
+tokens as people read them (`␣bottom`), and where a metric's interval is stored (`median_low`, `median_high`)."""
 from __future__ import annotations
 
 import re
@@ -61,6 +61,14 @@ def all_components(n_layers: int, n_heads: int) -> list[Component]:
 def checkpoint_names(n_layers: int) -> list[str]:
     """resid_pre0, resid_mid0, resid_post0, resid_mid1, ... (1 + 2 n_layers checkpoints)."""
     return ["resid_pre0"] + [f"resid_{kind}{i}" for i in range(n_layers) for kind in ("mid", "post")]
+
+
+INTERVAL_SUFFIXES = ("_low", "_high")  # the interval of metric key `x.y` is stored at `x.y_low`, `x.y_high`
+
+
+def interval_keys(key: str) -> tuple[str, str]:
+    """The metric keys of the interval of `key` (`file:a.median` -> `file:a.median_low`, `file:a.median_high`)."""
+    return key + INTERVAL_SUFFIXES[0], key + INTERVAL_SUFFIXES[1]
 
 
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}

@@ -12,11 +12,15 @@ QUANTILES = {"median": 50.0, "q25": 25.0, "q75": 75.0, "q12_5": 12.5, "q87_5": 8
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
-    """Median, 25/75 and 12.5/87.5 percentiles, mean and count of a pooled 1-D array (NaNs dropped)."""
+    """Median, 25/75 and 12.5/87.5 percentiles, mean and count of a pooled array.
+
+    Every value must be finite: dropping NaN/inf would compute the statistics over whatever remains without a
+    word, so the readers of the tables refuse them where they enter and this is only the last guard.
+    """
     flat = np.asarray(values, dtype=np.float64).ravel()
-    flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
-        return {**{k: None for k in QUANTILES}, "mean": None, "n": 0}
+    if flat.size == 0 or not np.isfinite(flat).all():
+        raise ValueError(f"summarize needs finite values, got {flat.size} with {int((~np.isfinite(flat)).sum())} "
+                         "NaN/inf")
     qs = np.percentile(flat, list(QUANTILES.values()))
     return {**{k: float(q) for k, q in zip(QUANTILES, qs)}, "mean": float(flat.mean()), "n": int(flat.size)}
 

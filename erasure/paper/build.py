@@ -8,25 +8,57 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import markdown
 
 from erasure.errors import DataError
+from erasure.io import read_json, read_text
 from erasure.paper.context import build_context
 from erasure.paper.template_rules import hand_typed_numbers
-from erasure.paper.values import f_change, f_md, f_names, f_neg, f_num, f_pct, f_status, f_tok, f_toks, f_words
+from erasure.paper.values import (
+    f_change,
+    f_ci,
+    f_md,
+    f_na,
+    f_names,
+    f_neg,
+    f_num,
+    f_pct,
+    f_status,
+    f_tok,
+    f_toks,
+    f_words,
+)
+from erasure.params.fields import Choice, Record, Text, check_record
 from erasure.paths import STYLE, TEMPLATE, VERIFICATION_JSON
+
+
+class ReportRow(Record):
+    """One claim or planted check of paper/verification.json, as the paper's table reads it."""
+
+    id: Text
+    status: Choice("PASS", "FAIL", "NOT RUN")
+    text: str
+    paper_value: Any
+    reproduced: Any
+    tolerance: str
+    reason: str
+
+
+class VerificationReport(Record):
+    claims: list[ReportRow]
+    planted: list[ReportRow]
 
 
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names, words=f_words, md=f_md,
-                       change=f_change, neg=f_neg, status=f_status)
+    env.filters.update(ci=f_ci, na=f_na, num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names,
+                       words=f_words, md=f_md, change=f_change, neg=f_neg, status=f_status)
     return env
 
 
@@ -66,10 +98,14 @@ def build(root: str | Path, params: dict, registry: dict, template: str | None =
           css: str | None = None) -> tuple[str, str]:
     """(markdown, html) of the paper for the metrics, figures and verification report under `root`."""
     root = Path(root)
-    template = template if template is not None else (root / TEMPLATE).read_text()
-    css = css if css is not None else ((root / STYLE).read_text() if (root / STYLE).exists() else "")
+    template = template if template is not None else read_text(root / TEMPLATE)
+    css = css if css is not None else (read_text(root / STYLE) if (root / STYLE).exists() else "")
     ver_path = root / VERIFICATION_JSON
-    verification = json.loads(ver_path.read_text()) if ver_path.exists() else None
+    verification = None
+    if ver_path.exists():
+        remedy = "re-run `dvc repro verify`"
+        verification = read_json(ver_path, remedy)
+        check_record(verification, VerificationReport, ver_path, remedy)  # the keys the paper's table reads
     context = build_context(root, params, registry, verification)
     md_text = render_markdown(template, context)
     title = f"{registry.get('paper', {}).get('title', 'paper')}: a reproduction on {params.get('model')}"

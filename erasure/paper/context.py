@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from erasure.errors import DataError
+from erasure.io import read_json
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.values import Node
-from erasure.paths import DVC_YAML, FIGURES, METRIC_FILES, PARAMS_FILE, PROMPTS_DIR
+from erasure.paths import COMPARISON, DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
-from erasure.verification.report import display
+from erasure.verification.report import display, interval_cell, verdict_cell
 
 
-def pipeline_inputs(dvc_yaml: dict) -> list[str]:
-    """params.yaml, dvc.yaml and every stage dep that is not some stage's output: what a run is a function of."""
+def pipeline_code(dvc_yaml: dict) -> list[str]:
+    """dvc.yaml and every stage dep that is not some stage's output: the code (and templates) a run comes from.
+    params.yaml is not among them: each figure names its params by a hash, so a run with `-S` is not dirty."""
     outputs = list(stage_outputs(dvc_yaml))
-    deps = {str(PARAMS_FILE), str(DVC_YAML)}
+    deps = {str(DVC_YAML)}
     for stage in (dvc_yaml.get("stages") or {}).values():
         deps.update(d for d in stage.get("deps") or [] if isinstance(d, str))
 
@@ -31,11 +33,11 @@ def pipeline_inputs(dvc_yaml: dict) -> list[str]:
     return sorted(d for d in deps if not produced(d))
 
 
-def git_commit(root: Path, inputs: list[str]) -> str:
-    """The last commit that changed a pipeline input (12 hex digits), plus "+dirty" if an input has uncommitted
+def git_commit(root: Path, code: list[str]) -> str:
+    """The last commit that changed the pipeline's code (12 hex digits), plus "+dirty" if it has uncommitted
     changes. Outputs do not count: committing regenerated outputs leaves it unchanged, so a clone of that commit
     rebuilds the same paper byte for byte."""
-    spec = ["--", *inputs]
+    spec = ["--", *code]
     try:
         head = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%H", *spec], capture_output=True,
                               text=True, timeout=20)
@@ -119,20 +121,22 @@ def prompt_info(root: Path, params: dict, fig1: dict | None = None) -> dict:
         info["from"] = "metrics/fig1_resid.json and params.yaml"
     meta_path = root / PROMPTS_DIR / "tokens.json"
     if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            meta = {}
+        meta = read_json(meta_path, "re-run `dvc repro prompts`")
+        if not isinstance(meta, dict):
+            raise DataError(f"{meta_path} holds {type(meta).__name__}, not a mapping: re-run `dvc repro prompts`")
         info.update({k: meta[k] for k in ("source", "n_text", "n_code", "sha256", "model") if k in meta})
         info["from"] = str(PROMPTS_DIR / "tokens.json")
     tokens = root / PROMPTS_DIR / "tokens.npy"
     if tokens.exists():
+        import numpy as np
+
         try:
-            import numpy as np
             shape = np.load(tokens, mmap_mode="r").shape
-            info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
-        except (ValueError, OSError):
-            pass
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{tokens} is corrupt ({type(err).__name__}): re-run `dvc repro prompts`") from None
+        if len(shape) != 2:
+            raise DataError(f"{tokens} has shape {shape}, not (prompts, seq_len): re-run `dvc repro prompts`")
+        info["n_prompts"], info["seq_len"] = int(shape[0]), int(shape[1])
     if info.get("n_prompts") is None and isinstance(info.get("n_text"), int) and isinstance(info.get("n_code"), int):
         info["n_prompts"] = info["n_text"] + info["n_code"]
     info["sha256_short"] = (info.get("sha256") or "")[:12] or None
@@ -146,12 +150,9 @@ def _ordinal(q: float) -> str:
 
 
 def _ci_label(fig4: dict | None) -> str:
-    """The confidence level of fig4's `*_ci<NN>` intervals, from the key name (e.g. r_ci95 -> 95%)."""
-    for key in ((fig4 or {}).get("paper") or {}):
-        match = re.fullmatch(r"r_ci(\d+)", key)
-        if match:
-            return f"{match.group(1)}%"
-    return "confidence"
+    """The level of fig4's intervals (`bootstrap.level` of its metrics file), e.g. 0.95 -> 95%."""
+    level = ((fig4 or {}).get("bootstrap") or {}).get("level")
+    return f"{100 * level:g}%" if isinstance(level, (int, float)) else "confidence"
 
 
 def build_context(root: str | Path, params: dict, registry: dict, verification: dict | None) -> dict:
@@ -162,7 +163,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
     m = {Path(f).stem: metrics.file(f) for f in METRIC_FILES}
     run_model = params.get("model")
     paper = registry.get("paper", {})
-    commit = git_commit(root, pipeline_inputs(dvc_yaml))
+    commit = git_commit(root, pipeline_code(dvc_yaml))
     figures = {}
     for key, file in FIGURES.items():
         path = str(file)
@@ -186,7 +187,8 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         banner = (f"These results are from **{run_model}**, not {paper.get('model')}, so they are **not** the paper's "
                   f"claims: the paper's values are shown for reference and every claim is NOT RUN.")
     fig5_params = (params.get("fig5") or {}).get("prompts")
-    checkpoints = list((fig1.get("checkpoints") or {}).keys()) or MISSING
+    checkpoints = list(fig1["checkpoints"]) if isinstance(fig1.get("checkpoints"), dict) else []
+    checkpoints = checkpoints or MISSING
     return {
         "model": run_model,
         "is_paper_model": is_paper_model,
@@ -206,10 +208,19 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "prompts": Node(prompt_info(root, params, fig1), "prompts"),
         "verification": Node(verification or {}, "verification"),
         "verification_table": verification_table(verification, registry),
+        "comparison": Node(_read_json(root / COMPARISON), "metrics.comparison"),
         "metric_models": Node((verification or {}).get("metric_models") or
                               {f: metrics.model_of(f) for f in METRIC_FILES if metrics.file(f) is not None},
                               "metric_models"),
     }
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, or None when it is absent or unreadable (the template says so)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def verification_table(verification: dict | None, registry: dict) -> str:
@@ -220,18 +231,23 @@ def verification_table(verification: dict | None, registry: dict) -> str:
     not_run = [r for r in verification.get("claims", []) if r["status"] == "NOT RUN"]
     reasons = Counter(r["reason"] for r in not_run)
     rows = [f"**NOT RUN** ({n} of {len(verification['claims'])} claims): {reason}." for reason, n in reasons.items()]
-    rows += ["", "| claim | source | paper | reproduced | tolerance | status |", "|---|---|---|---|---|---|"]
+    rows += ["", "| claim | source | paper | reproduced | interval | decided by | verdict |",
+             "|---|---|---|---|---|---|---|"]
     sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}
     for r in verification.get("claims", []):
-        status = r["status"] + (f": {r['reason']}" if r["status"] == "FAIL" and r["reason"] else "")
         rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
             f"**{r['id']}**: {r['text']}", sections.get(r["id"], ""), display(r["paper_value"]),
-            display(r["reproduced"]), r["tolerance"] or "—", status)) + " |")
+            display(r["reproduced"]), interval_cell(r.get("interval")), r["tolerance"] or "—", _verdict(r))) + " |")
     if verification.get("planted"):
-        rows += ["", "| planted-truth check | expected | reproduced | tolerance | status |", "|---|---|---|---|---|"]
+        rows += ["", "| planted-truth check | expected | reproduced | interval | decided by | verdict |",
+                 "|---|---|---|---|---|---|"]
         for r in verification["planted"]:
-            status = r["status"] + (f": {r['reason']}" if r["status"] != "PASS" and r["reason"] else "")
             rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in (
                 f"**{r['id']}**: {r['text']}", display(r["paper_value"]), display(r["reproduced"]),
-                r["tolerance"] or "—", status)) + " |")
+                interval_cell(r.get("interval")), r["tolerance"] or "—", _verdict(r))) + " |")
     return "\n".join(rows).lstrip("\n")
+
+
+def _verdict(r: dict) -> str:
+    """PASS with its level, FAIL with its reason; NOT RUN alone (its reason is above the table)."""
+    return "NOT RUN" if r["status"] == "NOT RUN" else verdict_cell(r, fail_reason=True)

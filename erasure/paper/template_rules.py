@@ -11,7 +11,7 @@ import re
 
 # The only places a digit may appear in the template outside Jinja tags.
 ALLOWED_WITH_DIGITS = [
-    r"gelu-4l", r"GELU-4L", r"planted-4l", r"smollm2-135m", r"SmolLM2-135M",
+    r"gelu-4l", r"GELU-4L", r"planted-4l", r"smollm2-135m", r"SmolLM2-135M", r"gemma3-270m", r"gpt2-small",
     r"\bFigs?\.? \d+(?:[-–]\d+)?\b",  # figure references: Fig 1, Figs 1-3
     r"\btop-2\b",  # the method's name: the top-2 logit difference
     r"\bsha256\b", r"\bmd5\b",  # hash names

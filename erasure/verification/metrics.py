@@ -5,13 +5,13 @@ truth (`{truth.token_head}`), or a dotted key of the same metrics file (`{prompt
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from erasure.errors import ClaimError, DataError
+from erasure.io import read_json
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -48,10 +48,11 @@ class Metrics:
             if not path.exists():
                 self._cache[name] = None
             else:
-                try:
-                    self._cache[name] = json.loads(path.read_text())
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path} is not valid JSON: {err}") from None
+                remedy = "re-run the stage that writes it (`dvc repro`)"
+                data = read_json(path, remedy)
+                if not isinstance(data, dict):
+                    raise DataError(f"{path} holds a {type(data).__name__}, not a JSON object of metrics: {remedy}")
+                self._cache[name] = data
         return self._cache[name]
 
     def model_of(self, name: str) -> str | None:

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from erasure import io
 from erasure.errors import DataError
 from erasure.verification.metrics import MISSING, Metrics, lookup
 
@@ -56,12 +55,13 @@ def lock_md5s(dvc_lock: dict | None) -> dict[str, str]:
 
 
 def read_yaml(path: Path) -> dict | None:
+    """dvc.yaml or dvc.lock (None when absent: before the first run there is no lock)."""
     if not path.exists():
         return None
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise DataError(f"{path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    data = io.read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise DataError(f"{path} must be a YAML mapping, not {type(data).__name__}")
+    return data
 
 
 def provenance(root: Path, files: list[str], dvc_yaml: dict | None, dvc_lock: dict | None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.mechanism.names import display_token
-from erasure.verification.verify import NOT_RUN, PASS
+from erasure.verification.checks import LEVEL_TEXT
+from erasure.verification.verify import FAIL, PASS
 
 
 def display(value: Any, digits: int = 4) -> str:
@@ -46,14 +47,22 @@ def render_report_md(report: dict) -> str:
                   for role, src in report["inputs"].items()]
         lines.append("")
     lines += [
-        f"Claims: {s_c['pass']} PASS, {s_c['fail']} FAIL, {s_c['not_run']} NOT RUN of {s_c['total']}."
-        + (f" Planted-truth checks: {s_p['pass']} PASS, {s_p['fail']} FAIL of {s_p['total']}." if s_p["total"] else ""),
+        f"Claims: {s_c['pass']} PASS{_levels(s_c)}, {s_c['fail']} FAIL, {s_c['not_run']} NOT RUN of {s_c['total']}."
+        + (f" Planted-truth checks: {s_p['pass']} PASS{_levels(s_p)}, {s_p['fail']} FAIL of {s_p['total']}."
+           if s_p["total"] else ""),
+        "",
+        "Verdicts, strongest first: *equal at printed precision* (|ours - paper| <= the paper's rounding); *inside our "
+        "interval* (the paper's value lies in our interval widened by that rounding); *within tolerance* (a stated "
+        "tolerance, only for numbers without a sampling interval, and for the planted truth); *rule holds* "
+        "(qualitative claims). Anything else is FAIL." + _bootstrap_text(report.get("bootstrap") or {}),
         "",
     ]
     lines += _table(report["claims"], "paper")
     if report["planted"]:
         lines += ["", "## Planted-truth checks (planted-4l)", ""]
         lines += _table(report["planted"], "planted")
+    if report.get("figure_gaps"):
+        lines += ["", *_gaps(report["figure_gaps"])]
     notes = [r for r in report["claims"] + report["planted"] if r["status"] != PASS or r["details"]]
     if notes:
         lines += ["", "## Details", ""]
@@ -66,17 +75,70 @@ def render_report_md(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _levels(summary: dict) -> str:
+    levels = summary.get("levels") or {}
+    return f" ({', '.join(f'{n} {LEVEL_TEXT[k]}' for k, n in levels.items())})" if levels else ""
+
+
+def _bootstrap_text(records: dict) -> str:
+    """One sentence on how the intervals were drawn, from the metrics files' `bootstrap` records."""
+    if not records:
+        return ""
+    kinds = {}
+    for file, rec in records.items():
+        kinds.setdefault((rec.get("level"), rec.get("n_draws"), rec.get("seed"), rec.get("unit")), []).append(file)
+    text = "; ".join(
+        f"{display(100 * level)}% percentile bootstrap resampling each {unit} ({n} draws, seed {seed}): "
+        + ", ".join(f"`{f}`" for f in files)
+        for (level, n, seed, unit), files in kinds.items())
+    return f" Intervals: {text}."
+
+
+def interval_cell(interval: Any) -> str:
+    if interval is None:
+        return "—"
+    if isinstance(interval, dict):
+        return ", ".join(f"{k}: {interval_cell(v)}" for k, v in interval.items())
+    return f"[{display(interval[0])}, {display(interval[1])}]"
+
+
+def verdict_cell(r: dict, fail_reason: bool = False) -> str:
+    """PASS with its level, FAIL (with its reason, or a pointer to the Details), NOT RUN with its reason."""
+    if r["status"] == PASS:
+        return f"PASS: {LEVEL_TEXT[r.get('level')]}"
+    if r["status"] == FAIL and not fail_reason:
+        return "FAIL (see Details)"
+    return r["status"] + (f" ({r['reason']})" if r["reason"] else "")
+
+
 def _table(results: list[dict], kind: str) -> list[str]:
     head = "paper" if kind == "paper" else "expected"
-    lines = [f"| id | claim | {head} | reproduced | difference | tolerance | status | stage | md5 (dvc.lock) |",
+    lines = [f"| id | claim | {head} | ours | interval | decided by | verdict | stage | md5 (dvc.lock) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         stages = ", ".join(dict.fromkeys(f["stage"] or "?" for f in r["files"])) or "—"
         md5s = ", ".join(_md5_cell(f) for f in r["files"]) or "—"
-        status = r["status"] + (f" ({r['reason']})" if r["status"] == NOT_RUN and r["reason"] else "")
         lines.append("| " + " | ".join(_cell(c) for c in (
-            r["id"], r["text"], display(r["paper_value"]), display(r["reproduced"]), display(r["diff"], 2),
-            r["tolerance"] or "—", status, stages, md5s)) + " |")
+            r["id"], r["text"], display(r["paper_value"]), display(r["reproduced"]), interval_cell(r.get("interval")),
+            r["tolerance"] or "—", verdict_cell(r), stages, md5s)) + " |")
+    return lines
+
+
+def _gaps(gaps: list[dict]) -> list[str]:
+    """The paper vs the authors' committed figure: is the gap within sampling noise for their prompt counts?"""
+    lines = ["## The paper vs the authors' committed figure", "",
+             "If the paper's number and the figure's were measured on independent prompt samples of their sizes, "
+             "would sampling alone explain their gap? Noise bound = z x sqrt(se(n_paper)^2 + se(n_figure)^2) + both "
+             "roundings, with se(n) = our standard error (from our interval) x sqrt(n_ours / n) "
+             "(erasure/verification/gaps.py).", "",
+             "| claim | paper | authors' figure | gap | prompts (paper, figure; ours) | our interval | noise bound | "
+             "verdict |", "|---|---|---|---|---|---|---|---|"]
+    for g in gaps:
+        verdict = g["status"] + (f" ({g['reason']})" if g.get("reason") else "")
+        lines.append("| " + " | ".join(_cell(c) for c in (
+            g["claim"], display(g["paper_value"]), display(g["figure_value"]), display(g["gap"], 2),
+            f"{g['n_paper']}, {g['n_figure']}; {display(g.get('n_ours'))}", interval_cell(g.get("interval")),
+            display(g.get("noise"), 2), verdict)) + " |")
     return lines
 
 

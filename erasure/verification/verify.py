@@ -4,6 +4,10 @@ Statuses: PASS, FAIL, NOT RUN. A claim is checked only when the run's model is t
 NOT RUN with the reason ("metrics are from planted-4l; this claim is about gelu-4l"), never PASS. A claim that
 applies but cannot be evaluated (metric file or key missing, null value, metrics from another model) is FAIL with
 the reason: a claim the run should reproduce and does not is not reproduced.
+
+A PASS also says how close (`level`, checks.LEVELS): `equal` at the paper's printed precision, inside our
+`interval` (widened by the paper's rounding), within a stated `tolerance` (numbers without a sampling interval
+only), or `rule` (a qualitative claim's rules hold). A claim with several parts takes its weakest part's level.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from erasure.paths import DVC_LOCK, DVC_YAML, INPUTS, METRIC_FILES
-from erasure.verification.checks import Context, run_check
+from erasure.verification.checks import LEVELS, Context, run_check
+from erasure.verification.gaps import figure_gaps
 from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
 from erasure.verification.provenance import provenance, read_yaml
 from erasure.verification.registry import as_list, entry_files, is_number, is_quantitative
@@ -30,7 +35,9 @@ class Result:
     paper_value: Any = None
     reproduced: Any = None
     diff: Any = None
-    tolerance: str = ""
+    tolerance: str = ""  # what decides: the paper's rounding, our interval and/or a tolerance
+    level: str | None = None  # PASS level: equal | interval | tolerance | rule (None: FAIL or NOT RUN)
+    interval: Any = None  # our (low, high), or part -> (low, high)
     reason: str = ""
     details: list = field(default_factory=list)
     metrics: list = field(default_factory=list)  # metric keys actually read (expanded)
@@ -40,34 +47,41 @@ class Result:
         return asdict(self)
 
 
-def _tolerance_text(tol: dict | None, truth: Any = None) -> str:
-    if not tol:
-        return ""
+def _tolerance_text(entry: dict, value_field: str, truth: Any = None) -> str:
+    """What decides a quantitative entry: the paper's rounding, our interval, a tolerance (or `rule`)."""
+    if not is_quantitative(entry.get(value_field)):
+        return "rule"
+    tol = entry["tolerance"]
+    parts = [f"printed ±{entry['rounding']:g}"] if entry.get("rounding") else []
+    if tol.get("interval"):
+        parts.append("interval")
     name = tol.get("truth")
-    if name and truth is not None:
-        tols = truth_dict(truth).get("tolerances") or {}
-        if name in tols:
-            return f"±{float(tols[name]):g} (planted truth `{name}`)"
-        return f"±{tol['abs']:g} (planted truth has no `{name}`)" if "abs" in tol else f"±{100 * tol['rel']:g}%"
-    if "abs" in tol:
-        text = f"±{tol['abs']:g}"
-    else:
-        text = f"±{100 * tol['rel']:g}%"
-    return text + (f" (or planted truth `{tol['truth']}`)" if tol.get("truth") else "")
+    tols = (truth_dict(truth).get("tolerances") or {}) if truth is not None else {}
+    if name and name in tols:
+        parts.append(f"±{float(tols[name]):g} (planted truth `{name}`)")
+    elif "abs" in tol:
+        parts.append(f"±{tol['abs']:g}" + (f" (planted truth has no `{name}`)" if name and truth is not None else ""))
+    elif "rel" in tol:
+        parts.append(f"±{100 * tol['rel']:g}%")
+    return "; ".join(parts)
 
 
-def _entry_checks(entry: dict, value_field: str) -> list[dict]:
-    """The entry's value spec turned into `within` checks, followed by its own checks."""
+def _entry_checks(entry: dict, value_field: str) -> tuple[list[str | None], list[dict]]:
+    """The entry's value spec turned into `within` checks (one per part; None: a single number), followed by its own
+    checks. Returns (the parts of the value checks, all checks)."""
     value = entry.get(value_field)
+    parts: list[str | None] = []
     checks: list[dict] = []
     if is_quantitative(value):
-        tol = entry["tolerance"]
+        spec = {**entry["tolerance"], "rounding": entry.get("rounding", 0.0)}
         if isinstance(value, dict) and "truth" not in value:
             for part, ref in value.items():
-                checks.append({"within": {"metric": entry["metric"][part], "value": ref, **tol}})
+                parts.append(part)
+                checks.append({"within": {"metric": entry["metric"][part], "value": ref, **spec}})
         else:
-            checks.append({"within": {"metric": entry["metric"], "value": value, **tol}})
-    return checks + as_list(entry.get("check"))
+            parts.append(None)
+            checks.append({"within": {"metric": entry["metric"], "value": value, **spec}})
+    return parts, checks + as_list(entry.get("check"))
 
 
 def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_value", truth: Any = None,
@@ -76,7 +90,7 @@ def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_valu
     ctx = Context(metrics=metrics, truth=truth, env=dict(env or {}))
     value = entry.get(value_field)
     result = Result(id=entry_id or entry["id"], status=PASS, text=text or entry.get("claim") or entry.get("what", ""),
-                    tolerance=_tolerance_text(entry.get("tolerance"), truth) if is_quantitative(value) else "rule")
+                    tolerance=_tolerance_text(entry, value_field, truth))
     try:
         result.paper_value = ctx.value(value) if isinstance(value, dict) and "truth" in value else value
     except MissingMetric as err:
@@ -84,7 +98,10 @@ def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_valu
     reproduced: dict[str, Any] = {}
     failures: list[str] = []
     outcomes: list[Any] = []
-    for check in _entry_checks(entry, value_field):
+    parts, checks = _entry_checks(entry, value_field)
+    levels: list[str | None] = []
+    intervals: dict[str | None, list[float]] = {}
+    for i, check in enumerate(checks):
         start = len(ctx.used)
         try:
             outcome = run_check(check, ctx)
@@ -97,8 +114,16 @@ def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_valu
         result.details.append({"check": next(iter(check)), "ok": outcome.ok, "detail": outcome.detail,
                                "keys": ctx.used[start:]})
         outcomes.append(outcome.value if is_number(outcome.value) else None)
+        if i < len(parts):
+            levels.append(outcome.level)
+            if outcome.interval is not None:
+                intervals[parts[i]] = list(outcome.interval)
         if not outcome.ok:
             failures.append(outcome.detail)
+    if intervals:
+        result.interval = intervals[None] if None in intervals else intervals
+    if not failures:
+        result.level = max(levels, key=LEVELS.index) if levels else "rule"
     # reproduced value(s) and difference for display
     if is_quantitative(value) and isinstance(value, dict) and "truth" not in value:
         for part, key in entry["metric"].items():
@@ -143,8 +168,7 @@ def verify_claims(registry: dict, metrics: Metrics, run_model: str) -> list[Resu
                 reason += f" (and some metrics files are stale, from {', '.join(stale)})"
             results.append(Result(
                 id=claim["id"], status=NOT_RUN, text=claim["claim"], paper_value=claim["paper_value"],
-                tolerance=_tolerance_text(claim.get("tolerance")) if is_quantitative(claim["paper_value"]) else "rule",
-                reason=reason))
+                tolerance=_tolerance_text(claim, "paper_value"), reason=reason))
             continue
         stale = {f: m for f, m in models.items() if m is not None and m != run_model}
         if stale:
@@ -255,10 +279,12 @@ def run_verification(root: str | Path, params: dict, registry: dict,
         "paper_model": paper_model,
         "inputs": inputs.get("hub", {}),
         "metric_models": file_models,
+        "bootstrap": _interval_records(metrics, file_models),
         "note": note,
         "summary": {"claims": _count(claims), "planted": _count(planted)},
         "claims": [r.to_json() for r in claims],
         "planted": [r.to_json() for r in planted],
+        "figure_gaps": figure_gaps(registry, metrics, run_model),
     }
     report["ok"] = report["summary"]["claims"]["fail"] == 0 and report["summary"]["planted"]["fail"] == 0
     return _json_safe(report)
@@ -275,9 +301,18 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _interval_records(metrics: Metrics, files) -> dict:
+    """Each metrics file's interval settings (`bootstrap` with level, draws, seed, unit); discovery.json's
+    `bootstrap` is another thing (how often each writer tops a resample) and is left out."""
+    records = {f: metrics.file(f).get("bootstrap") for f in files}
+    return {f: r for f, r in records.items() if isinstance(r, dict) and {"level", "n_draws", "seed", "unit"} <= set(r)}
+
+
 def _count(results: list[Result]) -> dict:
-    return {"pass": sum(r.status == PASS for r in results), "fail": sum(r.status == FAIL for r in results),
-            "not_run": sum(r.status == NOT_RUN for r in results), "total": len(results)}
+    passed = [r.level for r in results if r.status == PASS]
+    return {"pass": len(passed), "fail": sum(r.status == FAIL for r in results),
+            "not_run": sum(r.status == NOT_RUN for r in results), "total": len(results),
+            "levels": {level: passed.count(level) for level in (*LEVELS, "rule") if level in passed}}
 
 
 def exit_code(report: dict, strict: bool = True) -> int:

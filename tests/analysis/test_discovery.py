@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
 from erasure.analysis.discovery.discover import discover
 from erasure.analysis.discovery.layout import Layout, capture_outputs, pair_ratios, persistence
-from erasure.analysis.discovery.ranking import rank_writers
+from erasure.analysis.discovery.ranking import bootstrap_ranking, rank_writers, window_series
 from erasure.analysis.discovery.scan import Scan
 from erasure.mechanism.histogram import AsinhHistogram
 from erasure.params.sections import Discovery
@@ -93,6 +94,10 @@ def test_planted_writer_and_erasers_recovered_exactly(planted_run):
     top = result["writers"][0]
     assert top["erasing_layer"] == 2
     assert top["erasure"] == pytest.approx(truth.total_erasure, abs=0.1)
+    # unambiguous: the planted writer tops every prompt resample, its interval holds the planted erasure
+    assert top["top_frequency"] == 1.0 and result["bootstrap"]["top_writers"] == [{"name": "L0H2", "frequency": 1.0}]
+    lo, hi = top["erasure_ci95"]
+    assert lo <= top["erasure"] <= hi and lo - 0.1 <= truth.total_erasure <= hi + 0.1
 
 
 def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
@@ -106,6 +111,11 @@ def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
     total = result["writers"][0]["eraser_sum"]
     assert total["clean_median"] == pytest.approx(-truth.total_erasure, abs=0.1)
     assert abs(total["patched_median"]) < 0.05
+    assert total["vcomp_share_ci95"][0] > 0.8  # all V-composition: even the resamples' lower bound
+    # the planted erasers are heads: the MLPs take away (almost) nothing of the writer
+    split = result["writers"][0]["erased_by"]
+    assert split["heads"]["median"] == pytest.approx(truth.total_erasure, abs=0.1)
+    assert abs(split["mlps"]["median"]) < 0.05
 
 
 def test_vcomp_prompts_kept_from_the_clean_pass_or_run_again_give_the_same_record(planted, planted_run):
@@ -121,13 +131,13 @@ def test_vcomp_prompts_kept_from_the_clean_pass_or_run_again_give_the_same_recor
 def test_planted_figures_and_json(planted_run, tmp_path):
     import json
 
-    from erasure.analysis.discovery.atlas import load_atlas, save_atlas
+    from erasure.analysis.discovery.atlas import load_atlas, write_atlas
     from erasure.analysis.discovery.discover import atlas_of
 
     _, result, found, *_ = planted_run
     json.dumps(result, allow_nan=False)
     atlas = atlas_of(found)
-    save_atlas(atlas, tmp_path / "atlas.npz")
+    write_atlas(atlas, tmp_path / "atlas.npz")
     loaded = load_atlas(tmp_path / "atlas.npz")
     assert loaded.writers == atlas.writers and loaded.components == atlas.components
     np.testing.assert_array_equal(loaded.matrix, atlas.matrix)  # a file round trip: exact
@@ -145,8 +155,9 @@ def test_planted_figures_and_json(planted_run, tmp_path):
 # --- the ranking rules on synthetic statistics ---------------------------------------------------------------
 
 
-def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000):
-    """A Scan whose histograms hold given per-token values (persistence per (writer, checkpoint), rel norm)."""
+def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000, keep=None, tokens_per_prompt=100):
+    """A Scan whose histograms hold given per-token values (persistence per (writer, checkpoint), rel norm);
+    the series `keep` and the rel norms are also kept per token, in prompts of `tokens_per_prompt` tokens."""
     gen = torch.Generator().manual_seed(0)
     hist = dict(bins=1024, scale=0.01, max_abs=1e4)
     pair = AsinhHistogram(len(layout.pair_w), **hist)
@@ -155,10 +166,14 @@ def _synthetic_scan(layout, persist_fn, rel_fn, n_tok=2000):
     noise = torch.randn(n_tok, len(layout.ser_w), generator=gen)
     centre = torch.tensor([persist_fn(layout.names[w], int(k)) for w, k in zip(layout.ser_w, layout.ser_k)])
     spread = torch.tensor([0.05 if layout.names[w] != "L0H1" else 2.0 for w in layout.ser_w])
-    persist.update(centre + spread * noise)
+    values = centre + spread * noise
+    persist.update(values)
     rel = AsinhHistogram(len(layout.writers), **hist)
-    rel.update(torch.tensor([rel_fn(layout.names[w]) for w in layout.writers]).expand(n_tok, -1).clone())
-    return Scan(pair, persist, rel, torch.zeros(layout.n, 8), n_tok)
+    rel_values = torch.tensor([rel_fn(layout.names[w]) for w in layout.writers]).expand(n_tok, -1).clone()
+    rel.update(rel_values)
+    keep = torch.arange(len(layout.ser_w)) if keep is None else keep
+    prompts = torch.arange(n_tok) // tokens_per_prompt
+    return Scan(pair, persist, rel, torch.zeros(layout.n, 8), n_tok, values[:, keep], rel_values, prompts)
 
 
 def test_ranking_rules_on_synthetic_statistics():
@@ -189,3 +204,51 @@ def test_ranking_rules_on_synthetic_statistics():
     # a window of 1 layer hides the erasure in layer 2 from a layer-0 writer
     short, _ = rank_writers(sc, layout, discovery_params(horizon_layers=1))
     assert {r["name"]: r for r in short}["L0H0"]["erasure"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_pooled_quantiles_equal_numpy_on_repeated_prompts():
+    """A resample's quantile = numpy's inverted-CDF quantile of the tokens repeated as often as their prompt."""
+    gen = torch.Generator().manual_seed(7)
+    values = torch.randn(300, 3, generator=gen)
+    values[5, 1] = float("nan")  # a token without a value counts for nothing
+    prompts = torch.arange(300) // 30
+    pooled = PooledQuantiles(values, prompts)
+    for weights in prompt_counts(10, 5, seed=1):
+        got = pooled.quantiles([0.25, 0.5, 0.75], weights)
+        reps = weights[prompts].numpy()
+        for j in range(3):
+            col = np.repeat(values[:, j].numpy(), reps)
+            col = col[np.isfinite(col)]
+            want = np.quantile(col, [0.25, 0.5, 0.75], method="inverted_cdf")
+            np.testing.assert_array_equal(got[:, j], want)
+
+
+def test_prompt_counts_resample_every_prompt_set_size():
+    counts = prompt_counts(7, 50, seed=0)
+    assert counts.shape == (50, 7) and (counts.sum(1) == 7).all()
+    assert torch.equal(counts, prompt_counts(7, 50, seed=0)) and not torch.equal(counts, prompt_counts(7, 50, seed=1))
+
+
+def test_bootstrap_ranking_finds_a_clear_writer_every_time_and_a_tie_half_the_time():
+    layout = Layout(4, 2)
+    ck = layout.checkpoints
+
+    def clear(name, k):  # L0H0 erased to 0.2 from resid_mid2 on; every other writer kept
+        return 0.2 if name == "L0H0" and k >= ck.index("resid_mid2") else 1.0
+
+    dp = discovery_params(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers="all",
+                          n_bootstrap=40)
+    keep, columns = window_series(layout, dp)
+    sc = _synthetic_scan(layout, clear, lambda n: 0.3, keep=keep)
+    top, erasure = bootstrap_ranking(sc, layout, dp, columns, prompt_counts(20, 40, seed=0))
+    row = layout.writers.index(layout.index("L0H0"))
+    assert (top == row).all()
+    assert np.abs(erasure[:, row] - 0.8).max() < 0.02
+
+    def tie(name, k):  # L0H0 and L1H1 erased alike: which one tops a resample is a coin flip
+        return 0.5 if name in ("L0H0", "L1H1") and k >= ck.index("resid_post2") else 1.0
+
+    sc = _synthetic_scan(layout, tie, lambda n: 0.3, keep=keep, n_tok=4000)
+    top, _ = bootstrap_ranking(sc, layout, dp, columns, prompt_counts(40, 40, seed=0))
+    rows = {layout.writers.index(layout.index(n)) for n in ("L0H0", "L1H1")}
+    assert set(top.tolist()) == rows  # both win some resamples, nobody else wins any

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from erasure.analysis.fig4 import check_points, fig4_metrics, load_points, position_mask
-from erasure.analysis.fig4_points import aligned_tokens
-from erasure.errors import DataError
+from erasure.analysis.fig4_points import aligned_tokens, check_start_pos
+from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component
-from erasure.params.sections import Fig4
+from erasure.params.sections import Fig4, Stats
 from helpers import repo_params
 
 
@@ -42,21 +42,26 @@ def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, ba
 
 
 def _settings(**fig4):
-    return Fig4.model_validate({**repo_params()["fig4"], "n_bootstrap": 200,
-                                "code_variant": {"n_prompts": 2, "start_pos": 32}} | fig4)
+    return Fig4.model_validate({**repo_params()["fig4"], "code_variant": {"n_prompts": 2, "start_pos": 32}} | fig4)
+
+
+def _stats():
+    return Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 200})
 
 
 def test_fig4_recovers_planted_erasure(planted, tmp_path):
     model, truth = planted
-    settings = _settings()
+    settings = _settings(n_prompts=30, positions="all")  # what the asserts below assume, whatever is applied
+    stats = _stats()
     points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings)
     check_points(points, meta, "planted-4l", writer, erasers, settings)
-    result = fig4_metrics(points, meta, settings, "planted-4l", writer, erasers)
+    result = fig4_metrics(points, meta, settings, stats, "planted-4l", writer, erasers)
     m = result.metrics
-    assert set(m) == {"model", "writer", "erasers", "paper", "full_erasers", "code_variant"}
-    assert set(m["paper"]) == {"r", "slope", "intercept", "r_ci95", "slope_ci95", "intercept_ci95", "n_points",
-                               "n_prompts", "positions"}
-    assert set(m["full_erasers"]) == {"r", "slope", "intercept"}
+    assert set(m) == {"model", "writer", "erasers", "bootstrap", "paper", "full_erasers", "code_variant"}
+    assert m["bootstrap"] == {"level": stats.level, "n_draws": 200, "seed": stats.bootstrap_seed, "unit": "prompt"}
+    fit_keys = {f"{k}{s}" for k in ("r", "slope", "intercept") for s in ("", "_low", "_high")}
+    assert set(m["paper"]) == fit_keys | {"n_points", "n_prompts", "positions"}
+    assert set(m["full_erasers"]) == fit_keys
     assert set(m["code_variant"]) == {"r", "slope", "intercept", "n_points", "n_prompts", "start_pos"}
     paper = m["paper"]
     assert paper["n_points"] == 4 * 64 and paper["n_prompts"] == 4 and paper["positions"] == "all"
@@ -67,7 +72,7 @@ def test_fig4_recovers_planted_erasure(planted, tmp_path):
     # the code variant (OV without attention; the erasers attend to their own position) finds the same erasure
     assert m["code_variant"]["slope"] == pytest.approx(-truth.total_erasure, abs=truth.tolerances["dla_slope"])
     assert m["code_variant"]["n_points"] == 2 * (64 - 1 - 32)  # 2 prompts, sources 32..p-2
-    assert paper["slope_ci95"][0] <= paper["slope"] <= paper["slope_ci95"][1]
+    assert paper["slope_low"] <= paper["slope"] <= paper["slope_high"]
     json.dumps(m)  # JSON-ready
 
 
@@ -104,10 +109,29 @@ def test_check_points_rejects_other_model_roles_or_settings(planted, tmp_path):
     model, truth = planted
     settings = _settings()
     points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings, n_prompts=2, seq_len=40)
-    with pytest.raises(DataError, match="rerun"):
-        check_points(points, {**meta, "model": "gelu-4l"}, "planted-4l", writer, erasers, settings)
+    with pytest.raises(DataError, match="computed for model 'gelu-4l'.*re-run"):
+        check_points(points, meta.model_copy(update={"model": "gelu-4l"}), "planted-4l", writer, erasers, settings)
     with pytest.raises(DataError, match="another writer/eraser set"):
         check_points(points, meta, "planted-4l", writer, erasers[:-1], settings)
     with pytest.raises(DataError, match="fig4.code_variant"):
         check_points(points, meta, "planted-4l", writer, erasers, _settings(aligned_top_k=3))
     check_points(points, meta, "planted-4l", writer, erasers, settings)
+
+
+@pytest.mark.parametrize("key, value", [("vcomp", float("nan")), ("code_y", float("inf"))])
+def test_check_points_refuses_nan_and_inf(planted, tmp_path, key, value):
+    """A non-finite point would leave the fit silently (numpy drops nothing, but r becomes nan)."""
+    model, truth = planted
+    settings = _settings()
+    points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings, n_prompts=2, seq_len=40)
+    points = {**points, key: points[key].copy()}
+    points[key].reshape(-1)[3] = value
+    with pytest.raises(DataError, match=f"fig4_points.npz: {key} holds 1 NaN/inf values"):
+        check_points(points, meta, "planted-4l", writer, erasers, settings)
+
+
+def test_a_code_variant_start_beyond_the_prompts_is_one_line_before_any_pass():
+    """The activations stage checks it before loading the model (stages/activations.py)."""
+    with pytest.raises(ParamError, match=r"^fig4\.code_variant\.start_pos = 39 is not allowed: must be at most "
+                                         r"seq_len - 2 = 38 \(the prompts' seq_len\)$"):
+        check_start_pos(39, 40)

@@ -22,7 +22,7 @@ from erasure.analysis.fig5 import (
 from erasure.errors import ParamError
 from erasure.mechanism.dla import centres, dla
 from erasure.mechanism.names import Component
-from erasure.params.sections import Fig5
+from erasure.params.sections import Fig5, Stats
 from erasure.plotting.fig5 import plot_fig5
 from helpers import repo_params, tiny_model
 
@@ -127,7 +127,8 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
     assert all(len(model.to_tokens(t, prepend_bos=False)[0]) == 1 for t in spec.pair)  # single tokens here
     rows = _rows(12, 16, len(model.tokenizer), bos, 2)  # fewer rows than n_resample: all 12 are used
-    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=2**30)
+    stats = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 50})
+    res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, stats, bos, budget_bytes=2**30)
     out = strip_values(res)
     assert set(out) == {"text", "top2", "top2_ids", "direction", "logit_diff", "top2_logit_diff", "paper_pair",
                         "paper_pair_logit_diff", "writer_clean_dla", "writer", "comparison_head", "auto_head",
@@ -142,8 +143,11 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     assert {truth.writer, "L3H5", out["auto_head"]} == set(out["heads"])
     for h in out["heads"].values():
         assert set(h) == {"clean", "resampled"}
-        assert set(h["resampled"]) == {"median", "q25", "q75", "q12_5", "q87_5"}
-        assert h["resampled"]["q12_5"] <= h["resampled"]["q25"] <= h["resampled"]["median"] <= h["resampled"]["q75"]
+        r = h["resampled"]
+        assert set(r) == {"median", "q25", "q75", "q12_5", "q87_5"} | {
+            f"{k}{s}" for k in ("median", "q25", "q75") for s in ("_low", "_high")}
+        assert r["q12_5"] <= r["q25"] <= r["median"] <= r["q75"]
+        assert r["median_low"] <= r["median_high"] and r["q25_low"] <= r["q75_high"]
     json.dumps(out)
     plot_fig5({"p1": out}, tmp_path / "fig5.png", "planted-4l", dpi=120)
     assert (tmp_path / "fig5.png").stat().st_size > 10_000
@@ -167,7 +171,8 @@ def test_pair_direction_needs_two_different_single_tokens(planted, pair):
     spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
     with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
-        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, 1, budget_bytes=2**30)
+        analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings,
+                       Stats.model_validate(repo_params()["stats"]), 1, budget_bytes=2**30)
 
 
 def test_copies_per_pass_follow_the_budget():
@@ -184,12 +189,41 @@ def test_the_budget_changes_the_batching_not_the_numbers(planted):
     model, truth = planted
     bos = model.tokenizer.bos_token_id
     settings = Fig5.model_validate({**repo_params()["fig5"], "n_resample": 3, "seed": 0})
+    stats = Stats.model_validate(repo_params()["stats"])
     spec = PromptSpec("p1", "class MyClass:\n\tdef", (" get", " __"), Component(3, 5))
     rows = _rows(3, 16, len(model.tokenizer), bos, 2)
     n_tokens = tokenize_prompt(model, spec.text, bos).shape[1]
     assert copies_per_pass(1, n_tokens, model.cfg) == 1 and copies_per_pass(2**30, n_tokens, model.cfg) >= 3
-    one = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=1)
-    all_ = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, bos, budget_bytes=2**30)
+    one = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, stats, bos, budget_bytes=1)
+    all_ = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, stats, bos, budget_bytes=2**30)
     assert one["heads"].keys() == all_["heads"].keys()
     for name in one["heads"]:
         np.testing.assert_allclose(one["heads"][name]["_values"], all_["heads"][name]["_values"], atol=ATOL, rtol=0)
+
+
+def test_top2_runs_with_an_unusable_pair_and_leaves_its_numbers_null(planted, capsys):
+    """With direction top2 the pair is only reported: a model whose tokenizer splits a side still runs, the record
+    says which side is not one token, and no number is computed from the truncated pair."""
+    pair, single = (" get", " MyClass.method"), [True, False]
+    model, truth = planted
+    bos = model.tokenizer.bos_token_id
+    settings = Fig5.model_validate({**repo_params()["fig5"], "direction": "top2", "n_resample": 4, "seed": 0})
+    spec = PromptSpec("p3", "class MyClass:\n\tdef", pair, Component(3, 5))
+    res = strip_values(analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
+                                      settings, Stats.model_validate(repo_params()["stats"]), bos, budget_bytes=2**30))
+    assert res["paper_pair"]["single_token"] == single
+    assert res["paper_pair_logit_diff"] is None and res["writer_clean_dla"]["pair"] is None
+    assert res["writer_clean_dla"]["top2"] == pytest.approx(res["heads"][truth.writer]["clean"], abs=1e-6)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]  # tqdm bars aside
+    assert len(notes) == 1 and notes[0].startswith(f"note: fig5.prompts.p3.pair = {list(pair)!r} is no direction")
+
+
+def test_a_prompt_longer_than_the_rows_names_its_parameter(planted):
+    model, truth = planted
+    settings = Fig5.model_validate(repo_params()["fig5"])
+    spec = PromptSpec("p2", "I went to university at Michigan", (" State", " University"), Component(2, 1))
+    n_tokens = tokenize_prompt(model, spec.text, 1).shape[1]
+    with pytest.raises(ParamError, match=rf"^fig5\.prompts\.p2\.text is {n_tokens} tokens \(BOS included\) but the "
+                                         r"prompt rows are only 4 \(prompts\.seq_len of the model\)"):
+        analyse_prompt(model, spec, Component.parse(truth.writer), _rows(8, 4, len(model.tokenizer), 1, 0), settings,
+                       Stats.model_validate(repo_params()["stats"]), 1, budget_bytes=2**30)

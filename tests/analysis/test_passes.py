@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from erasure.analysis.activations import TablePass
+from erasure.analysis.activations import TablePass, write_meta
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.discover import DiscoveryPass, discover
 from erasure.analysis.fig4 import load_points
@@ -92,7 +92,7 @@ def test_the_model_dtype_is_honoured_end_to_end(tmp_path, dtype, atol):
         clean_pass(model, tokens, BATCH, [found, tables], desc="test")
         record = found.conclude(tokens, BATCH)
         meta = tables.finish(SimpleNamespace(decode=lambda ids: f"<{ids[0]}>"))  # the tiny model has no tokenizer
-        (tmp_path / name / "meta.json").write_text("{}")
+        write_meta(tmp_path / name, meta | {"model": "tiny"})
         points, _ = load_points(tmp_path / name)
         results[name] = (record, np.load(tmp_path / name / "component_pr.npy"), points, meta)
     (rec32, comp32, pts32, meta32), (rec, comp, pts, meta) = results["float32"], results["other"]

@@ -37,7 +37,7 @@ def test_offline_prompts_are_seeded_with_bos_first(tokenizer, tmp_path):
     assert torch.equal(tokens, again) and not torch.equal(tokens, other)
     assert sum(info["is_code"]) == 2 and tokens.max() < 48262
     save_prompts(tmp_path, tokens, info)
-    assert torch.equal(load_prompts(tmp_path), tokens)
+    assert torch.equal(load_prompts(params, tmp_path)[0], tokens)
 
 
 def _write_shard(path: Path, first_marker: int, n_rows: int) -> None:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.dla import centres, dla, top2_dla
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
@@ -67,9 +68,14 @@ def test_fit_and_prompt_bootstrap():
     y = -0.6 * x + 0.01 + 0.5 * rng.normal(size=x.shape)
     fit = fit_line(x, y)
     assert fit["slope"] == pytest.approx(-0.6, abs=0.02) and fit["r"] < -0.7
-    ci = bootstrap_fit(x, y, 500, seed=1)
-    assert ci == bootstrap_fit(x, y, 500, seed=1)  # seeded
+    boot = PromptBootstrap.create(30, 500, seed=1, level=0.95)
+    ci = bootstrap_fit(x, y, boot)
+    assert ci == bootstrap_fit(x, y, PromptBootstrap.create(30, 500, seed=1, level=0.95))  # seeded
     for key in ("r", "slope", "intercept"):
-        lo, hi = ci[f"{key}_ci95"]
-        assert lo <= fit[key] <= hi
-    assert ci["slope_ci95"][0] < -0.6 < ci["slope_ci95"][1]
+        assert ci[f"{key}_low"] <= fit[key] <= ci[f"{key}_high"]
+    assert ci["slope_low"] < -0.6 < ci["slope_high"]
+    # every draw refits the resampled prompts' points: the interval equals the percentile interval of direct refits
+    # (sufficient statistics vs linregress on the pooled points: float64 sums, so 1e-9)
+    direct = [fit_line(np.repeat(x, c, axis=0), np.repeat(y, c, axis=0))["slope"] for c in boot.counts]
+    lo, hi = np.percentile(direct, [2.5, 97.5])
+    assert ci["slope_low"] == pytest.approx(lo, abs=1e-9) and ci["slope_high"] == pytest.approx(hi, abs=1e-9)

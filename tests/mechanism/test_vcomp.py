@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from erasure.mechanism.hooks import run_capture
+from erasure.mechanism.hooks import component_output, head_hooks, run_capture
+from erasure.mechanism.names import Component
 from erasure.mechanism.vcomp import vcomp_patch_hooks
 from helpers import tiny_model
 
@@ -11,12 +12,15 @@ LAYER = 2
 ATOL = 1e-5
 
 
+MODELS = [("LNPre", None, False), ("RMSPre", 2, False), ("RMSPre", 1, True)]  # the last: Gemma 3's shape of norms
+
+
 def _writer_out(model, store):
-    return store["blocks.0.attn.hook_z"][:, :, 2] @ model.blocks[0].attn.W_O[2]
+    return component_output(model, store, Component(0, 2))
 
 
 def _clean(model, tokens):
-    names = {"blocks.0.attn.hook_z", f"blocks.{LAYER}.ln1.hook_scale", f"blocks.{LAYER}.attn.hook_z",
+    names = head_hooks(model, 0) | {f"blocks.{LAYER}.ln1.hook_scale", f"blocks.{LAYER}.attn.hook_z",
              f"blocks.{LAYER}.attn.hook_pattern", "blocks.3.hook_resid_post", f"blocks.{LAYER}.hook_resid_pre"}
     return run_capture(model, tokens, names)
 
@@ -40,9 +44,9 @@ def _authors(model, tokens, clean):
         model.cfg.use_split_qkv_input = False
 
 
-@pytest.mark.parametrize("norm,kv_heads", [("LNPre", None), ("RMSPre", 2)])
-def test_patch_matches_authors_hooks(norm, kv_heads):
-    model = tiny_model(norm, kv_heads)
+@pytest.mark.parametrize("norm,kv_heads,post", MODELS)
+def test_patch_matches_authors_hooks(norm, kv_heads, post):
+    model = tiny_model(norm, kv_heads, post_norm=post)
     tokens = torch.randint(0, 100, (3, 40), generator=torch.Generator().manual_seed(1))
     clean = _clean(model, tokens)
     ours, authors = _ours(model, tokens, clean), _authors(model, tokens, clean)
@@ -52,10 +56,11 @@ def test_patch_matches_authors_hooks(norm, kv_heads):
         torch.testing.assert_close(ours[name], authors[name], atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("norm,kv_heads", [("LNPre", None), ("RMSPre", 2)])
-def test_patch_effect_is_attention_weighted_ov(norm, kv_heads):
-    """sum_h (clean_h - patched_h) = sum_h sum_s A_h[p,s] norm(o_s)/sigma_s W_V[h] W_O[h] (docs/methods.md §4.4)."""
-    model = tiny_model(norm, kv_heads)
+@pytest.mark.parametrize("norm,kv_heads,post", MODELS)
+def test_patch_effect_is_attention_weighted_ov(norm, kv_heads, post):
+    """sum_h (clean_h - patched_h) = sum_h sum_s A_h[p,s] norm(o_s)/sigma_s W_V[h] W_O[h] (docs/methods.md §4.4),
+    before any post-attention norm (z W_O)."""
+    model = tiny_model(norm, kv_heads, post_norm=post)
     tokens = torch.randint(0, 100, (2, 48), generator=torch.Generator().manual_seed(2))
     clean = _clean(model, tokens)
     patched = _ours(model, tokens, clean)

@@ -35,6 +35,8 @@ from scripts.build_hub_fixtures import (
 )
 from tests.hub_standin import Request, scan_repo, serve
 
+pytestmark = pytest.mark.slow  # test infrastructure of the slow end-to-end gelu-4l runs: about 11 s of CPU
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 C4_REPO, CODE_REPO = GELU4L_DATASETS
 
@@ -244,7 +246,6 @@ print(json.dumps({{
     assert out["size"] <= 48262
 
 
-@pytest.mark.slow
 def test_gelu4l_from_pretrained_loads_the_fixture_weights(hub_root, tmp_path):
     from transformer_lens import HookedTransformer
 
@@ -301,7 +302,6 @@ print(json.dumps(out))
     assert any(r.server == "cdn" and r.status == 206 for r in log)  # parquet is read in ranges
 
 
-@pytest.mark.slow
 def test_gpt2_small_loads_through_the_renamed_repo(hub_root, tmp_path):
     from safetensors.torch import load_file
 

@@ -120,6 +120,7 @@ def test_written_weights_centred_and_no_value_bias(model):
     assert model.b_V.abs().max() == 0
 
 
+@pytest.mark.slow  # builds the model a second time
 def test_same_seed_same_weights(model):
     again = build_planted_model(seed=0)
     mine, theirs = model.state_dict(), again.state_dict()

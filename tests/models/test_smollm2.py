@@ -156,7 +156,7 @@ def test_cache_reuse_is_fast_and_identical(model, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cache should have been reused, not rebuilt")
 
-    monkeypatch.setattr(smollm2, "_build_cache", no_rebuild)
+    monkeypatch.setattr(smollm2.gguf, "_build_cache", no_rebuild)
     start = time.perf_counter()
     again = smollm2.load_smollm2(bos_token_id=0)
     seconds = time.perf_counter() - start

@@ -42,7 +42,7 @@ def _both(*edits):
 P = "models.planted-4l"
 BAD = {  # case: (edit, the whole one-line message)
     # the model entries
-    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gpt2-small"),
+    "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
     "wrong loader": (_set(f"{P}.loader", "hub"), f"{P}.loader = 'hub' is not allowed: must be one of planted"),
     "hub model without shape": (_both(_set("model", "gpt2-small"), _pop("models.gpt2-small.shape")), "models.gpt2-small.shape = None is not allowed: must give n_layers, n_heads, d_model, n_ctx, d_vocab"),
     "head beyond a hub model": (_both(_set("model", "gpt2-small"), _set("models.gpt2-small.writer", "L12H0"), _set("models.gpt2-small.erasers", ["L13H0"])), "models.gpt2-small.writer = 'L12H0' is not allowed: must be a head LxHy or MLPx with layer 0..11 and head 0..11"),
@@ -73,19 +73,25 @@ BAD = {  # case: (edit, the whole one-line message)
     "tolerance tiny": (_set("paper.regression.abs", "tiny"), "paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"),
     "tolerance nan": (_set("paper.regression.rel", float("nan")), "paper.regression.rel = nan is not allowed: must be a number from 0 to 1"),
     # unknown and missing keys
-    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
+    "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, n_bootstrap, bootstrap_seed, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
     "typo in a nested section": (_set(f"{P}.prompts.seqlen", 64), f"{P}.prompts.seqlen is not allowed: unknown key; the known keys are source, n_text, n_code, seq_len, seed"),
-    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, compute, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, outputs, paper"),
+    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, compute, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, compare, outputs, paper"),
+    "compare: a model without an entry": (_set("compare.models", ["planted-4l", "gpt-5"]), "compare.models[1] = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
+    "compare: a control that is not planted": (_set("compare.control", "smollm2-135m"), "compare.control = 'smollm2-135m' is not allowed: must be a planted model (its truth is the positive control)"),
+    "compare: a control outside the rows": (_set("compare.models", ["smollm2-135m"]), "compare.control = 'planted-4l' is not allowed: must be one of compare.models"),
+    "compare: a threshold beyond 1": (_set("compare.gelu4l_like.min_vcomp_share", 1.5), "compare.gelu4l_like.min_vcomp_share = 1.5 is not allowed: must be a number from 0 to 1"),
     "too few significant digits": (_set("outputs.significant_digits", 3), "outputs.significant_digits = 3 is not allowed: must be an integer from 4 to 17"),
     "missing section": (_pop("stats"), "stats is missing from params.yaml"),
     "missing key": (_pop("discovery.eraser_threshold"), "discovery.eraser_threshold is missing from params.yaml"),
-    "section not a mapping": (_set("fig4", [1, 2]), "fig4 = [1, 2] is not allowed: must be a mapping of n_prompts, positions, n_bootstrap, seed, max_scatter_points, aligned_top_k, code_variant, dpi"),
+    "section not a mapping": (_set("fig4", [1, 2]), "fig4 = [1, 2] is not allowed: must be a mapping of n_prompts, positions, seed, max_scatter_points, aligned_top_k, code_variant, dpi"),
     # stage sections
     "bad band": (_set("fig1.bands", ["10-90"]), "fig1.bands[0] = '10-90' is not allowed: must be one of 25-75, 12.5-87.5"),
     "no band": (_set("fig1.bands", []), "fig1.bands = [] is not allowed: must have at least 1 entry"),
     "dpi 10": (_set("fig3.dpi", 10), "fig3.dpi = 10 is not allowed: must be an integer from 50 to 600"),
     "fig2 layers": (_set("fig2.layers", "some"), "fig2.layers = 'some' is not allowed: must be one of all, after_writer"),
     "headline": (_set("stats.headline", "bos"), "stats.headline = 'bos' is not allowed: must be one of all, no_bos"),
+    "too few draws": (_set("stats.n_bootstrap", 5), "stats.n_bootstrap = 5 is not allowed: must be an integer from 20 to 1000000"),
+    "level 1": (_set("stats.level", 1), "stats.level = 1 is not allowed: must be a number in (0, 1)"),
     "fig4 n_prompts": (_set("fig4.n_prompts", 0), "fig4.n_prompts = 0 is not allowed: must be an integer from 1 to 1000000"),
     "fig4 positions": (_set("fig4.positions", "middle"), "fig4.positions = 'middle' is not allowed: must be one of all, no_bos, no_bos_no_last"),
     "fig4 code variant": (_set("fig4.code_variant", {"n_prompts": 0, "start_pos": 32}), "fig4.code_variant.n_prompts = 0 is not allowed: must be an integer from 1 to 1000000"),
@@ -136,9 +142,9 @@ def test_discovery_records_its_rules_not_its_figure_resolution():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("model: a\n  b: [1\n", "is not valid YAML at line 2, column 4: mapping values are not allowed here"),
+    ("model: a\n  b: [1\n", "is not valid YAML at line 2, column 4: mapping values are not allowed"),
     ("model: a\nmodel: b\n", "is not valid YAML at line 2, column 1: key 'model' appears twice"),
-    ("- 1\n- 2\n", "params.yaml must be a mapping of params"),
+    ("- 1\n- 2\n", "params.yaml holds a list: must be a mapping of model, models, compute, activations"),
 ])
 def test_a_broken_file_is_one_line_with_its_position(tmp_path, text, message):
     path = tmp_path / "params.yaml"
@@ -168,7 +174,10 @@ def test_auto_roles_are_resolved_only_when_asked(tmp_path):
     with pytest.raises(ParamError, match="erasers must sit in a layer after the writer L3H4"):
         resolve_roles(params, discovery)
     discovery.write_text("{not json")
-    with pytest.raises(DataError, match="is corrupt"):
+    with pytest.raises(DataError, match=r"discovery\.json is not valid JSON at line 1, column 2 .*: re-run `dvc repro activations`"):
+        resolve_roles(params, discovery)
+    discovery.write_text('{"selected": ["L3H4"]}')
+    with pytest.raises(DataError, match=r"discovery\.json: selected = \['L3H4'\] is not allowed: .*: re-run `dvc repro activations`"):
         resolve_roles(params, discovery)
     named = validate_params(repo_params("planted-4l"))
     assert resolve_roles(named, tmp_path / "absent.json")[0] == Component(0, 2)  # named roles read no file

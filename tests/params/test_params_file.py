@@ -29,18 +29,27 @@ def test_setting_a_param_to_its_own_value_rewrites_nothing(tmp_path):
     assert after == before
 
 
-@pytest.mark.parametrize("override, new_line", [
-    ("model=planted-4l", "model: planted-4l"),
-    ("models.planted-4l.writer=L0H3", "    writer: L0H3"),
-    ("models.gelu-4l.revision=abc123", "    revision: abc123"),
-    ("models.gelu-4l.prompts.n_text=8", "      n_text: 8"),
-    ("fig4.positions=no_bos", "  positions: no_bos"),
-    ("fig5.prompts.p2.text=Go to the", "      text: Go to the"),
-    ("outputs.significant_digits=8", "  significant_digits: 8"),
-])
-def test_set_param_changes_one_line(tmp_path, override, new_line):
-    before, after = _set(tmp_path, override)
-    changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
-               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert len(changed) == 2 and changed[0].startswith("-") and changed[1].split("#")[0].rstrip() == "+" + new_line, \
-        changed
+# key, then candidate values (the first that differs from the file's current value is set: the test holds with an
+# experiment applied), and how the changed line reads
+CASES = [
+    ("model", ["planted-4l", "gelu-4l"], "model: {}"),
+    ("models.planted-4l.writer", ["L0H3", "L0H4"], "    writer: {}"),
+    ("models.gelu-4l.revision", ["abc123", "def456"], "    revision: {}"),
+    ("models.gelu-4l.prompts.n_text", [8, 9], "      n_text: {}"),
+    ("fig4.positions", ["no_bos", "no_bos_no_last"], "  positions: {}"),
+    ("fig5.prompts.p2.text", ["Go to the", "Go to a"], "      text: {}"),
+    ("outputs.significant_digits", [8, 9], "  significant_digits: {}"),
+]
+
+
+@pytest.mark.parametrize("key, candidates, line", CASES, ids=[c[0] for c in CASES])
+def test_set_param_changes_one_line(tmp_path, key, candidates, line):
+    from erasure.verification.metrics import lookup
+
+    current = lookup(yaml.safe_load((ROOT / "params.yaml").read_text()), key)
+    value = next(v for v in candidates if v != current)
+    before, after = _set(tmp_path, f"{key}={value}")
+    changed = [row for row in difflib.unified_diff(before, after, lineterm="", n=0)
+               if row[:1] in "+-" and not row.startswith(("+++", "---"))]
+    assert len(changed) == 2 and changed[0].startswith("-"), changed
+    assert changed[1].split("#")[0].rstrip() == "+" + line.format(value), changed

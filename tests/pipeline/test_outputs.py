@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ import pytest
 import yaml
 
 import synthetic_metrics as tc
-from erasure.io import atomic_write_csv, atomic_write_json, round_significant
+from erasure.errors import DataError
+from erasure.io import atomic_path, atomic_write_csv, atomic_write_json, round_significant, staged
 from erasure.mechanism.names import display_token
 from erasure.paths import PLOTS
 from erasure.plotting import data
@@ -148,3 +151,25 @@ def test_the_dvc_metrics_are_the_headline_alone():
                 for path in ([item] if isinstance(item, str) else item)]
     assert declared == ["metrics/headline"]
     assert json.loads(json.dumps(DVC_YAML)).get("metrics") is None  # no top-level metrics either
+
+
+def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
+    """A stage's outputs entered in one ExitStack: all renamed into place at the end; an OS fault in a later one
+    (here ENOSPC raised by its writer) names that output and leaves none of them, nor any temp."""
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with ExitStack() as outputs:
+        folder = outputs.enter_context(atomic_path(tmp_path / "tables"))
+        folder.mkdir()
+        staged(outputs, tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
+        assert not (tmp_path / "a.json").exists()  # not before the stack closes
+    assert (tmp_path / "a.json").read_text() == "{}" and (tmp_path / "tables").is_dir()
+    for name in ("tables", "a.json"):
+        (tmp_path / name).rename(tmp_path / f"old-{name}")
+    with pytest.raises(DataError, match=r"^cannot write .*b\.json: No space left on device \(ENOSPC\)$"):
+        with ExitStack() as outputs:
+            outputs.enter_context(atomic_path(tmp_path / "tables")).mkdir()
+            staged(outputs, tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
+            staged(outputs, tmp_path / "b.json", full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old-a.json", "old-tables"]

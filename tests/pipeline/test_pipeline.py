@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import copy_checkout, run_dvc
+from helpers import run_dvc
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def planted_run(tmp_path_factory, progress) -> Path:
-    """A fresh copy of the repository after `dvc repro` on planted-4l (small prompt set)."""
-    work = copy_checkout(tmp_path_factory.mktemp("clone"), lambda params: params.update(model="planted-4l"))
-    result = run_dvc(["repro"], work, progress, timeout=1800)
-    assert result.returncode == 0, result.stdout[-6000:]
-    return work
 
 
 def _metrics(run: Path, name: str) -> dict:

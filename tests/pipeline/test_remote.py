@@ -1,39 +1,21 @@
 """The README's remote workflow with a local directory as the DVC remote: run, `dvc push`, a clone without data,
 `dvc pull`, then `dvc status` is clean and `dvc repro` skips every stage."""
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import copy_checkout, run_dvc
-
 pytestmark = pytest.mark.slow
 GIT = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]
-
-
-def _small_planted(params: dict) -> None:
-    """planted-4l on a prompt set small enough for seconds per stage (the numbers are not checked here)."""
-    params["model"] = "planted-4l"
-    params["models"]["planted-4l"]["prompts"].update(n_text=6, n_code=2, seq_len=64)
-    params["activations"]["n_dla_prompts"] = 8
-    params["fig4"].update(n_prompts=8, n_bootstrap=50, code_variant={"n_prompts": 2, "start_pos": 32})
-    params["fig5"]["n_resample"] = 8
-    params["discovery"].update(n_vcomp_prompts=4, top_writers=2, atlas_rows=5)
-    params["paper"]["strict"] = False  # 8 prompts need not pass the planted checks; this test is about DVC
 
 
 def _dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(["dvc", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
-
-
-def _repro(cwd: Path, say) -> str:
-    result = run_dvc(["repro"], cwd, say, timeout=600)
-    assert result.returncode == 0, f"dvc repro:\n{result.stdout[-6000:]}"
-    return result.stdout
 
 
 def _status(cwd: Path) -> dict:
@@ -48,10 +30,11 @@ def _cached_outs(repo: Path) -> list[str]:
         return sorted(out.def_path for out in dvc_repo.index.outs if out.use_cache)
 
 
-def test_push_clone_pull_then_repro_skips_everything(tmp_path, progress):
-    origin = copy_checkout(tmp_path / "origin", _small_planted)
+def test_push_clone_pull_then_repro_skips_everything(tmp_path, planted_run):
+    """From a copy of the end-to-end planted run (its own git history and DVC cache)."""
+    origin = tmp_path / "origin"
+    shutil.copytree(planted_run, origin, symlinks=True)
     remote = tmp_path / "remote"
-    _repro(origin, progress)
     _dvc(["remote", "add", "-d", "storage", str(remote)], origin)
     subprocess.run(GIT + ["add", "-A"], cwd=origin, check=True)
     subprocess.run(GIT + ["commit", "-qm", "run + remote"], cwd=origin, check=True)
@@ -74,7 +57,7 @@ def test_push_clone_pull_then_repro_skips_everything(tmp_path, progress):
     assert _status(clone) == {}
 
     stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
-    repro = _repro(clone, progress)
+    repro = _dvc(["repro"], clone).stdout
     assert "Running stage" not in repro, repro
     for stage in stages:
         assert f"Stage '{stage}' didn't change, skipping" in repro, (stage, repro)

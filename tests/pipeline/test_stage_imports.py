@@ -20,7 +20,7 @@ def drawing_stage_modules() -> list[str]:
 
 def test_drawing_stages_import_no_torch_transformer_lens_or_seaborn():
     modules = drawing_stage_modules()
-    assert len(modules) == 8 and "stages.fig4_dla" in modules and "stages.verify" in modules
+    assert len(modules) == 9 and "stages.fig4_dla" in modules and "stages.verify" in modules
     code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint(sorted(sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                             check=True)

@@ -1,8 +1,9 @@
 """The claims registry and its verification, on synthetic metrics built here (no pipeline run needed).
 
-Synthetic values for quantitative claims are constructed as paper_value + k * tolerance, never copied from an
-output. At the end, generated tests check every claim (and planted check) against real metrics in metrics/ when a
-run has produced them, and skip with the reason otherwise.
+Synthetic values for quantitative claims are constructed as paper_value + k * step (the paper's rounding for a
+claim judged by our interval, its tolerance otherwise), with intervals placed just inside or just outside the
+widened paper value, never copied from an output. At the end, generated tests check every claim (and planted
+check) against real metrics in metrics/ when a run has produced them, and skip with the reason otherwise.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from erasure.errors import ClaimError
 from erasure.verification.checks import CHECKS
-from erasure.verification.metrics import Metrics, lookup
+from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.registry import is_quantitative, metric_keys_of, validate_registry
 from erasure.verification.regression import regression_report
 from erasure.verification.report import render_report_md
@@ -24,8 +25,10 @@ from synthetic_metrics import (
     ERASERS,
     REGISTRY,
     gelu_metrics,
+    judged_by_interval,
     numeric_claims,
     set_claim,
+    set_interval,
     set_key,
     synthetic_metrics,
     write_tree,
@@ -55,8 +58,10 @@ def test_every_entry_has_the_required_fields():
         assert c["model"] == "gelu-4l"
         assert isinstance(c["tolerance_reason"], str) and len(c["tolerance_reason"]) > 10, c["id"]
         if is_quantitative(c["paper_value"]):
-            assert isinstance(c["tolerance"], dict) and len({"abs", "rel"} & set(c["tolerance"])) == 1, c["id"]
-            assert all(v > 0 for k, v in c["tolerance"].items() if k in ("abs", "rel")), c["id"]
+            assert c["rounding"] > 0, c["id"]  # every paper number is printed or read off at some precision
+            tol = c["tolerance"]
+            assert tol == {"interval": True} or (len({"abs", "rel"} & set(tol)) == 1 and set(tol) <= {"abs", "rel"})
+            assert all(v > 0 for k, v in tol.items() if k in ("abs", "rel")), c["id"]
         else:
             assert c.get("check"), f"{c['id']}: a qualitative claim needs a check"
     for p in REGISTRY["planted_checks"]:
@@ -85,10 +90,30 @@ def test_malformed_checks_are_rejected(bad, message):
         validate_registry(registry)
 
 
-def test_a_zero_tolerance_is_rejected():
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(tolerance={"abs": 0}), "positive"),
+    (lambda c: c.update(tolerance={"interval": True, "abs": 0.1}), "not both"),
+    (lambda c: c.update(tolerance={"interval": False}), "interval must be true"),
+    (lambda c: c.update(tolerance={"truth": "x", "abs": 0.1}), "planted checks only"),
+    (lambda c: c.pop("rounding"), "needs `rounding`"),
+    (lambda c: c.update(rounding=-0.01), "rounding must be a number >= 0"),
+])
+def test_a_bad_tolerance_or_rounding_is_rejected(edit, message):
     registry = copy.deepcopy(REGISTRY)
-    registry["claims"][0]["tolerance"] = {"abs": 0}
-    with pytest.raises(ClaimError, match="positive"):
+    edit(next(c for c in registry["claims"] if c["id"] == "writer_erased_clean"))
+    with pytest.raises(ClaimError, match=message):
+        validate_registry(registry)
+
+
+@pytest.mark.parametrize("gap, message", [
+    ({"claim": "eraser_set", "figure": "fig1_resid_mid2.clean"}, "not a claim with one numeric metric"),
+    ({"claim": "writer_erased_clean", "figure": "fig1_resid_mid2.missing"}, "must be a number"),
+    ({"claim": "writer_erased_clean"}, "must be {claim: ID, figure: NAME.PART}"),
+])
+def test_a_bad_figure_gap_is_rejected(gap, message):
+    registry = copy.deepcopy(REGISTRY)
+    registry["figure_gaps"] = [gap]
+    with pytest.raises(ClaimError, match=message):
         validate_registry(registry)
 
 
@@ -102,31 +127,92 @@ def test_every_claim_metric_key_resolves_in_synthetic_metrics():
 # statuses
 
 
+def _result(files: dict, claim: dict):
+    return statuses(verify_claims(REGISTRY, Metrics(files=files), "gelu-4l"))[claim["id"]]
+
+
 @pytest.mark.parametrize("k", [0.0, 0.5, -0.5])
-def test_within_tolerance_passes(k):
-    # |k| <= 0.5 for all claims at once: erasure_median_blog and erasure_quartiles share a key (the median)
+def test_every_claim_passes_near_the_paper_value(k):
+    # |k| <= 0.5: equal at the printed precision, or (claims sharing a key: the paper's and the blog's median)
+    # inside the other's interval
     results = verify_claims(REGISTRY, Metrics(files=gelu_metrics(k)), "gelu-4l")
     failed = {r.id: r.reason for r in results if r.status != PASS}
     assert not failed
 
 
-@pytest.mark.parametrize("claim", numeric_claims(), ids=lambda c: c["id"])
-@pytest.mark.parametrize("k", [0.95, -0.95])
-def test_just_inside_tolerance_passes(claim, k):
-    files = gelu_metrics(0.0)
-    set_claim(files, claim, k)
-    result = statuses(verify_claims(REGISTRY, Metrics(files=files), "gelu-4l"))[claim["id"]]
-    assert result.status == PASS, result.reason
+INTERVAL_CLAIMS = [c for c in numeric_claims() if judged_by_interval(c)]
+TOLERANCE_CLAIMS = [c for c in numeric_claims() if not judged_by_interval(c)]
 
 
-@pytest.mark.parametrize("claim", numeric_claims(), ids=lambda c: c["id"])
-@pytest.mark.parametrize("k", [1.5, -1.5])
-def test_out_of_tolerance_fails(claim, k):
+@pytest.mark.parametrize("claim", INTERVAL_CLAIMS, ids=lambda c: c["id"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_equal_at_printed_precision_is_the_strongest_level(claim, sign):
     files = gelu_metrics(0.0)
-    set_claim(files, claim, k)
-    result = statuses(verify_claims(REGISTRY, Metrics(files=files), "gelu-4l"))[claim["id"]]
-    assert result.status == FAIL, result
-    assert result.diff is not None
+    tight = 0.05 * claim["rounding"]  # an interval too narrow to reach the paper's value on its own
+    set_claim(files, claim, 0.9 * sign, half_width=tight)
+    result = _result(files, claim)
+    assert (result.status, result.level) == (PASS, "equal"), result.reason
+    set_claim(files, claim, 1.1 * sign, half_width=tight)  # just beyond the rounding, the interval too
+    result = _result(files, claim)
+    assert result.status == FAIL and result.level is None, result
+    assert result.diff is not None and result.interval is not None
+
+
+@pytest.mark.parametrize("claim", INTERVAL_CLAIMS, ids=lambda c: c["id"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_inside_the_interval_widened_by_the_rounding_passes(claim, sign):
+    """Ours 5 roundings off the paper; the interval's near end 0.9 roundings off it: the rounding reaches it."""
+    files = gelu_metrics(0.0)
+    for inside in (0.9, 1.1):
+        set_claim(files, claim, 5.0 * sign, half_width=0.0)
+        parts = claim["paper_value"].items() if isinstance(claim["paper_value"], dict) else [(None, claim["paper_value"])]
+        for part, ref in parts:
+            key = claim["metric"][part] if part else claim["metric"]
+            near, far = ref + sign * inside * claim["rounding"], ref + sign * 6.0 * claim["rounding"]
+            set_interval(files, key, min(near, far), max(near, far))
+        result = _result(files, claim)
+        if inside < 1:
+            assert (result.status, result.level) == (PASS, "interval"), result.reason
+        else:
+            assert result.status == FAIL, result
+
+
+@pytest.mark.parametrize("claim", INTERVAL_CLAIMS, ids=lambda c: c["id"])
+def test_a_claim_without_its_interval_fails(claim):
+    files = gelu_metrics(0.0)
+    key = claim["metric"] if isinstance(claim["metric"], str) else next(iter(claim["metric"].values()))
+    file, dotted = key.split(":", 1)
+    node = files[file]
+    *path, last = dotted.split(".")
+    for part in path:
+        node = node[part]
+    del node[last + "_high"]
+    set_claim_keep = _result(files, claim)
+    assert set_claim_keep.status == FAIL and "_high" in set_claim_keep.reason
+
+
+@pytest.mark.parametrize("claim", TOLERANCE_CLAIMS, ids=lambda c: c["id"])
+@pytest.mark.parametrize("k, level", [(0.4, "equal"), (-0.4, "equal"), (0.95, "tolerance"), (-0.95, "tolerance"),
+                                      (1.5, None), (-1.5, None)])
+def test_a_claim_without_an_interval_is_judged_by_its_tolerance(claim, k, level):
+    files = gelu_metrics(0.0)
+    set_claim(files, claim, k)  # k tolerances; the rounding (0.005) is half the tolerance (0.01)
+    result = _result(files, claim)
+    assert result.level == level and result.status == (PASS if level else FAIL), result
+    assert result.interval is None
+
+
+def test_a_claim_takes_its_weakest_part_level():
+    claim = next(c for c in REGISTRY["claims"] if c["id"] == "erasure_quartiles")
+    files = gelu_metrics(0.0)
+    set_claim(files, claim, 0.0, half_width=0.0)
+    assert _result(files, claim).level == "equal"
+    key = claim["metric"]["q75"]
+    set_key(files, key, claim["paper_value"]["q75"] + 0.01)
+    set_interval(files, key, claim["paper_value"]["q75"] - 0.01, claim["paper_value"]["q75"] + 0.02)
+    result = _result(files, claim)
+    assert (result.status, result.level) == (PASS, "interval")
+    assert result.interval["q75"] == [claim["paper_value"]["q75"] - 0.01, claim["paper_value"]["q75"] + 0.02]
 
 
 def _break(files: dict, what: str) -> str:
@@ -244,10 +330,29 @@ def test_report_on_planted_checks_the_truth_and_not_the_paper(tmp_path):
     assert "planted_eraser_sum" in md and "NOT RUN" in md
 
 
+@pytest.mark.parametrize("measured, interval, level", [
+    (-0.165, (-0.17, -0.155), "interval"),  # the truth -0.16 is inside our interval
+    (-0.175, (-0.18, -0.17), "tolerance"),  # outside the interval, within the truth's tolerance 0.02
+    (-0.185, (-0.19, -0.18), None),  # outside both
+])
+def test_planted_checks_report_whether_sampling_explains_the_gap(measured, interval, level):
+    truth = FakeTruth()  # L2H5: f = 0.16, tolerance eraser_pr = 0.02
+    files = planted_files(truth)
+    key = "metrics/fig2_components.json:components.L2H5.all.median"
+    set_key(files, key, measured)
+    set_interval(files, key, *interval)
+    results = statuses(verify_planted(REGISTRY, Metrics(files=files), truth, "planted-4l"))
+    result = results["planted_eraser_median[L2H5]"]
+    assert result.level == level and result.status == (PASS if level else FAIL)
+    assert result.interval == list(interval)
+
+
 def test_a_planted_failure_exits_non_zero(tmp_path):
     truth = FakeTruth()
     files = planted_files(truth)
-    set_key(files, "metrics/fig2_components.json:components.L2H5.all.median", -truth.erasers["L2H5"] - 0.05)
+    key, moved = "metrics/fig2_components.json:components.L2H5.all.median", -truth.erasers["L2H5"] - 0.05
+    set_key(files, key, moved)
+    set_interval(files, key, moved - 0.01, moved + 0.01)  # the truth is outside both interval and tolerance
     write_tree(tmp_path, files, "planted-4l")
     report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, lambda: truth)
     bad = [r["id"] for r in report["planted"] if r["status"] == FAIL]
@@ -279,13 +384,65 @@ def test_gelu_report_and_exit_code(tmp_path):
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     assert report["summary"]["claims"]["pass"] == len(REGISTRY["claims"]) and exit_code(report) == 0
     files = gelu_metrics(0.3)
-    set_claim(files, next(c for c in REGISTRY["claims"] if c["id"] == "dla_slope"), 3.0)
+    set_claim(files, next(c for c in REGISTRY["claims"] if c["id"] == "dla_slope"), 3.0, half_width=0.0)
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     assert [r["id"] for r in report["claims"] if r["status"] == FAIL] == ["dla_slope"]
     assert exit_code(report) == 1
     row = next(line for line in render_report_md(report).splitlines() if line.startswith("| dla_slope"))
     assert "FAIL" in row and "fig4_dla" in row
+
+
+def test_report_shows_paper_ours_interval_and_verdict_per_claim(tmp_path):
+    files = gelu_metrics(0.0)
+    claim = next(c for c in REGISTRY["claims"] if c["id"] == "writer_erased_clean")
+    set_claim(files, claim, 4.0, half_width=0.0)  # ours 0.14
+    set_interval(files, claim["metric"], 0.1245, 0.16)  # 0.12 + 0.005 reaches 0.1245
+    write_tree(tmp_path, files, "gelu-4l")
+    report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
+    assert report["summary"]["claims"]["levels"]["interval"] >= 1
+    assert report["bootstrap"]["metrics/fig1_resid.json"]["level"] == 0.95
+    md = render_report_md(report)
+    row = next(line for line in md.splitlines() if line.startswith("| writer_erased_clean"))
+    cells = [c.strip() for c in row.split(" | ")]
+    assert cells[2:7] == ["0.12", "0.14", "[0.1245, 0.16]", "printed ±0.005; interval", "PASS: inside our interval"]
+    adv = next(line for line in md.splitlines() if line.startswith("| adv_p1"))
+    assert "printed ±0.005; ±0.01" in adv and "PASS: equal at printed precision" in adv
+    assert "95% percentile bootstrap resampling each prompt (1000 draws, seed 0)" in md
+    set_interval(files, claim["metric"], 0.1255, 0.16)  # now 0.12 + 0.005 falls short of it
+    write_tree(tmp_path, files, "gelu-4l")
+    report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
+    row = next(line for line in render_report_md(report).splitlines() if line.startswith("| writer_erased_clean"))
+    assert "FAIL" in row and exit_code(report) == 1
+
+
+def _gap(report: dict, claim: str) -> dict:
+    return next(g for g in report["figure_gaps"] if g["claim"] == claim)
+
+
+@pytest.mark.parametrize("half_width, status", [(0.02, "within noise"), (0.002, "beyond noise")])
+def test_paper_vs_authors_figure_gap_against_sampling_noise(tmp_path, half_width, status):
+    """0.12 vs 0.10: noise bound = 1.96 x sqrt(2) x se_300 + 2 x 0.005, se_300 = our se x sqrt(n_ours / 300)."""
+    files = gelu_metrics(0.0)
+    set_key(files, "metrics/fig1_resid.json:n_prompts", 75)  # 300 / 75 = 4: se_300 = se_ours / 2
+    set_interval(files, "metrics/fig1_resid.json:checkpoints.resid_mid2.clean.all.median", 0.12 - half_width,
+                 0.12 + half_width)
+    write_tree(tmp_path, files, "gelu-4l")
+    gap = _gap(run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None), "writer_erased_clean")
+    z = 1.959963984540054  # the normal quantile of 0.975
+    expected = z * 2 ** 0.5 * (half_width / z) / 2 + 0.01  # se_ours = half_width / z
+    assert gap["noise"] == pytest.approx(expected, rel=1e-9)
+    assert (gap["paper_value"], gap["figure_value"], gap["n_paper"], gap["n_figure"]) == (0.12, 0.10, 300, 300)
+    assert gap["gap"] == pytest.approx(0.02) and gap["status"] == status
+    assert "The paper vs the authors' committed figure" in render_report_md(
+        run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None))
+
+
+def test_the_figure_gap_is_not_run_on_another_model(tmp_path):
+    write_tree(tmp_path, synthetic_metrics("planted-4l"), "planted-4l")
+    report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, None)
+    assert {g["status"] for g in report["figure_gaps"]} == {"NOT RUN"}
+    assert "our spread is planted-4l's" in _gap(report, "writer_kept_patched")["reason"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -340,6 +497,17 @@ def test_claim_against_real_metrics(claim):
         pytest.skip(f"not run: metrics are from {model}")
     result = verify_claims({"claims": [claim]}, Metrics(ROOT), model)[0]
     assert result.status == PASS, f"{claim['id']}: {result.reason}"
+
+
+@pytest.mark.parametrize("claim", numeric_claims(), ids=lambda c: c["id"])
+def test_only_claims_without_an_interval_in_real_metrics_have_a_tolerance(claim):
+    """The judgement tolerance is kept only where the pipeline produces no sampling interval."""
+    keys = list(claim["metric"].values()) if isinstance(claim["metric"], dict) else [claim["metric"]]
+    if _real_model(_files_of(claim)) is None:
+        pytest.skip(f"not run: no metrics from a run in {', '.join(_files_of(claim))}")
+    metrics = Metrics(ROOT)
+    has_interval = {lookup(metrics.file(k.split(":")[0]), k.split(":", 1)[1] + "_low") is not MISSING for k in keys}
+    assert has_interval == {judged_by_interval(claim)}, claim["id"]
 
 
 @pytest.mark.parametrize("check", REGISTRY["planted_checks"], ids=lambda c: c["id"])

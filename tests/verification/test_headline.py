@@ -37,9 +37,11 @@ def test_every_claim_has_a_row_with_its_metric_and_verdict(tmp_path):
 
 def test_a_claim_outside_its_tolerance_shows_fail_and_the_value(tmp_path):
     files = tc.gelu_metrics(0.0)
-    tc.set_key(files, "metrics/fig1_resid.json:checkpoints.resid_mid2.clean.all.median", 0.2)  # paper 0.12 ± 0.03
+    key = "metrics/fig1_resid.json:checkpoints.resid_mid2.clean.all.median"
+    tc.set_key(files, key, 0.2)
+    tc.set_interval(files, key, 0.19, 0.21)  # the paper's 0.12 (± 0.005) is outside
     rows, _ = _rows(tmp_path, files)
-    assert rows["writer_erased_clean"] == {"value": 0.2, "status": "FAIL"}
+    assert rows["writer_erased_clean"] == {"value": 0.2, "low": 0.19, "high": 0.21, "status": "FAIL"}
     assert rows["_claims"]["fail"] == 1
 
 
@@ -50,14 +52,15 @@ def test_an_interval_beside_the_value_is_picked_up(tmp_path):
     tc.set_key(files, key + "_high", -0.65)
     rows, _ = _rows(tmp_path, files)
     assert rows["dla_corr"]["low"] == -0.75 and rows["dla_corr"]["high"] == -0.65
-    assert "low" not in rows["dla_slope"]
+    assert "low" not in rows["adv_p1"]  # a logit difference of one forward pass has no interval
 
 
 def test_claims_of_another_model_keep_this_runs_values(tmp_path):
     """On planted-4l the paper's claims are NOT RUN, but the row still holds what this run measured."""
     files = tc.synthetic_metrics("planted-4l")
     rows, _ = _rows(tmp_path, files, "planted-4l")
-    assert rows["dla_corr"] == {"value": files["metrics/fig4_dla.json"]["paper"]["r"], "status": "NOT RUN"}
+    fit = files["metrics/fig4_dla.json"]["paper"]
+    assert rows["dla_corr"] == {"value": fit["r"], "low": fit["r_low"], "high": fit["r_high"], "status": "NOT RUN"}
     assert rows["_claims"]["not_run"] == len(tc.REGISTRY["claims"])
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from erasure.errors import DataError
-from erasure.io import atomic_path
 
 
 @dataclass
@@ -20,8 +19,9 @@ class Atlas:
     n_heads: int
 
 
-def save_atlas(atlas: Atlas, path: str | Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def write_atlas(atlas: Atlas, path: str | Path) -> None:
+    """The atlas into `path` as it stands (the stage writes it into its output's temp: erasure.io.staged)."""
+    with open(path, "wb") as f:
         np.savez(f, writers=np.array(atlas.writers), components=np.array(atlas.components), matrix=atlas.matrix,
                  shape=np.array([atlas.n_layers, atlas.n_heads]))
 

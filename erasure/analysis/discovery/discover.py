@@ -1,6 +1,7 @@
 """The whole discovery: scan, rank, select erasers, test them; the discovery.json record and the atlas matrix."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,8 +11,16 @@ from transformer_lens import HookedTransformer
 
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.atlas import Atlas
+from erasure.analysis.discovery.bootstrap import prompt_counts
+from erasure.analysis.discovery.intervals import interval
 from erasure.analysis.discovery.layout import Layout
-from erasure.analysis.discovery.ranking import rank_writers, rounded, select_erasers
+from erasure.analysis.discovery.ranking import (
+    bootstrap_ranking,
+    rank_writers,
+    rounded,
+    select_erasers,
+    window_series,
+)
 from erasure.analysis.discovery.scan import Scanner
 from erasure.analysis.discovery.vcomp_pass import patch_layers_of, recompute_subset, subset_hooks, vcomp_pass
 from erasure.params.sections import Discovery
@@ -43,6 +52,11 @@ RULES = {
                    "first discovery.n_vcomp_prompts prompts",
     "selected": "the best-ranked relevant writer with a non-empty eraser set",
     "centred": "persistence from PR(c - mean c, w - mean w), means over non-BOS tokens (V-comp subset)",
+    "erased_by": "medians of -sum PR(c, w) over the heads / the MLPs c reading w written by the writer's min "
+                 "checkpoint (V-comp subset)",
+    "bootstrap": "prompts resampled with replacement discovery.n_bootstrap times (seed discovery.bootstrap_seed); "
+                 "pooled-token quantiles recomputed exactly; top writer = best relevant writer of each resample; "
+                 "intervals: 2.5-97.5 percentiles",
 }
 
 
@@ -56,10 +70,12 @@ class DiscoveryPass:
         self.n_scan = n if dp.n_prompts is None else min(dp.n_prompts, n)
         self.n_subset = min(dp.n_vcomp_prompts, self.n_scan)
         self.seq_len = seq_len
-        self.scanner = Scanner(model, self.layout, dp, seq_len)
+        keep, self.columns = window_series(self.layout, dp)
+        self.scanner = Scanner(model, self.layout, dp, self.n_scan, seq_len, keep)
         self.keep_subset = keep_subset
         self.subset_names = subset_hooks(range(model.cfg.n_layers))
         self.kept: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.seconds: dict[str, float] = {}  # conclude's parts: the bootstrap, the V-composition test
 
     def names_for(self, start: int) -> set[str]:
         if start >= self.n_scan:
@@ -88,6 +104,20 @@ class DiscoveryPass:
         writers, pair_q = rank_writers(sc, layout, dp)
         relevant = [r for r in writers if r["relevant"]]
         top = relevant[: dp.top_writers]
+        t0 = time.perf_counter()
+        boot_top, boot_erasure = bootstrap_ranking(
+            sc, layout, dp, self.columns, prompt_counts(self.n_scan, dp.n_bootstrap, dp.bootstrap_seed))
+        row_of = {w: row for row, w in enumerate(layout.writers)}
+        for r in top:
+            r["top_frequency"] = rounded(np.mean(boot_top == row_of[r["index"]]))
+            r["erasure_ci95"] = interval(boot_erasure[:, row_of[r["index"]]])
+        tops, freq = np.unique(boot_top, return_counts=True)
+        boot_tops = sorted(
+            ({"name": layout.names[layout.writers[t]] if t >= 0 else None, "frequency": rounded(f / len(boot_top))}
+             for t, f in zip(tops.tolist(), freq.tolist())),
+            key=lambda x: -x["frequency"],
+        )
+        self.seconds["bootstrap"] = time.perf_counter() - t0
         for r in top:
             r["erasers"], ranked = select_erasers(r, pair_q, layout, dp)
             r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
@@ -97,7 +127,9 @@ class DiscoveryPass:
         else:
             layers = sorted({l for ls in patch_layers_of(top, layout).values() for l in ls})
             subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
+        t0 = time.perf_counter()
         vcomp_pass(model, subset, self.n_subset, layout, dp, top, sc.mean_out)
+        self.seconds["vcomp"] = time.perf_counter() - t0
         self.kept = []
         for r in top:
             for e in r["erasers"]:
@@ -119,6 +151,7 @@ class DiscoveryPass:
         hist = sc.pair
         result = {
             "model": model_name,
+            "architecture": architecture(model),
             "n_prompts": self.n_scan,
             "seq_len": self.seq_len,
             "n_tokens": sc.n_tokens,
@@ -131,6 +164,12 @@ class DiscoveryPass:
                 "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
             },
             "selected": sel,
+            "bootstrap": {
+                "n_draws": dp.n_bootstrap,
+                "top_writer": top[0]["name"] if top else None,
+                "top_writer_frequency": top[0]["top_frequency"] if top else None,
+                "top_writers": boot_tops[:10],
+            },
             "params_writer": params_writer,
             "params_erasers": params_erasers,
             "rediscovered": rediscovered,
@@ -173,11 +212,22 @@ def discover(
     return found.conclude(tokens, batch_size, model_name, params_writer, params_erasers)
 
 
+def architecture(model: HookedTransformer) -> dict:
+    """What a cross-model comparison needs to know of the model: its shape, norms and kind of positions."""
+    cfg = model.cfg
+    return {
+        "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "n_key_value_heads": cfg.n_key_value_heads or cfg.n_heads,
+        "d_model": cfg.d_model, "normalization_type": cfg.normalization_type,
+        "post_norm": bool(cfg.use_normalization_before_and_after),
+        "positional_embedding_type": cfg.positional_embedding_type,
+    }
+
+
 def _public(r: dict) -> dict:
     keys = ("name", "erasure", "erasure_final", "window", "min_checkpoint", "min_checkpoint_q75", "erasing_layer",
             "layer_drops", "rel_norm",
             "persistence", "persistence_q25", "persistence_q75", "erasers", "eraser_sum", "vcomp_layers",
-            "most_negative", "subset")
+            "most_negative", "subset", "top_frequency", "erasure_ci95", "erased_by")
     return {k: r.get(k) for k in keys}
 
 

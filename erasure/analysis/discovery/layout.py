@@ -6,7 +6,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from erasure.mechanism.hooks import head_outputs, mlp_out_hook, resid_hook, run_capture, z_hook
+from erasure.mechanism.hooks import head_hooks, head_outputs, mlp_out_hook, resid_hook, run_capture, z_hook
 from erasure.mechanism.names import all_components, checkpoint_names
 
 
@@ -50,16 +50,16 @@ class Layout:
         return self.names.index(name)
 
 
-def output_hooks(layout: Layout) -> set[str]:
+def clean_hooks(model: HookedTransformer, layout: Layout) -> set[str]:
     """The hooks every component's output and every checkpoint's norm are computed from."""
-    return ({z_hook(l) for l in range(layout.n_layers)} | {mlp_out_hook(l) for l in range(layout.n_layers)}
-            | {resid_hook(c) for c in layout.checkpoints})
+    return (set().union(*(head_hooks(model, l) for l in range(layout.n_layers)))
+            | {mlp_out_hook(l) for l in range(layout.n_layers)} | {resid_hook(c) for c in layout.checkpoints})
 
 
 def outputs_from(
     model: HookedTransformer, store: dict[str, torch.Tensor], layout: Layout
 ) -> tuple[Float[torch.Tensor, "b p n d"], Float[torch.Tensor, "b p k"]]:
-    """Every component's output and the residual norm at each checkpoint, from a clean run's `output_hooks`."""
+    """Every component's output and the residual norm at each checkpoint, from a clean run's `clean_hooks`."""
     b, p = store[z_hook(0)].shape[:2]
     H = layout.n_heads
     ref = store[mlp_out_hook(0)]
@@ -67,7 +67,7 @@ def outputs_from(
     norms = torch.empty(b, p, len(layout.checkpoints), dtype=ref.dtype, device=ref.device)
     for layer in range(layout.n_layers):
         base = layer * (H + 1)
-        outs[:, :, base : base + H] = head_outputs(model, layer, store[z_hook(layer)])
+        outs[:, :, base : base + H] = head_outputs(model, layer, store)
         outs[:, :, base + H] = store[mlp_out_hook(layer)]
     for k, name in enumerate(layout.checkpoints):
         norms[:, :, k] = store[resid_hook(name)].norm(dim=-1)
@@ -78,7 +78,7 @@ def capture_outputs(
     model: HookedTransformer, tokens: Int[torch.Tensor, "b p"], layout: Layout, extra: set[str] = frozenset()
 ) -> tuple[Float[torch.Tensor, "b p n d"], Float[torch.Tensor, "b p k"], dict[str, torch.Tensor]]:
     """One clean forward pass: every component's output, the residual norm at each checkpoint, `extra` hooks."""
-    store = run_capture(model, tokens, output_hooks(layout) | set(extra))
+    store = run_capture(model, tokens, clean_hooks(model, layout) | set(extra))
     outs, norms = outputs_from(model, store, layout)
     return outs, norms, {name: store[name] for name in extra}
 

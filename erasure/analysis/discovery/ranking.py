@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from erasure.analysis.discovery.bootstrap import PooledQuantiles
 from erasure.analysis.discovery.layout import Layout
 from erasure.analysis.discovery.scan import Scan
 from erasure.mechanism.names import Component
@@ -26,6 +27,23 @@ def window_layers(comp: Component, layout: Layout, dp: Discovery) -> range:
     return range(comp.layer + 1, last + 1)
 
 
+def window_checkpoints(w: int, layout: Layout, dp: Discovery) -> list[int]:
+    """Checkpoint indices of writer w's score window: after w, up to resid_post of its last window layer."""
+    end = layout.checkpoints.index(f"resid_post{window_layers(layout.components[w], layout, dp)[-1]}")
+    return list(range(int(layout.own[w]) + 1, end + 1))
+
+
+def window_series(layout: Layout, dp: Discovery) -> tuple[torch.Tensor, list[list[int]]]:
+    """The persistence series of every writer's window (indices into the scan's series), and for each writer
+    (layout.writers order) the positions of its window's series in that selection, in checkpoint order."""
+    keep, columns = [], []
+    for w in layout.writers:
+        ks = window_checkpoints(w, layout, dp)
+        columns.append(list(range(len(keep), len(keep) + len(ks))))
+        keep += [layout.ser_index[(w, k)] for k in ks]
+    return torch.tensor(keep), columns
+
+
 def rank_writers(sc: Scan, layout: Layout, dp: Discovery) -> tuple[list[dict], np.ndarray]:
     """Every writer's score, persistence curve and erasing layer; sorted (relevant writers first, by erasure)."""
     pq = sc.persist.quantiles([0.25, 0.5, 0.75])
@@ -40,8 +58,7 @@ def rank_writers(sc: Scan, layout: Layout, dp: Discovery) -> tuple[list[dict], n
         med = {ckpts[own]: 1.0} | {ckpts[k]: float(pq[1, layout.ser_index[(w, k)]]) for k in later_k}
         q75 = {ckpts[k]: float(pq[2, layout.ser_index[(w, k)]]) for k in later_k}
         layers = window_layers(comp, layout, dp)
-        end = ckpts.index(f"resid_post{layers[-1]}")
-        window = [ckpts[k] for k in range(own + 1, end + 1)]
+        window = [ckpts[k] for k in window_checkpoints(w, layout, dp)]
         vals = np.array([med[k] for k in window])
         finite = np.isfinite(vals).any()
         erasure = 1.0 - np.nanmin(vals) if finite else math.nan
@@ -99,3 +116,37 @@ def select_erasers(writer: dict, pair_q: np.ndarray, layout: Layout, dp: Discove
     ]
     erasers.sort(key=lambda r: r["index"])
     return erasers, ranked
+
+
+def bootstrap_ranking(
+    sc: Scan, layout: Layout, dp: Discovery, columns: list[list[int]], counts: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """rank_writers' score and relevance rules on each prompt resample (erasure.analysis.discovery.bootstrap).
+
+    Returns (top, erasure): the row (layout.writers order) of each draw's best relevant writer (-1 if none is
+    relevant; ties go to the lower component index, as in rank_writers) and every writer's erasure per draw.
+    """
+    persist = PooledQuantiles(sc.kept, sc.prompt_of_token)
+    rel = PooledQuantiles(sc.rel_values, sc.prompt_of_token)
+    width = max(len(c) for c in columns)
+    idx = np.array([c + [-1] * (width - len(c)) for c in columns])  # (writers, width), -1 = padding
+    pad = idx < 0
+    rows = np.arange(len(columns))
+    tops = np.empty(len(counts), dtype=np.int64)
+    erasures = np.empty((len(counts), len(columns)))
+    for d, weights in enumerate(counts):
+        med, q75 = persist.quantiles([0.5, 0.75], weights)
+        rel_med = rel.quantiles([0.5], weights)[0]
+        window = np.where(pad, np.nan, med[np.maximum(idx, 0)])
+        finite = np.isfinite(window).any(1)
+        filled = np.where(np.isfinite(window), window, np.inf)
+        k_min = filled.argmin(1)
+        low = np.where(finite, filled[rows, k_min], np.nan)
+        erasure = 1.0 - low
+        relevant = finite & (rel_med >= dp.min_rel_norm) & (low >= -dp.max_overshoot)
+        if dp.require_consistent:
+            relevant &= q75[idx[rows, k_min]] < 1.0
+        score = np.where(relevant, erasure, -np.inf)
+        tops[d] = int(np.argmax(score)) if relevant.any() else -1
+        erasures[d] = erasure
+    return tops, erasures

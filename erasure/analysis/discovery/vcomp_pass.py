@@ -1,5 +1,6 @@
 """Pass 2 of discovery, on the first `n_vcomp_prompts` prompts: the V-composition test of each top writer's
-erasers (clean vs V-patched PRs, exact quantiles) and the centred persistence control.
+erasers (clean vs V-patched PRs, exact quantiles), who erases the writer (heads vs MLPs), the centred persistence
+control, and prompt-bootstrap intervals for the V-composition share and the heads/MLPs split.
 
 The clean outputs of those prompts come from the activations stage's one clean pass (kept when they fit in
 `compute.memory_gb`) or from running them again (`recompute_subset`), batch for batch the same.
@@ -8,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
+from erasure.analysis.discovery.intervals import interval
 from erasure.analysis.discovery.layout import Layout, capture_outputs
 from erasure.analysis.discovery.ranking import rounded
 from erasure.analysis.discovery.scan import positions
-from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hook, resid_pre_hook, run_capture
+from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hooks, resid_pre_hook, run_capture
 from erasure.mechanism.vcomp import vcomp_patch_hooks
 from erasure.params.sections import Discovery
 
@@ -36,7 +40,8 @@ def recompute_subset(
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """The subset's clean outputs, run again in the clean pass's batches (the same numbers as keeping them)."""
     for start in range(0, tokens.shape[0], batch_size):
-        outs, _, store = capture_outputs(model, tokens[start : start + batch_size], layout, subset_hooks(layers))
+        batch = tokens[start : start + batch_size].to(model.cfg.device)
+        outs, _, store = capture_outputs(model, batch, layout, subset_hooks(layers))
         yield outs, store
 
 
@@ -61,10 +66,14 @@ def vcomp_pass(
     `subset_hooks` of the layers in `patch_layers_of(top)`.
     """
     patch_layers = patch_layers_of(top, layout)
-    acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": []} for r in top}
+    acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": [], "split": []}
+                                       for r in top}
+    is_head = torch.tensor([c.is_head for c in layout.components], device=mean_out.device)
     bar = tqdm(total=n * (1 + sum(bool(v) for v in patch_layers.values())), desc="discover: V-comp", unit="run")
+    p = 0
     for outs, store in subset:
-        pos = positions(outs.shape[1], dp.include_bos)
+        p = outs.shape[1]
+        pos = positions(p, dp.include_bos)
         bar.update(outs.shape[0])
         flat = outs[:, pos].reshape(-1, layout.n, outs.shape[-1])
         for r in top:
@@ -72,12 +81,17 @@ def vcomp_pass(
             o = outs[:, :, w]
             e_idx = [e["index"] for e in r["erasers"]]
             ow = flat[:, w]
-            later = layout.after[w]
+            later = layout.after[w].to(flat)
             # persistence, exact on this subset; centred: PR(c - mean c, w - mean w) (means over non-BOS tokens)
             dw = ow - mean_out[w]
             centred = (torch.einsum("tnd,td->tn", flat, dw) - dw @ mean_out.T) / (dw * dw).sum(-1, keepdim=True)
-            for key, pr in (("P", _prs(flat, ow)), ("Pc", centred)):
-                acc[r["name"]][key].append(1.0 + torch.cumsum((pr * later.to(pr)) @ layout.segment.to(pr), -1))
+            raw = _prs(flat, ow) * later
+            for key, pr in (("P", raw), ("Pc", centred * later)):
+                acc[r["name"]][key].append(1.0 + torch.cumsum(pr @ layout.segment.to(pr), -1))
+            # what heads and MLPs took away by the checkpoint where the writer is most erased (full scan)
+            upto = layout.own.to(is_head.device) <= layout.checkpoints.index(r["min_checkpoint"])
+            acc[r["name"]]["split"].append(torch.stack([-(raw * (upto & is_head)).sum(-1),
+                                                        -(raw * (upto & ~is_head)).sum(-1)], dim=-1))
             if not e_idx:
                 continue
             acc[r["name"]]["clean"].append(_prs(flat[:, e_idx], ow))
@@ -88,7 +102,7 @@ def vcomp_pass(
             scales = {l: store[ln1_scale_hook(l)] for l in layers}
             erasers = [layout.components[i] for i in e_idx]
             after_patch = run_capture(
-                model, store[resid_pre_hook(first)], {output_hook(e) for e in erasers},
+                model, store[resid_pre_hook(first)], set().union(*(output_hooks(model, e) for e in erasers)),
                 vcomp_patch_hooks(model, o, scales, layers), start_at_layer=first, stop_at_layer=last + 1,
             )
             patched = torch.stack([component_output(model, after_patch, e) for e in erasers], dim=2)
@@ -96,8 +110,11 @@ def vcomp_pass(
             bar.update(outs.shape[0])
     bar.close()
     ckpts = layout.checkpoints
+    prompt_of_token = torch.arange(n).repeat_interleave(len(range(p)[positions(p, dp.include_bos)]))
+    counts = prompt_counts(n, dp.n_bootstrap, dp.bootstrap_seed + 1)
     for r in top:
         a = acc[r["name"]]
+        r["erased_by"] = _split(torch.cat(a["split"]), prompt_of_token, counts, r["min_checkpoint"])
         own = int(layout.own[r["index"]])
         curves = {}
         for key in ("P", "Pc"):
@@ -124,7 +141,33 @@ def vcomp_pass(
         s_patched = _quant(patched.sum(1), 0.5) if patched is not None else None
         r["eraser_sum"] = {"clean_median": rounded(s_clean),
                            "patched_median": rounded(s_patched) if s_patched is not None else None,
-                           "vcomp_share": _share(s_clean, s_patched)}
+                           "vcomp_share": _share(s_clean, s_patched),
+                           "vcomp_share_ci95": None if patched is None else _share_interval(
+                               clean.sum(1), patched.sum(1), prompt_of_token, counts)}
+
+
+def _split(split: torch.Tensor, prompt_of_token: torch.Tensor, counts: torch.Tensor, checkpoint: str) -> dict:
+    """Medians (and intervals) of what the heads and the MLPs reading w took away from it by `checkpoint`.
+
+    Per token: -sum of PR(c, w) over the heads (MLPs) written before the checkpoint; 1 - P_k = heads + MLPs
+    token by token, but the medians of the parts need not add up to the median of the whole."""
+    pooled = PooledQuantiles(split.float().cpu(), prompt_of_token)
+    draws = np.stack([pooled.quantiles([0.5], w)[0] for w in counts]) if len(counts) else np.zeros((0, 2))
+    out = {"checkpoint": checkpoint}
+    for j, who in enumerate(("heads", "mlps")):
+        out[who] = {"median": rounded(_quant(split[:, j], 0.5)), "ci95": interval(draws[:, j])}
+    return out
+
+
+def _share_interval(clean: torch.Tensor, patched: torch.Tensor, prompt_of_token: torch.Tensor,
+                    counts: torch.Tensor) -> list[float] | None:
+    """Prompt-bootstrap interval of 1 - median(patched eraser sum) / median(clean eraser sum)."""
+    pooled = PooledQuantiles(torch.stack([clean, patched], dim=-1).float().cpu(), prompt_of_token)
+    shares = []
+    for w in counts:
+        c, p = pooled.quantiles([0.5], w)[0]
+        shares.append(1.0 - p / c if c != 0 else np.nan)
+    return interval(np.array(shares))
 
 
 def _erasure(curve: dict, window: list[str]) -> float | None:

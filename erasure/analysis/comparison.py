@@ -1,0 +1,188 @@
+"""The cross-model comparison: the sweep's discovery results side by side (metrics/comparison.json).
+
+Input: `sweep/<model>.json`, one per model, each an experiment's `metrics/discovery.json` as
+`python -m scripts.collect_sweep` copied it from `dvc exp show --json` (with the experiment's name and commit).
+Per model: the top writers (up to `compare.top_writers`), how much of each is erased within its window (with its
+prompt-bootstrap interval), how often it tops a prompt resample, who erases it (heads vs MLPs), its erasers and
+their V-composition share (with interval). The verdict "gelu-4l-like erasure" holds when the model's top writer
+meets every criterion of `compare.gelu4l_like`; the control model's row is checked against the planted truth.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from erasure.analysis.discovery.intervals import CI
+from erasure.errors import DataError
+from erasure.params.sections import Compare
+
+POSITIONS = {"standard": "learned absolute", "rotary": "rotary", "shortformer": "learned absolute (shortformer)",
+             "alibi": "ALiBi"}  # TransformerLens positional_embedding_type -> what the paper text calls it
+
+
+def _lower(ci: list[float] | None) -> float | None:
+    return None if not ci else ci[0]
+
+
+def writer_row(w: dict) -> dict:
+    """One top writer of a discovery record, in the comparison's terms."""
+    eraser_sum = w.get("eraser_sum") or {}
+    split = w.get("erased_by") or {}
+    heads = (split.get("heads") or {}).get("median")
+    mlps = (split.get("mlps") or {}).get("median")
+    erasers = [e["name"] for e in w.get("erasers") or []]
+    return {
+        "name": w["name"],
+        "erasure": w.get("erasure"),
+        "erasure_ci95": w.get("erasure_ci95"),
+        "top_frequency": w.get("top_frequency"),
+        "erasing_layer": w.get("erasing_layer"),
+        "min_checkpoint": w.get("min_checkpoint"),
+        "erased_by_heads": heads,
+        "erased_by_heads_ci95": (split.get("heads") or {}).get("ci95"),
+        "erased_by_mlps": mlps,
+        "erased_by_mlps_ci95": (split.get("mlps") or {}).get("ci95"),
+        "head_share": head_share(heads, mlps),
+        "erasers": erasers,
+        "n_eraser_heads": sum(1 for e in erasers if not e.startswith("MLP")),
+        "n_eraser_mlps": sum(1 for e in erasers if e.startswith("MLP")),
+        "eraser_sum_clean": eraser_sum.get("clean_median"),
+        "vcomp_share": eraser_sum.get("vcomp_share"),
+        "vcomp_share_ci95": eraser_sum.get("vcomp_share_ci95"),
+        "erasure_centred": (w.get("subset") or {}).get("erasure_centred"),
+    }
+
+
+def head_share(heads: float | None, mlps: float | None) -> float | None:
+    """Heads' part of what heads and MLPs take away (parts that add to the writer count as nothing)."""
+    if heads is None or mlps is None:
+        return None
+    h, m = max(heads, 0.0), max(mlps, 0.0)
+    return None if h + m == 0 else round(h / (h + m), 6)
+
+
+def criteria(top: dict | None, cp: Compare) -> dict[str, dict]:
+    """Each criterion of compare.gelu4l_like for the top writer: its value, the threshold, pass."""
+    g = cp.gelu4l_like
+    values = {
+        "top_frequency": (None if top is None else top["top_frequency"], g.min_top_frequency),
+        "erasure_lower": (None if top is None else _lower(top["erasure_ci95"]), g.min_erasure),
+        "head_share": (None if top is None else top["head_share"], g.min_head_share),
+        "vcomp_share_lower": (None if top is None else _lower(top["vcomp_share_ci95"]), g.min_vcomp_share),
+    }
+    return {k: {"value": v, "threshold": t, "pass": v is not None and math.isfinite(v) and v >= t}
+            for k, (v, t) in values.items()}
+
+
+def model_entry(name: str, collected: dict, cp: Compare) -> dict:
+    """One model's row group: where it came from, its architecture, its top writers and the verdict."""
+    record = collected["discovery"]
+    if record.get("model") != name:
+        raise DataError(f"sweep/{name}.json holds discovery results for {record.get('model')!r}, not {name!r}: "
+                        "rerun `python -m scripts.collect_sweep`")
+    if "bootstrap" not in record:
+        raise DataError(f"sweep/{name}.json comes from a discovery without the prompt bootstrap: rerun the "
+                        f"experiment for {name} and collect it again")
+    arch = record.get("architecture") or {}
+    writers = [writer_row(w) for w in record.get("writers", [])[: cp.top_writers]]
+    checks = criteria(writers[0] if writers else None, cp)
+    tops = (record.get("bootstrap") or {}).get("top_writers") or []
+    return {
+        "model": name,
+        "ran": True,
+        "experiment": collected.get("experiment"),
+        "rev": collected.get("rev"),
+        "n_prompts": record.get("n_prompts"),
+        "seq_len": record.get("seq_len"),
+        "architecture": arch,
+        "positions": POSITIONS.get(arch.get("positional_embedding_type"), arch.get("positional_embedding_type")),
+        "selected": record.get("selected"),
+        "bootstrap": record.get("bootstrap"),
+        "top_writer_alternatives": tops if len(tops) > 1 else [],  # the resamples' top writers, if not unanimous
+        "n_writers_relevant": record.get("n_writers_relevant"),
+        "n_writers": record.get("n_writers"),
+        "writers": writers,
+        "criteria": checks,
+        "gelu4l_like": bool(writers) and all(c["pass"] for c in checks.values()),
+        # the top writer's erasure vanishes once token-constant means are removed: a shared direction is cancelled
+        "shared_direction": bool(writers) and writers[0]["erasure_centred"] is not None
+        and writers[0]["erasure_centred"] < cp.gelu4l_like.min_erasure,
+    }
+
+
+def control_checks(entry: dict, truth: Any) -> dict:
+    """The control's row against the planted truth: writer, eraser set, erasure within tolerance, verdict."""
+    top = entry["writers"][0] if entry["writers"] else None
+    tol = truth.tolerances["total_erasure"]
+    found = None if top is None else top["erasure"]
+    checks = {
+        "writer": {"found": None if top is None else top["name"], "truth": truth.writer},
+        "erasers": {"found": sorted((entry["selected"] or {}).get("erasers") or []), "truth": sorted(truth.erasers)},
+        "erasure": {"found": found, "truth": truth.total_erasure, "tolerance": tol},
+        "gelu4l_like": {"found": entry["gelu4l_like"], "truth": True},
+    }
+    checks["writer"]["pass"] = checks["writer"]["found"] == truth.writer
+    checks["erasers"]["pass"] = checks["erasers"]["found"] == checks["erasers"]["truth"]
+    checks["erasure"]["pass"] = found is not None and abs(found - truth.total_erasure) <= tol
+    checks["gelu4l_like"]["pass"] = entry["gelu4l_like"] is True
+    return {"model": entry["model"], "checks": checks, "recovered": all(c["pass"] for c in checks.values())}
+
+
+def compare(collected: dict[str, dict], cp: Compare, truth: Any) -> dict:
+    """metrics/comparison.json from the collected experiments (model -> collected record)."""
+    models = []
+    for name in cp.models:
+        if name in collected:
+            models.append(model_entry(name, collected[name], cp))
+        else:
+            models.append({"model": name, "ran": False, "writers": [], "gelu4l_like": None})
+    ran = [m for m in models if m["ran"]]
+    control = next((m for m in ran if m["model"] == cp.control), None)
+    others = [m for m in ran if m["model"] != cp.control]
+    return {
+        "models": models,
+        "n_run": len(ran),
+        "not_run": [m["model"] for m in models if not m["ran"]],
+        "control": control_checks(control, truth) if control is not None else None,
+        "gelu4l_like": [m["model"] for m in others if m["gelu4l_like"]],
+        "not_gelu4l_like": [m["model"] for m in others if not m["gelu4l_like"]],
+        "criteria": cp.gelu4l_like.model_dump(),
+        "ci_level": round(CI[1] - CI[0]),  # percent: the prompt-bootstrap intervals' coverage
+        "top_writers": cp.top_writers,
+    }
+
+
+def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
+    """From `dvc exp show --json`: model -> the newest successful experiment that ran it (its name, commit,
+    baseline commit, timestamp), and notes on experiments left out. `dvc exp show` drops lists from metrics, so
+    the discovery results themselves are read from the experiment's commit (`discovery_at`)."""
+    newest: dict[str, dict] = {}
+    notes = []
+    for baseline in show:
+        for exp_range in baseline.get("experiments") or []:
+            state = (exp_range.get("executor") or {}).get("state", "success")  # pulled experiments: no executor
+            for exp in exp_range.get("revs") or []:
+                name = exp.get("name") or exp_range.get("name") or exp.get("rev")
+                if state != "success":  # queued or running: its metrics are the baseline's, or half-written
+                    notes.append(f"{name}: {state}, not collected")
+                    continue
+                data = exp.get("data")
+                if exp.get("error") or not data:
+                    notes.append(f"{name}: no results ({(exp.get('error') or {}).get('msg', 'no data')})")
+                    continue
+                model = (((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}).get("model")
+                record = {"model": model, "experiment": name, "rev": exp.get("rev"),
+                          "baseline": baseline.get("rev"), "timestamp": data.get("timestamp")}
+                if model not in newest or (record["timestamp"] or "") > (newest[model]["timestamp"] or ""):
+                    newest[model] = record
+    return newest, notes
+
+
+def discovery_at(record: dict, show_file) -> dict:
+    """The experiment's metrics/discovery.json (read with `show_file(rev, path)`), checked to be its model's."""
+    discovery = json.loads(show_file(record["rev"], "metrics/discovery.json"))
+    if discovery.get("model") != record["model"]:
+        raise DataError(f"experiment {record['experiment']} ran {record['model']} but its metrics/discovery.json "
+                        f"is from {discovery.get('model')!r}: did its discover stage run?")
+    return discovery

@@ -1,0 +1,58 @@
+"""Collect the sweep: each model's newest DVC experiment's discovery results into sweep/<model>.json.
+
+    python -m scripts.collect_sweep            # experiments of the current commit (dvc exp show --json)
+    python -m scripts.collect_sweep -A         # of every commit (dvc exp show --json -A)
+
+Then `dvc repro compare` (or `dvc repro`) writes metrics/comparison.json, figures/comparison.png and the paper's
+"Beyond gelu-4l" section from them. Experiments pulled from a team's git remote (`dvc exp pull`) count as well.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+from erasure.errors import DataError
+from erasure.paths import SWEEP_DIR
+from erasure.stage import run_stage
+
+
+def main() -> None:
+    from erasure.analysis.comparison import collect_experiments, discovery_at
+    from erasure.io import atomic_write_json
+    from erasure.params.load import load_params
+
+    parser = argparse.ArgumentParser(description="Copy each model's newest experiment results into sweep/.")
+    parser.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
+    args = parser.parse_args()
+    models = load_params().compare.models
+    cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if args.all_commits else [])
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
+        raise DataError(f"`{' '.join(cmd)}` failed: {last}")
+    try:
+        show = json.loads(run.stdout)
+    except json.JSONDecodeError as err:
+        raise DataError(f"`{' '.join(cmd)}` did not print JSON ({err})") from None
+    collected, notes = collect_experiments(show)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for model in models:
+        if model not in collected:
+            print(f"{model}: no finished experiment found (sweep/{model}.json left as it is)", file=sys.stderr)
+            continue
+        record = collected[model]
+        record["discovery"] = discovery_at(record, git_show)
+        atomic_write_json(SWEEP_DIR / f"{model}.json", record)
+        print(f"{model}: experiment {record['experiment']} ({record['rev'][:7]})", file=sys.stderr)
+
+
+def git_show(rev: str, path: str) -> str:
+    """A file as committed in `rev` (DVC keeps each experiment as a git commit under refs/exps)."""
+    run = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise DataError(f"`git show {rev[:7]}:{path}` failed: {run.stderr.strip() or 'no message'}")
+    return run.stdout
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,46 @@
+"""Stage compare: the sweep's per-model discovery results side by side (metrics/comparison.json, one figure).
+
+Its input, sweep/<model>.json, is collected from DVC experiments by `python -m scripts.collect_sweep`."""
+import json
+import sys
+
+from erasure.errors import DataError
+from erasure.params.load import load_params
+from erasure.paths import COMPARISON, FIGURES, SWEEP_DIR
+from erasure.stage import run_stage
+
+
+def read_sweep() -> dict[str, dict]:
+    """model -> its collected record, from every sweep/<model>.json."""
+    collected = {}
+    for path in sorted(SWEEP_DIR.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            collected[record["model"]] = record
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{path} is not a collected sweep result ({err}): "
+                            "rerun `python -m scripts.collect_sweep`") from None
+    return collected
+
+
+def main() -> None:
+    params = load_params()
+    collected = read_sweep()  # a broken file stops the stage before the heavy imports
+
+    from erasure.analysis.comparison import compare
+    from erasure.io import atomic_write_json, round_significant
+    from erasure.models.planted import planted_truth
+    from erasure.plotting.comparison import plot_comparison
+
+    truth = planted_truth()
+    result = round_significant(compare(collected, params.compare, truth), params.outputs.significant_digits)
+    plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
+    atomic_write_json(COMPARISON, result)
+    control = result["control"]
+    print(f"compare: {result['n_run']} of {len(result['models'])} models collected; control recovered: "
+          f"{None if control is None else control['recovered']}; gelu-4l-like: {result['gelu4l_like'] or 'none'}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)
