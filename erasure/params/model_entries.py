@@ -31,21 +31,21 @@ MAX_TOKEN_ID = 10_000_000  # checked against the model's d_vocab by erasure.para
 
 
 class ModelShape(Section):
-    """What the params check needs to know of a model before loading it."""
+    """What the params check needs to know of a model before loading it (component names, token ids, seq_len);
+    the loaded model is checked against it. The width is not among it: no param depends on it."""
 
     n_layers: Int(1, 10_000)
     n_heads: Int(1, 10_000)
-    d_model: Int(1, 1_000_000)
     n_ctx: Int(1, 10_000_000)
     d_vocab: Int(1, MAX_TOKEN_ID)
 
 
-GELU_4L_SHAPE = ModelShape(n_layers=4, n_heads=8, d_model=512, n_ctx=1024, d_vocab=48262)
+GELU_4L_SHAPE = ModelShape(n_layers=4, n_heads=8, n_ctx=1024, d_vocab=48262)
 KNOWN_SHAPES: dict[str, ModelShape] = {  # the models whose entries need no `shape`
     "gelu-4l": GELU_4L_SHAPE,
     "planted-4l": GELU_4L_SHAPE,
-    "smollm2-135m": ModelShape(n_layers=30, n_heads=9, d_model=576, n_ctx=8192, d_vocab=49152),
-    "gemma3-270m": ModelShape(n_layers=18, n_heads=4, d_model=640, n_ctx=8192, d_vocab=262144),
+    "smollm2-135m": ModelShape(n_layers=30, n_heads=9, n_ctx=8192, d_vocab=49152),
+    "gemma3-270m": ModelShape(n_layers=18, n_heads=4, n_ctx=8192, d_vocab=262144),
 }
 LOADERS = {"gelu-4l": "hub", "planted-4l": "planted", "smollm2-135m": "gguf", "gemma3-270m": "gguf"}  # else: hub
 

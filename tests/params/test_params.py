@@ -44,7 +44,7 @@ BAD = {  # case: (edit, the whole one-line message)
     # the model entries
     "unknown model": (_set("model", "gpt-5"), "model = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
     "wrong loader": (_set(f"{P}.loader", "hub"), f"{P}.loader = 'hub' is not allowed: must be one of planted"),
-    "hub model without shape": (_both(_set("model", "gpt2-small"), _pop("models.gpt2-small.shape")), "models.gpt2-small.shape = None is not allowed: must give n_layers, n_heads, d_model, n_ctx, d_vocab"),
+    "hub model without shape": (_both(_set("model", "gpt2-small"), _pop("models.gpt2-small.shape")), "models.gpt2-small.shape = None is not allowed: must give n_layers, n_heads, n_ctx, d_vocab"),
     "head beyond a hub model": (_both(_set("model", "gpt2-small"), _set("models.gpt2-small.writer", "L12H0"), _set("models.gpt2-small.erasers", ["L13H0"])), "models.gpt2-small.writer = 'L12H0' is not allowed: must be a head LxHy or MLPx with layer 0..11 and head 0..11"),
     "head beyond the model": (_set(f"{P}.writer", "L9H2"), f"{P}.writer = 'L9H2' is not allowed: must be a head LxHy or MLPx with layer 0..3 and head 0..7"),
     "writer in the last layer": (_set(f"{P}.writer", "L3H0"), f"{P}.writer = 'L3H0' is not allowed: it must write before the last layer"),

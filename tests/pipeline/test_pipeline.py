@@ -153,3 +153,13 @@ def test_dvc_plots_render_every_plot_file(planted_run):
         with open(planted_run / path, newline="") as f:
             rows = list(csv.DictReader(f))
         assert render["type"] == "vega" and len(render["content"]["data"]["values"]) >= len(rows) > 0, path
+
+
+def test_dvc_plots_page_declares_utf8(planted_run, tmp_path):
+    """The page `dvc plots show/diff` writes says it is UTF-8 (.dvc/plots/page.html: DVC's own page plus the meta
+    tag). Without it, a browser opening the page from disk decoded it and its scripts as Latin-1: Vega's minus signs
+    showed as `â^'` when the scripts were served locally."""
+    _dvc_out(["plots", "show", "-o", str(tmp_path / "out")], planted_run)
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert page.index('<meta charset="utf-8">') < page.index("<script")
+    assert r"\u2423" in page or "␣" in page  # the token `␣bottom` of the aligned-tokens plot, JSON-escaped
