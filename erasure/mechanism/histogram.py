@@ -24,11 +24,12 @@ HIST_UPDATE_ELEMS = 1 << 22  # values binned per bincount call (bounds the index
 class AsinhHistogram:
     """Fixed-bin histograms of many series on an asinh axis; quantiles within one bin width (module docstring)."""
 
-    def __init__(self, n_series: int, bins: int, scale: float, max_abs: float):
+    def __init__(self, n_series: int, bins: int, scale: float, max_abs: float, device: torch.device | str = "cpu"):
+        """Counts live on `device`, where the values are (the model's device): no copy per update."""
         self.n_series, self.bins, self.scale = n_series, bins, scale
         self.u_max = math.asinh(max_abs / scale)
         self.du = 2 * self.u_max / bins
-        self.counts = torch.zeros(n_series, bins + 1, dtype=torch.int32)  # last column: NaN (not counted)
+        self.counts = torch.zeros(n_series, bins + 1, dtype=torch.int32, device=device)  # last column: NaN
 
     @property
     def nbytes(self) -> int:
@@ -50,15 +51,15 @@ class AsinhHistogram:
             f = values[:, a : a + step].div(self.scale).asinh_().add_(self.u_max).div_(self.du)
             f.clamp_(0, self.bins - 0.5).nan_to_num_(nan=self.bins)  # +-inf: end bins; NaN: the ignored column
             idx = f.floor_().to(torch.int64)
-            idx += torch.arange(series.start + a, series.start + a + f.shape[1]).mul_(nb)
-            flat_counts.scatter_add_(0, idx.view(-1), torch.ones(idx.numel(), dtype=torch.int32))
+            idx += torch.arange(series.start + a, series.start + a + f.shape[1], device=idx.device).mul_(nb)
+            flat_counts.scatter_add_(0, idx.view(-1), torch.ones(idx.numel(), dtype=torch.int32, device=idx.device))
 
     def n(self) -> np.ndarray:
-        return self.counts[:, : self.bins].sum(1).numpy()
+        return self.counts[:, : self.bins].sum(1).cpu().numpy()
 
     def quantiles(self, qs: list[float]) -> np.ndarray:
         """(len(qs), n_series) quantiles; NaN for an empty series."""
-        c = self.counts[:, : self.bins].double()
+        c = self.counts[:, : self.bins].cpu().double()
         cum = c.cumsum(1)
         n = cum[:, -1:]
         out = []

@@ -13,7 +13,7 @@ from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.atlas import Atlas
 from erasure.analysis.discovery.bootstrap import prompt_counts
 from erasure.analysis.discovery.intervals import interval
-from erasure.analysis.discovery.layout import Layout
+from erasure.analysis.discovery.layout import Layout, component_outputs, output_hooks
 from erasure.analysis.discovery.ranking import (
     bootstrap_ranking,
     rank_writers,
@@ -62,7 +62,8 @@ RULES = {
 
 class DiscoveryPass:
     """Discovery's part of the clean pass (erasure.analysis.clean_pass): the scan of the first `n_prompts`
-    prompts, and the clean outputs of the V-composition subset kept for `conclude` when `keep_subset`."""
+    prompts, and the clean hooks of the V-composition subset kept for `conclude` when `keep_subset` (the hooks
+    the outputs are made of, 3-4x smaller than the outputs; `conclude` makes them again, the same numbers)."""
 
     def __init__(self, model: HookedTransformer, dp: Discovery, n: int, seq_len: int, keep_subset: bool):
         self.model, self.dp = model, dp
@@ -73,8 +74,8 @@ class DiscoveryPass:
         keep, self.columns = window_series(self.layout, dp)
         self.scanner = Scanner(model, self.layout, dp, self.n_scan, seq_len, keep)
         self.keep_subset = keep_subset
-        self.subset_names = subset_hooks(range(model.cfg.n_layers))
-        self.kept: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
+        self.subset_names = subset_hooks(range(model.cfg.n_layers)) | output_hooks(model, self.layout)
+        self.kept: list[dict[str, torch.Tensor]] = []
         self.seconds: dict[str, float] = {}  # conclude's parts: the bootstrap, the V-composition test
 
     def names_for(self, start: int) -> set[str]:
@@ -89,10 +90,10 @@ class DiscoveryPass:
         k = min(len(batch), self.n_scan - start)
         if k < len(batch):
             store = {name: t[:k] for name, t in store.items()}
-        outs = self.scanner.add(store)
+        self.scanner.add(store)
         if self.keep_subset and start < self.n_subset:
             j = min(k, self.n_subset - start)
-            self.kept.append((outs[:j], {name: store[name][:j] for name in self.subset_names}))
+            self.kept.append({name: store[name][:j] for name in self.subset_names})
 
     def conclude(
         self, tokens: Int[torch.Tensor, "n p"], batch_size: int, model_name: str = "",
@@ -123,7 +124,7 @@ class DiscoveryPass:
             r["most_negative"] = [{k: rounded(v) if k != "name" else v for k, v in x.items() if k != "index"}
                                   for x in ranked[:N_MOST_NEGATIVE]]
         if self.keep_subset:
-            subset = self.kept
+            subset = ((component_outputs(model, store, layout), store) for store in self.kept)
         else:
             layers = sorted({l for ls in patch_layers_of(top, layout).values() for l in ls})
             subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
@@ -185,12 +186,12 @@ class DiscoveryPass:
 
 
 def subset_nbytes(model: HookedTransformer, dp: Discovery, n: int, seq_len: int) -> int:
-    """Bytes of the V-composition subset kept from the clean pass: every component's output and the
-    `subset_hooks` of every layer, for min(n_vcomp_prompts, n) prompts."""
+    """Bytes of the V-composition subset kept from the clean pass, for min(n_vcomp_prompts, n) prompts: per layer
+    and token the head hooks (z, and the post-attention norm's scale where there is one), hook_mlp_out and the
+    `subset_hooks` (the residual entering the layer, ln1's scale)."""
     cfg = model.cfg
     n_sub = min(dp.n_vcomp_prompts, n if dp.n_prompts is None else min(dp.n_prompts, n))
-    n_comp = cfg.n_layers * (cfg.n_heads + 1)
-    per_token = n_comp * cfg.d_model + cfg.n_layers * (cfg.d_model + 1)
+    per_token = cfg.n_layers * (cfg.n_heads * cfg.d_head + 2 * cfg.d_model + 2)
     return n_sub * seq_len * per_token * torch.empty((), dtype=cfg.dtype).element_size()
 
 

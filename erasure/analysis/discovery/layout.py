@@ -52,23 +52,37 @@ class Layout:
 
 def clean_hooks(model: HookedTransformer, layout: Layout) -> set[str]:
     """The hooks every component's output and every checkpoint's norm are computed from."""
-    return (set().union(*(head_hooks(model, l) for l in range(layout.n_layers)))
-            | {mlp_out_hook(l) for l in range(layout.n_layers)} | {resid_hook(c) for c in layout.checkpoints})
+    return output_hooks(model, layout) | {resid_hook(c) for c in layout.checkpoints}
+
+
+def output_hooks(model: HookedTransformer, layout: Layout) -> set[str]:
+    """The hooks every component's output is computed from (`component_outputs`)."""
+    return set().union(*(head_hooks(model, l) for l in range(layout.n_layers))) | {
+        mlp_out_hook(l) for l in range(layout.n_layers)}
+
+
+def component_outputs(
+    model: HookedTransformer, store: dict[str, torch.Tensor], layout: Layout
+) -> Float[torch.Tensor, "b p n d"]:
+    """Every component's output, from a clean run's `output_hooks` (a head's: hooks.head_outputs)."""
+    b, p = store[z_hook(0)].shape[:2]
+    H = layout.n_heads
+    ref = store[mlp_out_hook(0)]
+    outs = torch.empty(b, p, layout.n, model.cfg.d_model, dtype=ref.dtype, device=ref.device)
+    for layer in range(layout.n_layers):
+        base = layer * (H + 1)
+        outs[:, :, base : base + H] = head_outputs(model, layer, store)
+        outs[:, :, base + H] = store[mlp_out_hook(layer)]
+    return outs
 
 
 def outputs_from(
     model: HookedTransformer, store: dict[str, torch.Tensor], layout: Layout
 ) -> tuple[Float[torch.Tensor, "b p n d"], Float[torch.Tensor, "b p k"]]:
     """Every component's output and the residual norm at each checkpoint, from a clean run's `clean_hooks`."""
-    b, p = store[z_hook(0)].shape[:2]
-    H = layout.n_heads
-    ref = store[mlp_out_hook(0)]
-    outs = torch.empty(b, p, layout.n, model.cfg.d_model, dtype=ref.dtype, device=ref.device)
-    norms = torch.empty(b, p, len(layout.checkpoints), dtype=ref.dtype, device=ref.device)
-    for layer in range(layout.n_layers):
-        base = layer * (H + 1)
-        outs[:, :, base : base + H] = head_outputs(model, layer, store)
-        outs[:, :, base + H] = store[mlp_out_hook(layer)]
+    outs = component_outputs(model, store, layout)
+    b, p = outs.shape[:2]
+    norms = torch.empty(b, p, len(layout.checkpoints), dtype=outs.dtype, device=outs.device)
     for k, name in enumerate(layout.checkpoints):
         norms[:, :, k] = store[resid_hook(name)].norm(dim=-1)
     return outs, norms

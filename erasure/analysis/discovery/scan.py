@@ -42,7 +42,7 @@ class Scanner:
 
     def __init__(self, model: HookedTransformer, layout: Layout, dp: Discovery, n: int, seq_len: int,
                  keep: torch.Tensor):
-        hist = dict(bins=dp.hist_bins, scale=dp.hist_scale, max_abs=dp.hist_max)
+        hist = dict(bins=dp.hist_bins, scale=dp.hist_scale, max_abs=dp.hist_max, device=model.cfg.device)
         self.model, self.layout, self.n, self.p = model, layout, n, seq_len
         self.names = clean_hooks(model, layout)
         self.pair = AsinhHistogram(len(layout.pair_w), **hist)
@@ -57,8 +57,8 @@ class Scanner:
         self.rel_values = torch.empty(n * self.n_pos, len(layout.writers))
         self.own_w = layout.own[layout.writer_rows]
 
-    def add(self, store: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Add one batch; returns its component outputs (b, p, n, d) for whoever else needs them."""
+    def add(self, store: dict[str, torch.Tensor]) -> None:
+        """Add one batch (its `names` hooks)."""
         layout, p = self.layout, self.p
         full, norms_full = outputs_from(self.model, store, layout)
         self.mean_sum += full[:, 1:].sum((0, 1)).double()
@@ -80,7 +80,6 @@ class Scanner:
             self.kept[first + a : first + a + t] = series[:, self.keep].float().cpu()
             self.rel_values[first + a : first + a + t] = rel_chunk.float().cpu()
             del ratios
-        return full
 
     def result(self) -> Scan:
         mean_out = (self.mean_sum / max(self.n_mean, 1)).to(self.model.cfg.dtype)
