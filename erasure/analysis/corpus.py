@@ -10,8 +10,9 @@ disk, with no downloads and no apt packages:
 - ``"text"``: English prose. First the values of ``pydoc_data.topics.topics`` (the help() topics, which are
   the language reference in plain text), one document each, sorted by key; then every module, class and
   function docstring (``ast.get_docstring``, cleaned) of the same files as ``"code"``, in file order and,
-  within a file, in ``ast.walk`` order, keeping only docstrings of at least ``MIN_DOCSTRING_CHARS`` (200)
-  characters. Files that do not parse are skipped for docstrings (kept for ``"code"``).
+  within a file, in ``ast.walk`` order (walked over statements only: ``statement_walk``), keeping only
+  docstrings of at least ``MIN_DOCSTRING_CHARS`` (200) characters. Files that do not parse are skipped for
+  docstrings (kept for ``"code"``).
 
 Sizes measured on CPython 3.11.7 (pyenv build), with the planted-4l tokenizer
 (``erasure/models/assets/planted_tokenizer.json``, no BOS/EOS counted):
@@ -20,7 +21,7 @@ Sizes measured on CPython 3.11.7 (pyenv build), with the planted-4l tokenizer
   tokens; 2,438 docstrings: 1.32 M characters, 324 k tokens). That covers 240 rows x 1024 tokens (246 k).
 - ``"code"``: 731 files, 12.1 M characters, 3.24 M tokens.
 
-Iterating ``"text"`` parses the standard library with ``ast`` once per process (about 5 s; the docstrings
+Iterating ``"text"`` parses the standard library with ``ast`` once per process (about 1 s; the docstrings
 are then cached in memory); ``"code"`` only reads files.
 
 The exact content depends on the Python patch release (the standard library changes between releases),
@@ -34,6 +35,7 @@ import ast
 import os
 import sysconfig
 import tokenize
+from collections import deque
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -108,11 +110,27 @@ def _iter_docstrings_uncached() -> Iterator[str]:
             tree = ast.parse(src)
         except (SyntaxError, ValueError):
             continue
-        for node in ast.walk(tree):
+        for node in statement_walk(tree):
             if isinstance(node, _DOC_NODES):
                 doc = ast.get_docstring(node, clean=True)
                 if doc and len(doc) >= MIN_DOCSTRING_CHARS:
                     yield doc
+
+
+_STATEMENT_HOLDERS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+def statement_walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """`ast.walk` (breadth first, the same order) restricted to the root and the nodes that hold statements.
+
+    A docstring's node (module, class, function) is a statement whose ancestors all hold statements, and no
+    statement sits inside an expression, so the kept nodes come out in ast.walk's order while the expressions
+    (most of a tree) are never visited: a third of the time of parsing the standard library."""
+    todo = deque([tree])
+    while todo:
+        node = todo.popleft()
+        todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, _STATEMENT_HOLDERS))
+        yield node
 
 
 def iter_documents(kind: Literal["text", "code"]) -> Iterator[str]:

@@ -2,7 +2,7 @@
 
 1. One clean pass over the prompt set (erasure.analysis.clean_pass) feeds discovery's scan and, when the writer
    and erasers are named in params, the activation tables, whose patched run starts at the first patched layer.
-   The clean outputs of discovery's V-composition prompts are kept from it when they fit in `compute.memory_gb`.
+   The clean hooks of discovery's V-composition prompts are kept from it when they fit in `compute.memory_gb`.
 2. Discovery concludes (ranking, erasers, the V-composition test on the kept prompts).
 3. With `auto` roles the writer is discovery's choice, known only after the whole scan: a second clean pass makes
    the tables (SmolLM2, gpt2-small; the paper's models name their roles and need one).

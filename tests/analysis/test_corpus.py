@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import sysconfig
 from pathlib import Path
 
 import pytest
 
-from erasure.analysis.corpus import MIN_DOCSTRING_CHARS, iter_documents, stdlib_source_files
+from erasure.analysis.corpus import MIN_DOCSTRING_CHARS, iter_documents, statement_walk, stdlib_source_files
 from erasure.models.planted import TOKENIZER_PATH
 
 
@@ -58,3 +59,18 @@ def test_text_has_enough_tokens_for_paper_scale():
     tok = Tokenizer.from_file(str(TOKENIZER_PATH))
     n_tokens = sum(len(e.ids) + 1 for e in tok.encode_batch(list(iter_documents("text"))))  # + EOS per doc
     assert n_tokens >= 240 * 1023
+
+
+def test_the_statement_walk_is_ast_walk_over_statement_holders():
+    """Against ast.walk itself, on the first 150 stdlib files and a snippet with docstrings nested in if, try,
+    with, match and nested classes: the same nodes of those kinds, in the same order."""
+    kinds = (ast.Module, ast.stmt, ast.excepthandler, ast.match_case)
+    snippet = (
+        'def a():\n    "A."\n    if x:\n        class B:\n            "B."\n            def c(self): "C."\n'
+        'try:\n    pass\nexcept E:\n    def d(): "D."\nwith f():\n    def e(): "E."\n'
+        'match y:\n    case 1:\n        def g(): "G."\nx = [lambda: 1 for _ in ()]\n'
+    )
+    trees = [ast.parse(snippet)] + [ast.parse(p.read_text(encoding="utf-8", errors="replace"))
+                                     for p in stdlib_source_files()[:150]]
+    for tree in trees:
+        assert list(statement_walk(tree)) == [n for n in ast.walk(tree) if isinstance(n, kinds)]
