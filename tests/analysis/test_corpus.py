@@ -62,7 +62,7 @@ def test_text_has_enough_tokens_for_paper_scale():
 
 
 def test_the_statement_walk_is_ast_walk_over_statement_holders():
-    """Against ast.walk itself, on the first 150 stdlib files and a snippet with docstrings nested in if, try,
+    """Against ast.walk itself, on the first 60 stdlib files and a snippet with docstrings nested in if, try,
     with, match and nested classes: the same nodes of those kinds, in the same order."""
     kinds = (ast.Module, ast.stmt, ast.excepthandler, ast.match_case)
     snippet = (
