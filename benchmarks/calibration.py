@@ -15,18 +15,20 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from erasure.analysis.activations import ActivationPass
+from erasure.analysis.activations import TablePass, write_meta
+from erasure.analysis.clean_pass import clean_pass
+from erasure.analysis.fig4 import load_points
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
 from erasure.analysis.prompts import build_prompts
-from erasure.analysis.tables import ActivationTables
+from erasure.analysis.tables import ActivationMeta, ActivationTables
 from erasure.mechanism.bootstrap import PromptBootstrap
-from erasure.mechanism.dla import centres, top2_dla
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import all_components, checkpoint_names
 from erasure.models.load import bos_token_id, load_model
@@ -52,27 +54,23 @@ def quantities(eraser: str) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def run_tables(model, tokens: torch.Tensor, writer, erasers, batch_size: int) -> tuple[np.ndarray, ...]:
-    """The activation pass over every prompt, kept in memory: resid and component PR tables, and Fig 4's DLA pairs."""
-    act = ActivationPass(model, writer, erasers)
-    W_U, centre = model.W_U.detach().float(), centres(model)
-    resid, comps, x, y, y_full = [], [], [], [], []
-    for start in range(0, tokens.shape[0], batch_size):
-        out = act.batch(tokens[start : start + batch_size], keep_vectors=True)
-        resid.append(out["resid_pr"].numpy())
-        comps.append(out["component_pr"].numpy())
-        sf, top2 = out["scale_final"], out["top2"].long()
-        for target, key in ((x, "writer_out"), (y, "vcomp_out"), (y_full, "erasers_out")):
-            target.append(top2_dla(out[key], sf, W_U, top2, None, centre).numpy())
-        print(f"\ractivations: {start + batch_size} of {tokens.shape[0]} prompts", end="", flush=True)
-    print()
-    return tuple(np.concatenate(a) for a in (resid, comps, x, y, y_full))
+def run_tables(model, tokens: torch.Tensor, writer, erasers, params) -> tuple[np.ndarray, ...]:
+    """The activation pass over every prompt (the stage's TablePass, every prompt a Fig 4 prompt): resid and
+    component PR tables, and Fig 4's DLA points (writer, V-composition part, whole erasers)."""
+    n, p = tokens.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = TablePass(model, writer, erasers, n, p, Path(tmp), n, params.fig4)
+        clean_pass(model, tokens, params.activations.batch_size, [tables], desc="activations")
+        write_meta(tmp, tables.finish(model.tokenizer) | {"model": MODEL})
+        points, _ = load_points(tmp)
+        resid, comps = (np.load(Path(tmp) / name) for name in ("resid_pr.npy", "component_pr.npy"))
+    return resid, comps, points["writer"], points["vcomp"], points["erasers"]
 
 
 def set_metrics(rows: np.ndarray, data: tuple[np.ndarray, ...], meta: dict, params, stats) -> dict:
     """The stages' metrics (with intervals drawn as `stats` says) of the prompts `rows`."""
     resid, comps, x, y, y_full = (a[rows] for a in data)
-    tables = ActivationTables({**meta, "n_prompts": len(rows)}, resid, comps)
+    tables = ActivationTables(ActivationMeta.model_validate({**meta, "n_prompts": len(rows)}), resid, comps)
     boot = PromptBootstrap.create(len(rows), stats.n_bootstrap, stats.bootstrap_seed, stats.level)
     fig4 = {"paper": {**fit_line(x, y), **bootstrap_fit(x, y, boot)},
             "full_erasers": {**fit_line(x, y_full), **bootstrap_fit(x, y_full, boot)}}
@@ -103,8 +101,7 @@ def main() -> None:
     model = load_model(params)
     tokens, _ = build_prompts(params, model.tokenizer, bos_token_id(params, model.tokenizer))
     writer, erasers = resolve_roles(params)
-    with torch.no_grad():
-        data = run_tables(model, tokens, writer, erasers, params.activations.batch_size)
+    data = run_tables(model, tokens, writer, erasers, params)
     meta = {"model": MODEL, "writer": writer.name, "erasers": [e.name for e in erasers], "seq_len": args.seq_len,
             "runs": ["clean", "patched"], "checkpoints": checkpoint_names(model.cfg.n_layers),
             "components": [c.name for c in all_components(model.cfg.n_layers, model.cfg.n_heads)],
