@@ -33,7 +33,7 @@ from erasure.paths import ACTIVATIONS_DIR
 
 def _series(tables) -> dict[str, list]:
     """The per-token arrays each figure stage summarizes, by stage."""
-    meta = tables.meta
+    meta = tables.meta.model_dump()
     heads = [c for c in meta["components"] if Component.parse(c).is_head
              and Component.parse(c).layer in set(meta["patch_layers"])]
     eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta["erasers"])
@@ -67,8 +67,8 @@ def main() -> None:
         stages[stage] = {"series": len(arrays), "cpu_seconds_plain": round(plain, 2),
                          "cpu_seconds_with": round(with_boot, 2), "added": round(with_boot - plain, 2)}
     rng = np.random.default_rng(0)
-    n4 = min(params.fig4.n_prompts, tables.meta["n_prompts"])
-    x = rng.normal(size=(n4, tables.meta["seq_len"]))
+    n4 = min(params.fig4.n_prompts, tables.meta.n_prompts)
+    x = rng.normal(size=(n4, tables.meta.seq_len))
     fit_boot = PromptBootstrap.create(n4, params.stats.n_bootstrap, params.stats.bootstrap_seed, params.stats.level)
     stages["fig4_dla"] = {"added": round(2 * _timed(lambda: bootstrap_fit(x, -0.8 * x, fit_boot)), 3)}
     rows = rng.normal(size=params.fig5.n_resample)
@@ -76,8 +76,8 @@ def main() -> None:
     stages["fig5_adversarial"] = {"added": round(n5 * _timed(lambda: summarize_resampled(rows, params.stats)), 3)}
     result = {
         "benchmark": "intervals",
-        "model": tables.meta["model"],
-        "prompts": [tables.meta["n_prompts"], tables.meta["seq_len"]],
+        "model": tables.meta.model,
+        "prompts": [tables.meta.n_prompts, tables.meta.seq_len],
         "n_bootstrap": params.stats.n_bootstrap,
         "stages": stages,
         "added_cpu_seconds": round(sum(s["added"] for s in stages.values()), 1),
