@@ -2,8 +2,8 @@
 erasers (clean vs V-patched PRs, exact quantiles), who erases the writer (heads vs MLPs), the centred persistence
 control, and prompt-bootstrap intervals for the V-composition share and the heads/MLPs split.
 
-The clean outputs of those prompts come from the activations stage's one clean pass (kept when they fit in
-`compute.memory_gb`) or from running them again (`recompute_subset`), batch for batch the same.
+The clean outputs of those prompts are made from the hooks the activations stage's one clean pass kept (when they
+fit in `compute.memory_gb`) or from running them again (`recompute_subset`), batch for batch the same numbers.
 """
 from __future__ import annotations
 
