@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from erasure.paths import DVC_LOCK, METRIC_FILES, PARAMS_FILE
+from erasure.paths import DVC_LOCK, DVC_YAML, METRIC_FILES, PARAMS_FILE
 from erasure.verification.metrics import MISSING, lookup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +25,8 @@ def test_the_committed_outputs_are_a_run_of_the_committed_params():
     params = yaml.safe_load(_committed(PARAMS_FILE))
     lock = yaml.safe_load(_committed(DVC_LOCK))
     assert params["model"] == "gelu-4l"  # `dvc repro` is the paper's model
+    stages = yaml.safe_load(_committed(DVC_YAML))["stages"]
+    assert set(lock["stages"]) == set(stages)  # no entry of a removed stage, every stage run
     run_models = {entry["params"][str(PARAMS_FILE)]["model"] for entry in lock["stages"].values()
                   if "model" in (entry.get("params") or {}).get(str(PARAMS_FILE), {})}
     assert run_models == {"planted-4l"}, run_models
