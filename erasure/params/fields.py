@@ -153,6 +153,12 @@ def rule(suffix: str) -> PydanticCustomError:
     return PydanticCustomError("rule", "{suffix}", {"suffix": suffix})
 
 
+def _require_mapping(cls: type[BaseModel], data: Any) -> None:
+    """A params section or a record must be a mapping; the error names the keys it should hold."""
+    if not isinstance(data, dict):
+        raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
+
+
 class Section(BaseModel):
     """A params.yaml mapping: exactly its known keys, every one stated (no value is hidden in code)."""
 
@@ -161,8 +167,7 @@ class Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
+        _require_mapping(cls, data)
         unknown = [key for key in data if key not in cls.model_fields]
         if unknown:
             raise PydanticCustomError("unknown_key", "unknown key",
@@ -229,8 +234,7 @@ class Record(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _a_mapping(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
+        _require_mapping(cls, data)
         return data
 
 
