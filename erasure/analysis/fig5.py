@@ -11,6 +11,11 @@ at the last position with the clean sigma_f. Its resampled DLA (docs/methods.md 
 position only -- its query, key and value there -- is
 replaced by the input that unrelated prompts of the same length give at that position (rows of data/prompts
 truncated to the prompt length). Other positions and other heads are untouched, and sigma_f stays clean.
+A writer that is an MLP gets the same test on its own input: the ln2-normalised residual entering its MLP
+(resid_mid of its layer) at the last position is replaced by the unrelated rows' (the MLP acts per position, so
+that is all it reads there). The heads shown beside the writer: the comparison head of the model's entry
+(`fig5_comparison_heads`: the authors' hand-picked one per prompt, or `auto` = the head of second-largest clean
+|DLA| other than the writer) and the auto head (the largest).
 
 Implementation: the authors' hook. With `use_split_qkv_input`, `blocks.L.ln1` normalizes one residual copy
 per head (q) and per KV head (k, v); we overwrite `blocks.L.ln1.hook_normalized[:, -1, h]` on all three calls
@@ -40,6 +45,8 @@ from erasure.mechanism.hooks import (
     head_hooks,
     head_outputs,
     ln1_normalized_hook,
+    ln2_normalized_hook,
+    mlp_out_hook,
 )
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
@@ -53,15 +60,14 @@ class PromptSpec:
     key: str
     text: str
     pair: tuple[str, str]
-    comparison_head: Component
+    comparison_head: Component | None  # None: auto (the runner-up head by clean |DLA|)
 
 
-def prompt_specs(fig5: Fig5, writer: Component, model_name: str) -> list[PromptSpec]:
-    """The adversarial prompts of params, each with its comparison head; the writer must be a head."""
-    if not writer.is_head:
-        raise ParamError(f"models.{model_name}.writer = {writer.name} is not allowed for fig5: must be a head")
+def prompt_specs(fig5: Fig5, comparison_heads: list[Component] | str) -> list[PromptSpec]:
+    """The adversarial prompts of params, each with the model entry's comparison head (None when `auto`)."""
+    heads = [None] * len(fig5.prompts) if comparison_heads == "auto" else comparison_heads
     return [PromptSpec(key, p.text, (p.pair[0], p.pair[1]), head)
-            for (key, p), head in zip(fig5.prompts.items(), fig5.comparison_heads)]
+            for (key, p), head in zip(fig5.prompts.items(), heads, strict=True)]
 
 
 def tokenize_prompt(model, text: str, bos_id: int) -> Int[torch.Tensor, "1 n"]:
@@ -81,15 +87,18 @@ class CleanRun:
     logits: Float[torch.Tensor, " v"]          # last-position logits, b_U included
     scale_final: Float[torch.Tensor, ""]        # clean sigma_f at the last position
     head_out: Float[torch.Tensor, "l h d"]      # every head's write (z_h W_O[h], post-norm models: normalised)
+    mlp_out: Float[torch.Tensor, "l d"]         # every MLP's write (hook_mlp_out)
 
 
 def clean_run(model, tokens: Int[torch.Tensor, "1 n"]) -> CleanRun:
     n_layers = model.cfg.n_layers
-    names = set().union(*(head_hooks(model, l) for l in range(n_layers))) | {FINAL_SCALE}
+    names = (set().union(*(head_hooks(model, l) for l in range(n_layers))) | {FINAL_SCALE}
+             | {mlp_out_hook(l) for l in range(n_layers)})
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     outs = torch.stack([head_outputs(model, l, cache)[0, -1] for l in range(n_layers)])
+    mlps = torch.stack([cache[mlp_out_hook(l)][0, -1] for l in range(n_layers)])
     return CleanRun(logits=logits[0, -1].float(), scale_final=cache[FINAL_SCALE][0, -1].reshape(()),
-                    head_out=outs)
+                    head_out=outs, mlp_out=mlps)
 
 
 def clean_head_dla(
@@ -99,12 +108,31 @@ def clean_head_dla(
     return dla(run.head_out, run.scale_final.expand(run.head_out.shape[:2]), direction, centre)
 
 
+def clean_dla(run: CleanRun, comp: Component, direction: Float[torch.Tensor, " d"], centre: bool = True) -> float:
+    """Clean DLA of one head or MLP at the last position."""
+    out = run.head_out[comp.layer, comp.head] if comp.is_head else run.mlp_out[comp.layer]
+    return float(dla(out, run.scale_final, direction, centre))
+
+
+def ranked_heads(clean: Float[torch.Tensor, "l h"], exclude: Component) -> list[Component]:
+    """Every head by clean |DLA|, largest first, without `exclude` (an MLP writer excludes no head)."""
+    order = torch.argsort(clean.abs().flatten(), descending=True, stable=True).tolist()
+    heads = [Component(i // clean.shape[1], i % clean.shape[1]) for i in order]
+    return [h for h in heads if h != exclude]
+
+
 def auto_head(clean: Float[torch.Tensor, "l h"], exclude: Component) -> Component:
     """The head with the largest clean |DLA| other than `exclude`."""
-    scores = clean.abs().clone()
-    scores[exclude.layer, exclude.head] = -1.0
-    flat = int(torch.argmax(scores))
-    return Component(flat // clean.shape[1], flat % clean.shape[1])
+    return ranked_heads(clean, exclude)[0]
+
+
+def comparison_head(clean: Float[torch.Tensor, "l h"], exclude: Component, named: Component | None) -> Component:
+    """The named comparison head, or (auto) the head of second-largest clean |DLA| other than `exclude`: the
+    largest is the auto head, shown anyway. A model with a single head besides the writer repeats it."""
+    if named is not None:
+        return named
+    ranked = ranked_heads(clean, exclude)
+    return ranked[1] if len(ranked) > 1 else ranked[0]
 
 
 @contextmanager
@@ -123,23 +151,56 @@ def split_qkv(model):
             cfg.ungroup_grouped_query_attention = saved[1]
 
 
+def input_hook(comp: Component) -> str:
+    """The normalised input a component reads: ln1's for a head (its q, k, v), ln2's for an MLP."""
+    return ln1_normalized_hook(comp.layer) if comp.is_head else ln2_normalized_hook(comp.layer)
+
+
 def source_inputs(
-    model, sources: Int[torch.Tensor, "r n"], layers: list[int], batch_size: int
-) -> dict[int, torch.Tensor]:
-    """ln1's normalized output of each layer at the last position of each unrelated row: {layer: (r, d)}."""
-    names = {ln1_normalized_hook(l): l for l in layers}
-    out: dict[int, list[torch.Tensor]] = {l: [] for l in layers}
-    last: dict[int, torch.Tensor] = {}
+    model, sources: Int[torch.Tensor, "r n"], comps: list[Component], batch_size: int
+) -> dict[str, torch.Tensor]:
+    """Each component's normalised input at the last position of each unrelated row: {input hook: (r, d)}."""
+    names = sorted({input_hook(c) for c in comps})
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    last: dict[str, torch.Tensor] = {}
 
     def grab(x, hook):  # ln1 runs once each for q, k and v: the three inputs are equal without a patch
-        last[names[hook.name]] = x[:, -1].detach().clone()
+        last[hook.name] = x[:, -1].detach().clone()
 
     hooks = [(name, grab) for name in names]
+    stop = max(c.layer for c in comps) + 1
     for start in range(0, sources.shape[0], batch_size):
-        model.run_with_hooks(sources[start : start + batch_size], fwd_hooks=hooks, stop_at_layer=max(layers) + 1)
-        for layer in layers:
-            out[layer].append(last.pop(layer))
-    return {l: torch.cat(v) for l, v in out.items()}
+        model.run_with_hooks(sources[start : start + batch_size], fwd_hooks=hooks, stop_at_layer=stop)
+        for name in names:
+            out[name].append(last.pop(name))
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def resampled_mlp_out(
+    model, tokens: Int[torch.Tensor, "1 n"], mlp: Component, normalized: Float[torch.Tensor, "r d"],
+    batch_size: int,
+) -> Float[torch.Tensor, "r d"]:
+    """The MLP's output at the last position when its last-position input (ln2's output) is each row of
+    `normalized`: block L alone, from the prompt's clean residual (its attention sees no change)."""
+    L = mlp.layer
+    outs: list[torch.Tensor] = []
+    state: dict[str, torch.Tensor] = {}
+
+    def overwrite(x, hook):
+        x = x.clone()
+        x[:, -1] = state["src"]
+        return x
+
+    def record(x, hook):
+        outs.append(x[:, -1].detach().clone())
+
+    hooks = [(ln2_normalized_hook(L), overwrite), (mlp_out_hook(L), record)]
+    resid_pre = model(tokens, stop_at_layer=L)
+    for start in range(0, normalized.shape[0], batch_size):
+        state["src"] = normalized[start : start + batch_size]
+        batch = resid_pre.expand(state["src"].shape[0], -1, -1)
+        model.run_with_hooks(batch, fwd_hooks=hooks, start_at_layer=L, stop_at_layer=L + 1)
+    return torch.cat(outs)
 
 
 def resampled_head_out(
@@ -275,26 +336,30 @@ def analyse_prompt(
     along = {name: logit_diff_direction(W_U, torch.tensor([ids], device=W_U.device))[0]
              for name, ids in directions.items()}
     direction = along[settings.direction]
-    writer_clean = {name: float(clean_head_dla(run, u, centres(model))[writer.layer, writer.head])
-                    if name == "top2" or usable else None for name, u in along.items()}
+    writer_clean = {name: clean_dla(run, writer, u, centres(model)) if name == "top2" or usable else None
+                    for name, u in along.items()}
 
     clean = clean_head_dla(run, direction, centres(model))
     auto = auto_head(clean, writer)
-    heads = list(dict.fromkeys([writer, spec.comparison_head, auto]))
-    normalized = source_inputs(model, sources, sorted({c.layer for c in heads}), batch_size)
+    compared = comparison_head(clean, writer, spec.comparison_head)
+    comps = list(dict.fromkeys([writer, compared, auto]))
+    normalized = source_inputs(model, sources, comps, batch_size)
 
     out = {}
-    for comp in heads:
-        resampled_out = resampled_head_out(
-            model, tokens, comp, normalized[comp.layer], batch_size, desc=f"{spec.key} {comp.name}"
-        )
+    for comp in comps:
+        if comp.is_head:
+            resampled_out = resampled_head_out(
+                model, tokens, comp, normalized[input_hook(comp)], batch_size, desc=f"{spec.key} {comp.name}"
+            )
+        else:
+            resampled_out = resampled_mlp_out(model, tokens, comp, normalized[input_hook(comp)], batch_size)
         values = dla(resampled_out, run.scale_final.expand(resampled_out.shape[0]), direction, centres(model))
         values = values.detach().to("cpu", torch.promote_types(values.dtype, torch.float32)).numpy()
         if not np.isfinite(values).all():
             raise DataError(f"fig5 {spec.key}: {int((~np.isfinite(values)).sum())} of the {values.size} resampled "
                             f"DLA values of {comp.name} are NaN/inf (the model overflowed)")
-        out[comp.name] = {"clean": float(clean[comp.layer, comp.head]), "resampled": summarize_resampled(values, stats),
-                          "_values": values}
+        out[comp.name] = {"clean": clean_dla(run, comp, direction, centres(model)),
+                          "resampled": summarize_resampled(values, stats), "_values": values}
     return {
         "text": spec.text,
         "top2": [model.tokenizer.decode([i]) for i in top2_ids],
@@ -306,7 +371,9 @@ def analyse_prompt(
         "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]) if usable else None,
         "writer_clean_dla": writer_clean,
         "writer": writer.name,
-        "comparison_head": spec.comparison_head.name,
+        "writer_input": "ln1 (q, k, v)" if writer.is_head else "ln2 (the MLP's input, resid_mid)",
+        "comparison_head": compared.name,
+        "comparison_source": "params" if spec.comparison_head is not None else "auto (second-largest |DLA|)",
         "auto_head": auto.name,
         "n_resample": int(sources.shape[0]),
         "heads": out,

@@ -55,7 +55,6 @@ def run_passes(
     tables = None
     if named_roles(params):
         writer, erasers = resolve_roles(params)
-        prompt_specs(params.fig5, writer, params.model)  # a writer Fig 5 cannot use fails before the long pass
         tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
         consumers.append(tables)
     seconds = clean_pass(model, tokens, act.batch_size, consumers, desc="activations: clean pass")
@@ -82,9 +81,10 @@ def run_passes(
 
 
 def fig5_metrics(model, rows, writer, params: Params, bos_id: int, budget_bytes: int) -> dict:
-    """metrics/fig5_adversarial.json: every adversarial prompt of params, its heads clean and resampled."""
+    """metrics/fig5_adversarial.json: every adversarial prompt of params, its writer and heads clean and
+    resampled."""
     settings = params.fig5
-    specs = prompt_specs(settings, writer, params.model)
+    specs = prompt_specs(settings, params.entry.fig5_comparison_heads)
     torch.manual_seed(settings.seed)
     prompts = {spec.key: strip_values(analyse_prompt(model, spec, writer, rows, settings, params.stats, bos_id,
                                                      budget_bytes))

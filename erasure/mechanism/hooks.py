@@ -63,6 +63,11 @@ def ln1_normalized_hook(layer: int) -> str:
     return f"blocks.{layer}.ln1.hook_normalized"
 
 
+def ln2_normalized_hook(layer: int) -> str:
+    """The MLP's input: the normalised residual entering a layer's MLP (resid_mid after ln2)."""
+    return f"blocks.{layer}.ln2.hook_normalized"
+
+
 def hook_layer(name: str) -> int | None:
     """The block a hook belongs to (None for hooks outside the blocks, e.g. ln_final)."""
     match = re.match(r"blocks\.(\d+)\.", name)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, PlainValidator, Tag, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from erasure.errors import DataError, ParamError
@@ -124,6 +124,23 @@ def _head(value: Any) -> Component:
 
 
 HeadName = Annotated[Component, PlainValidator(_head)]
+
+
+def _auto_or_list(value: Any) -> str:
+    return "<list>" if isinstance(value, list) else "<auto>"
+
+
+def _auto(value: Any) -> str:
+    if value != "auto":
+        raise ValueError("must be auto or a list of heads LxHy")
+    return value
+
+
+# `auto`, or one head per item (an error names the item: the tags drop out of the parameter's name)
+AutoHeads = Annotated[
+    Annotated[str, PlainValidator(_auto), Tag("<auto>")] | Annotated[list[HeadName], Tag("<list>")],
+    Discriminator(_auto_or_list),
+]
 
 
 def _writer(value: Any) -> Component | str:

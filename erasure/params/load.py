@@ -73,9 +73,8 @@ class Params(Section):
         if self.models[self.compare.control].loader != "planted":
             raise ParamError(f"compare.control = {self.compare.control!r} is not allowed: must be a planted model "
                              "(its truth is the positive control)")
-        shape = self.shape
-        for i, head in enumerate(self.fig5.comparison_heads):
-            Component.parse(head.name, f"fig5.comparison_heads[{i}]", shape)
+        for name, entry in self.models.items():
+            check_comparison_heads(name, entry, model_shape(name, entry), len(self.fig5.prompts))
         return self
 
     @property
@@ -101,6 +100,18 @@ def model_shape(name: str, entry: AnyModel) -> ModelShape:
         raise ParamError(f"models.{name}.shape = None is not allowed: must give "
                          f"{', '.join(ModelShape.model_fields)}")
     return entry.shape
+
+
+def check_comparison_heads(name: str, entry: AnyModel, shape: ModelShape, n_prompts: int) -> None:
+    """A named list of Fig 5 comparison heads: one per fig5 prompt, each a head of this model."""
+    heads, param = entry.fig5_comparison_heads, f"models.{name}.fig5_comparison_heads"
+    if heads == "auto":
+        return
+    if len(heads) != n_prompts:
+        raise ParamError(f"{param} = {[h.name for h in heads]!r} is not allowed: must be auto or a list of "
+                         f"{n_prompts} heads, one per fig5 prompt")
+    for i, head in enumerate(heads):
+        Component.parse(head.name, f"{param}[{i}]", shape)
 
 
 def check_roles(writer: Component, erasers: list[Component], param: str, shape: ModelShape) -> None:

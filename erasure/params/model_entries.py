@@ -15,6 +15,7 @@ from erasure.errors import ParamError
 from erasure.params.fields import (
     MAX_COUNT,
     MAX_SEED,
+    AutoHeads,
     Bool,
     Erasers,
     Float,
@@ -95,6 +96,7 @@ class ModelEntry(Section):
     prompts: Prompts
     writer: Writer  # a component, or auto: the top writer of metrics/discovery.json
     erasers: Erasers  # components of later layers, or auto (only with writer auto)
+    fig5_comparison_heads: AutoHeads  # one head per fig5 prompt, or auto (erasure.analysis.fig5.comparison_heads)
     bos_token_id: Int(0, MAX_TOKEN_ID) | None = None  # None: the tokenizer's own BOS at position 0
     separator_token_id: Int(0, MAX_TOKEN_ID) | None = None  # None: the tokenizer's EOS between documents
 

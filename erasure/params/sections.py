@@ -11,7 +11,6 @@ from erasure.params.fields import (
     Bool,
     Choice,
     Float,
-    HeadName,
     Int,
     IntOrAll,
     Section,
@@ -88,18 +87,9 @@ class Fig5Prompt(Section):
 class Fig5(Section):
     prompts: Annotated[dict[str, Fig5Prompt], Field(min_length=1)]
     direction: Choice("top2", "pair")  # top2: the model's top-2 logit difference (the authors' code); pair: the stated
-    comparison_heads: list[HeadName]  # one per prompt (and within the model: erasure.params.load)
     n_resample: Int(1, MAX_COUNT)  # unrelated prompt rows per head (all rows when the prompt set is smaller)
     seed: Int(0, MAX_SEED)  # which rows are drawn when there are more than n_resample
     dpi: Dpi
-
-    @model_validator(mode="after")
-    def _one_head_per_prompt(self) -> Fig5:
-        if len(self.comparison_heads) != len(self.prompts):
-            names = [h.name for h in self.comparison_heads]
-            raise rule(f".comparison_heads = {names!r} is not allowed: must be a list of {len(self.prompts)} "
-                       "heads, one per prompt")
-        return self
 
 
 class Discovery(Section):

@@ -9,11 +9,15 @@ import torch
 from erasure.analysis.fig5 import (
     PromptSpec,
     analyse_prompt,
+    auto_head,
     clean_head_dla,
     clean_run,
+    comparison_head,
     copies_per_pass,
+    input_hook,
     prompt_specs,
     resampled_head_out,
+    resampled_mlp_out,
     source_inputs,
     split_qkv,
     strip_values,
@@ -60,7 +64,7 @@ def test_only_the_head_at_the_last_position_changes(norm, kv_heads):
     model = tiny_model(norm, kv_heads)
     prompt, rows = _rows(1, 12, 100, 1, 0), _rows(6, 12, 100, 1, 1)
     head = Component(2, 1)  # under GQA with 2 KV heads, head 0 shares its key/value group
-    normalized = source_inputs(model, rows, [head.layer], batch_size=4)[head.layer]
+    normalized = source_inputs(model, rows, [head], batch_size=4)[input_hook(head)]
     z = _patched_z(model, prompt, head, normalized)
     _, cache = model.run_with_cache(prompt)
     diff = (z - cache[f"blocks.{head.layer}.attn.hook_z"]).abs()
@@ -78,7 +82,7 @@ def test_resampling_with_the_prompt_itself_is_the_clean_output():
     model = tiny_model()
     prompt = _rows(1, 10, 100, 1, 3)
     head = Component(1, 3)
-    normalized = source_inputs(model, prompt.expand(3, -1), [1], batch_size=2)[1]
+    normalized = source_inputs(model, prompt.expand(3, -1), [head], batch_size=2)[input_hook(head)]
     out = resampled_head_out(model, prompt, head, normalized, batch_size=2)
     clean = clean_run(model, prompt).head_out[1, 3]
     torch.testing.assert_close(out, clean.expand_as(out), atol=ATOL, rtol=0)
@@ -104,7 +108,7 @@ def test_planted_writer_survives_resampling_token_head_does_not(planted):
     moves = {}
     for name in (truth.writer, truth.token_head):
         head = Component.parse(name)
-        normalized = source_inputs(model, rows, [head.layer], batch_size=32)[head.layer]
+        normalized = source_inputs(model, rows, [head], batch_size=32)[input_hook(head)]
         out = resampled_head_out(model, prompt, head, normalized, batch_size=32)
         values = dla(out, run.scale_final.expand(out.shape[0]), u).numpy()
         moves[name] = (float(clean[head.layer, head.head]), values)
@@ -131,8 +135,8 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
     res = analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings, stats, bos, budget_bytes=2**30)
     out = strip_values(res)
     assert set(out) == {"text", "top2", "top2_ids", "direction", "logit_diff", "top2_logit_diff", "paper_pair",
-                        "paper_pair_logit_diff", "writer_clean_dla", "writer", "comparison_head", "auto_head",
-                        "n_resample", "heads"}
+                        "paper_pair_logit_diff", "writer_clean_dla", "writer", "writer_input", "comparison_head",
+                        "comparison_source", "auto_head", "n_resample", "heads"}
     assert out["direction"] == direction
     assert out["logit_diff"] == out["top2_logit_diff" if direction == "top2" else "paper_pair_logit_diff"]
     assert out["writer_clean_dla"][direction] == pytest.approx(out["heads"][truth.writer]["clean"], abs=1e-6)
@@ -155,12 +159,72 @@ def test_analyse_prompt_metrics_on_planted(planted, tmp_path, direction):
 
 def test_prompt_specs_pair_each_prompt_with_its_head():
     fig5 = Fig5.model_validate(repo_params()["fig5"])
-    specs = prompt_specs(fig5, Component(0, 2), "planted-4l")
+    named = repo_params()["models"]["planted-4l"]["fig5_comparison_heads"]
+    specs = prompt_specs(fig5, [Component.parse(h) for h in named])
     assert [s.key for s in specs] == ["p1", "p2", "p3", "p4"]
     assert specs[2].text == "class MyClass:\n\tdef" and specs[0].pair == (" bottom", " top")
     assert [s.comparison_head.name for s in specs] == ["L3H1", "L2H1", "L3H5", "L2H2"]
-    with pytest.raises(ParamError, match=r"models\.planted-4l\.writer = MLP0 is not allowed for fig5: must be a head"):
-        prompt_specs(fig5, Component(0), "planted-4l")
+    assert [s.comparison_head for s in prompt_specs(fig5, "auto")] == [None] * 4
+
+
+def test_auto_comparison_is_the_runner_up_head_by_clean_dla():
+    clean = torch.tensor([[0.5, -3.0], [2.0, 0.1]])  # |DLA| order: L0H1, L1H0, L0H0, L1H1
+    assert auto_head(clean, Component(0, 1)) == Component(1, 0)
+    assert comparison_head(clean, Component(0, 1), None) == Component(0, 0)
+    assert auto_head(clean, Component(1)) == Component(0, 1)  # an MLP writer excludes no head
+    assert comparison_head(clean, Component(1), None) == Component(1, 0)
+    assert comparison_head(clean, Component(1), Component(1, 1)) == Component(1, 1)  # a named head is kept
+
+
+def test_mlp_resampled_with_the_prompt_itself_is_the_clean_output():
+    model = tiny_model()
+    prompt = _rows(1, 10, 100, 1, 3)
+    mlp = Component(1)
+    normalized = source_inputs(model, prompt.expand(3, -1), [mlp], batch_size=2)[input_hook(mlp)]
+    out = resampled_mlp_out(model, prompt, mlp, normalized, batch_size=2)
+    torch.testing.assert_close(out, clean_run(model, prompt).mlp_out[1].expand_as(out), atol=ATOL, rtol=0)
+
+
+def test_mlp_resampling_changes_only_the_mlp_at_the_last_position():
+    """The MLP's output at the last position is the MLP applied to each unrelated row's ln2 input (computed here
+    directly from the row's own run), whatever the prompt; every other position keeps its clean output."""
+    model = tiny_model()
+    prompt, rows = _rows(1, 12, 100, 1, 0), _rows(5, 12, 100, 1, 1)
+    mlp = Component(2)
+    normalized = source_inputs(model, rows, [mlp], batch_size=2)[input_hook(mlp)]
+    _, own = model.run_with_cache(rows)
+    torch.testing.assert_close(normalized, own["blocks.2.ln2.hook_normalized"][:, -1], atol=ATOL, rtol=0)
+    out = resampled_mlp_out(model, prompt, mlp, normalized, batch_size=2)
+    torch.testing.assert_close(out, own["blocks.2.hook_mlp_out"][:, -1], atol=ATOL, rtol=0)
+    assert (out - clean_run(model, prompt).mlp_out[2]).abs().amax(-1).min() > 1e-3  # the patch does something
+
+
+def test_analyse_prompt_with_an_mlp_writer(planted):
+    """An MLP writer (planted-4l's MLP1, a real component but no erased writer): its clean DLA is its hook_mlp_out
+    at the last position, and it is resampled through its own input (ln2); the heads beside it are chosen as for
+    a head writer, with auto comparison."""
+    model, _ = planted
+    bos = model.tokenizer.bos_token_id
+    settings = Fig5.model_validate({**repo_params()["fig5"], "n_resample": 8, "seed": 0})
+    stats = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 50})
+    spec = PromptSpec("p3", "class MyClass:\n\tdef", (" get", " __"), None)
+    rows = _rows(8, 16, len(model.tokenizer), bos, 2)
+    out = strip_values(analyse_prompt(model, spec, Component(1), rows, settings, stats, bos, budget_bytes=2**30))
+    tokens = tokenize_prompt(model, spec.text, bos)
+    _, cache = model.run_with_cache(tokens)
+    u = model.W_U[:, out["top2_ids"][0]] - model.W_U[:, out["top2_ids"][1]]
+    expected = float(dla(cache["blocks.1.hook_mlp_out"][0, -1], cache["ln_final.hook_scale"][0, -1, 0], u))
+    assert out["heads"]["MLP1"]["clean"] == pytest.approx(expected, abs=1e-5)
+    assert out["writer_clean_dla"]["top2"] == pytest.approx(expected, abs=1e-5)
+    assert out["writer_input"].startswith("ln2") and out["comparison_source"].startswith("auto")
+    assert set(out["heads"]) == {"MLP1", out["comparison_head"], out["auto_head"]}
+    assert out["comparison_head"] != out["auto_head"]
+    run = clean_run(model, tokens)
+    ranked = sorted(((abs(float(v)), i) for i, v in enumerate(clean_head_dla(run, u, centres(model)).flatten())),
+                    reverse=True)
+    n_heads = model.cfg.n_heads
+    assert [out["auto_head"], out["comparison_head"]] == [
+        Component(i // n_heads, i % n_heads).name for _, i in ranked[:2]]
 
 
 @pytest.mark.parametrize("pair", [[" get", " get"], [" get", " MyClass.method"]])
