@@ -27,6 +27,7 @@ from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.fig4 import load_points
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
 from erasure.analysis.prompts import build_prompts
+from erasure.analysis.roles import Roles
 from erasure.analysis.tables import ActivationMeta, ActivationTables
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
@@ -59,7 +60,7 @@ def run_tables(model, tokens: torch.Tensor, writer, erasers, params) -> tuple[np
     component PR tables, and Fig 4's DLA points (writer, V-composition part, whole erasers)."""
     n, p = tokens.shape
     with tempfile.TemporaryDirectory() as tmp:
-        tables = TablePass(model, writer, erasers, n, p, Path(tmp), n, params.fig4)
+        tables = TablePass(model, Roles(writer, erasers), n, p, Path(tmp), n, params.fig4)
         clean_pass(model, tokens, params.activations.batch_size, [tables], desc="activations")
         write_meta(tmp, tables.finish(model.tokenizer) | {"model": MODEL})
         points, _ = load_points(tmp)

@@ -102,12 +102,13 @@ def staged(outputs: ExitStack, path: str | Path, write: Callable[[Path], Any]) -
         raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
 
 
-def atomic_write_csv(path: str | Path, rows: list[dict], digits: int) -> None:
-    """Rows of one table (the keys of the first row are the header) as CSV, floats rounded like the metrics."""
-    if not rows:
+def atomic_write_csv(path: str | Path, rows: list[dict], digits: int, fieldnames: list[str] | None = None) -> None:
+    """Rows of one table (the keys of the first row are the header) as CSV, floats rounded like the metrics.
+    With `fieldnames`, the header is given and `rows` may be empty (a figure that does not apply to the run)."""
+    if not rows and fieldnames is None:
         raise ValueError(f"{path}: no rows to write")
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fieldnames or list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(round_significant(rows, digits))
     atomic_write_text(path, out.getvalue())

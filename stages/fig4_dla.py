@@ -2,31 +2,40 @@
 and the tokens the writer's output aligns with (paper §3.5); from the activations stage's points, no model."""
 from dataclasses import replace
 
-from erasure.analysis.fig4 import check_points, fig4_metrics, load_points
+from erasure.analysis.fig4 import check_points, fig4_metrics, load_points, tables_roles
 from erasure.io import atomic_write_csv, atomic_write_json, round_significant
-from erasure.params.load import load_params, resolve_roles
+from erasure.params.load import load_params
 from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS, PLOTS
-from erasure.plotting.data import aligned_token_rows, fig4_rows, scatter_sample
+from erasure.plotting.data import FIG4_FIELDS, aligned_token_rows, fig4_rows, scatter_sample
 from erasure.plotting.fig4 import plot_fig4
+from erasure.plotting.style import not_applicable
 from erasure.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
     settings, digits = params.fig4, params.outputs.significant_digits
-    writer, erasers = resolve_roles(params)
     points, meta = load_points(ACTIVATIONS_DIR)
+    writer, erasers = tables_roles(params, meta)
     check_points(points, meta, params.model, writer, erasers, settings)
     result = fig4_metrics(points, meta, settings, params.stats, params.model, writer, erasers)
     result = replace(result, metrics=round_significant(result.metrics, digits))
     top = [t.model_dump() for t in meta.fig4.aligned_tokens]
     aligned = round_significant({"model": params.model, "writer": writer.name, "top": top}, digits)
-    plot_fig4(result, FIGURES["fig4"], settings.max_scatter_points, settings.seed, writer.name, settings.dpi)
+    if result.metrics["applicable"]:
+        plot_fig4(result, FIGURES["fig4"], settings.max_scatter_points, settings.seed, writer.name, settings.dpi)
+    else:
+        not_applicable(FIGURES["fig4"], f"Fig 4: DLA of {writer.name} vs its erasers' V-composition part "
+                       f"({params.model})", result.metrics["reason"], settings.dpi)
     drawn = scatter_sample(result.x, result.y, settings.max_scatter_points, settings.seed)
-    atomic_write_csv(PLOTS["fig4"], fig4_rows(*drawn), digits)
+    atomic_write_csv(PLOTS["fig4"], fig4_rows(*drawn), digits, FIG4_FIELDS)
     atomic_write_csv(PLOTS["aligned_tokens"], aligned_token_rows(aligned["top"]), digits)
     atomic_write_json(METRICS["fig4_dla"], result.metrics)
     atomic_write_json(METRICS["aligned_tokens"], aligned)
+    if not result.metrics["applicable"]:
+        print(f"fig4: does not apply: {result.metrics['reason']}; top aligned tokens: "
+              f"{[t['token'] for t in aligned['top'][:5]]}")
+        return
     m, c = result.metrics["paper"], result.metrics["code_variant"]
     print(f"fig4: r = {m['r']:.3f} [{m['r_low']:.3f}, {m['r_high']:.3f}], slope = {m['slope']:.3f} "
           f"[{m['slope_low']:.3f}, {m['slope_high']:.3f}], intercept = "

@@ -8,7 +8,9 @@ first `n_dla_prompts` prompts' vectors are reduced to paper Fig 4's DLA points i
 (erasure.analysis.fig4_points). Tables are written into memory-mapped .npy files, so memory stays flat whatever the
 number of prompts; their space is allocated before the first batch, so a full disk is an OSError (ENOSPC) at once,
 never a SIGBUS on a page of a sparse file. A NaN/inf projection ratio (a writer output of zero norm, or an
-overflow) stops the pass with the prompts it came from: the tables hold only finite values.
+overflow) stops the pass with the prompts it came from: the tables hold only finite values. With no erasers
+(none named, or none found) nothing is patched: the patched run is the clean run, and the figure stages say what
+does not apply.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from numpy.lib.format import open_memmap
 from transformer_lens import HookedTransformer
 
 from erasure.analysis.fig4_points import Fig4Points
+from erasure.analysis.roles import Roles
 from erasure.errors import DataError
 from erasure.mechanism.hooks import (
     FINAL_NORMALIZED,
@@ -84,22 +87,23 @@ class TablePass:
     patched run from the first patched layer and the per-token tables, written into `out_dir`; `finish()`."""
 
     def __init__(
-        self, model: HookedTransformer, writer: Component, erasers: list[Component], n: int, p: int,
-        out_dir: Path, n_dla_prompts: int, fig4: Fig4,
+        self, model: HookedTransformer, roles: Roles, n: int, p: int, out_dir: Path, n_dla_prompts: int,
+        fig4: Fig4,
     ):
         cfg = model.cfg
-        self.model, self.writer, self.erasers = model, writer, erasers
+        self.model, self.roles, self.writer, self.erasers = model, roles, roles.writer, roles.erasers
         self.components = all_components(cfg.n_layers, cfg.n_heads)
         self.checkpoints = checkpoint_names(cfg.n_layers)
-        self.patch_layers = sorted({e.layer for e in erasers})
-        self.first = self.patch_layers[0]
+        self.patch_layers = sorted({e.layer for e in self.erasers})
+        self.first = self.patch_layers[0] if self.patch_layers else None  # None: no erasers, nothing patched
         layers = range(cfg.n_layers)
         self.names = (
             {resid_hook(c) for c in self.checkpoints}
             | set().union(*(head_hooks(model, l) for l in layers))
             | {mlp_out_hook(l) for l in layers}
             | {ln1_scale_hook(l) for l in self.patch_layers}
-            | {resid_pre_hook(self.first), FINAL_SCALE, FINAL_NORMALIZED}
+            | ({resid_pre_hook(self.first)} if self.patch_layers else set())
+            | {FINAL_SCALE, FINAL_NORMALIZED}
         )
         self.n, self.p, self.out_dir = n, p, Path(out_dir)
         self.n_dla = min(n_dla_prompts, n)
@@ -107,7 +111,7 @@ class TablePass:
         self.resid = allocated_table(self.out_dir / "resid_pr.npy", (n, p, 2, len(self.checkpoints)))
         self.comps = allocated_table(self.out_dir / "component_pr.npy", (n, p, 2, len(self.components)))
         self.over_scale = torch.zeros(cfg.d_model, dtype=torch.float64, device=cfg.device)
-        self.points = Fig4Points(model, erasers, self.n_dla, fig4)
+        self.points = Fig4Points(model, self.erasers, self.n_dla, fig4)
 
     def names_for(self, start: int) -> set[str]:
         return self.names
@@ -123,21 +127,25 @@ class TablePass:
             out.append(projection_ratio(store[mlp_out_hook(layer)], o).unsqueeze(-1))
         return torch.cat(out, dim=-1)
 
-    def eraser_sum(self, store: dict) -> Float[torch.Tensor, "b p d"]:
-        return sum(component_output(self.model, store, e) for e in self.erasers)
+    def eraser_sum(self, store: dict, like: torch.Tensor) -> Float[torch.Tensor, "b p d"]:
+        """The erasers' summed output (zeros like `like` when there are none)."""
+        return sum((component_output(self.model, store, e) for e in self.erasers), torch.zeros_like(like))
 
     def add(self, start: int, tokens: Int[torch.Tensor, "b p"], clean: dict[str, torch.Tensor]) -> None:
         """One batch: the patched run from the clean residual entering the first patched layer, then every PR."""
         model, first = self.model, self.first
         o = component_output(model, clean, self.writer)
         scales = {l: clean[ln1_scale_hook(l)] for l in self.patch_layers}
-        patched = run_capture(
-            model,
-            clean[resid_pre_hook(first)],
-            {n for n in self.names if hook_layer(n) is None or hook_layer(n) >= first},
-            vcomp_patch_hooks(model, o, scales, self.patch_layers),
-            start_at_layer=first,
-        )
+        if first is None:  # no erasers: nothing to patch, the patched run is the clean run
+            first, patched = model.cfg.n_layers, {}
+        else:
+            patched = run_capture(
+                model,
+                clean[resid_pre_hook(first)],
+                {n for n in self.names if hook_layer(n) is None or hook_layer(n) >= first},
+                vcomp_patch_hooks(model, o, scales, self.patch_layers),
+                start_at_layer=first,
+            )
         patched_view = {**clean, **patched}  # layers before the patch are identical in both runs
         resid = torch.stack(
             [
@@ -148,7 +156,7 @@ class TablePass:
         )
         n_layers = model.cfg.n_layers
         comp_clean = self.component_prs(clean, o, range(n_layers))
-        comp_patched = torch.cat(
+        comp_patched = comp_clean if first == n_layers else torch.cat(
             [comp_clean[..., : first * (model.cfg.n_heads + 1)],
              self.component_prs(patched, o, range(first, n_layers))],
             dim=-1,
@@ -161,10 +169,11 @@ class TablePass:
         sigma_f = clean[FINAL_SCALE].squeeze(-1)
         self.over_scale += (norm_centre(model, o) / sigma_f.unsqueeze(-1)).sum((0, 1)).double()
         if start < self.n_dla:  # whole-batch products, as a batch of their own would compute them
-            erasers_clean = self.eraser_sum(clean)
+            erasers_clean = self.eraser_sum(clean, o)
             top2, _ = top2_tokens(model, clean[FINAL_NORMALIZED])
-            self.points.add(start, tokens, o, erasers_clean - self.eraser_sum(patched), erasers_clean, sigma_f,
-                            scales[first].squeeze(-1), top2)
+            scale_patch = scales[first].squeeze(-1) if scales else None
+            self.points.add(start, tokens, o, erasers_clean - self.eraser_sum(patched_view, o), erasers_clean,
+                            sigma_f, scale_patch, top2)
 
     def finish(self, tokenizer) -> dict:
         """Flush the tables, write the Fig 4 points; the meta.json record (without model and prompt keys).
@@ -178,6 +187,8 @@ class TablePass:
         return {
             "writer": self.writer.name,
             "erasers": [e.name for e in self.erasers],
+            "roles_source": self.roles.source,
+            "roles_note": self.roles.note,
             "patch_layers": self.patch_layers,
             "components": [c.name for c in self.components],
             "checkpoints": self.checkpoints,

@@ -20,6 +20,7 @@ from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
 from erasure.params.fields import MAX_COUNT, Int, Record, read_record
+from erasure.params.load import Params
 from erasure.params.sections import Fig4, Stats
 from erasure.paths import ACTIVATIONS_DIR, FIG4_POINTS
 
@@ -83,6 +84,16 @@ def load_points(act_dir: str | Path = ACTIVATIONS_DIR) -> tuple[dict[str, np.nda
     return points, meta
 
 
+def tables_roles(params: Params, meta: PointsMeta) -> tuple[Component, list[Component]]:
+    """The writer and erasers Fig 4 is about: the entry's when it names them (check_points then refuses tables made
+    for others), else those the activations stage chose and recorded in meta.json (erasure.analysis.roles)."""
+    entry = params.entry
+    if entry.writer != "auto" and entry.erasers != "auto":
+        return entry.writer, list(entry.erasers)
+    return Component.parse(meta.writer, "meta.json writer"), [Component.parse(e, "meta.json erasers")
+                                                               for e in meta.erasers]
+
+
 def check_points(
     points: dict[str, np.ndarray], meta: PointsMeta, model_name: str, writer: Component, erasers: list[Component],
     settings: Fig4, act_dir: str | Path = ACTIVATIONS_DIR,
@@ -127,6 +138,14 @@ def fig4_metrics(
     and of the full erasers get prompt-bootstrap intervals (`r_low`, `r_high`, ...)."""
     n_cache, p = points["writer"].shape
     n = min(settings.n_prompts, n_cache)
+    header = {"model": model_name, "writer": writer.name, "erasers": [e.name for e in erasers],
+              "roles_source": meta.roles_source, "roles_note": meta.roles_note}
+    if not erasers:
+        why = meta.roles_note or "the model's entry names none"
+        reason = f"no erasers ({why}): there is no eraser output whose DLA could be set against the writer's"
+        metrics = {**header, "applicable": False, "reason": reason, "parts_not_applicable": {},
+                   "bootstrap": None, "paper": None, "full_erasers": None, "code_variant": None}
+        return Fig4Result(metrics=metrics, x=np.zeros(0, np.float32), y=np.zeros(0, np.float32))
     if n < 2:
         raise DataError(f"fig4 needs at least 2 prompts in the DLA cache to bootstrap over prompts, got {n}")
     mask = position_mask(p, settings.positions)
@@ -140,15 +159,20 @@ def fig4_metrics(
 
     code_meta = meta.fig4.code_variant
     code = {"r": None, "slope": None, "intercept": None, "n_points": 0}
+    parts = {}
     if code_meta.has_heads:
         cx, cy = points["code_x"], points["code_y"]
         code = {**fit_line(cx, cy), "n_points": int(cx.size)}
+    else:
+        parts["code_variant"] = ("no head among the erasers: the authors' variant pushes the writer through the "
+                                 "erasers' OV circuits, which only heads have")
     code.update({"n_prompts": code_meta.n_prompts, "start_pos": code_meta.start_pos})
 
     metrics = {
-        "model": model_name,
-        "writer": writer.name,
-        "erasers": [e.name for e in erasers],
+        **header,
+        "applicable": True,
+        "reason": None,
+        "parts_not_applicable": parts,
         "bootstrap": boot.record(),
         "paper": paper,
         "full_erasers": {**fit_line(x, y_full), **bootstrap_fit(x, y_full, boot)},

@@ -8,16 +8,33 @@ from erasure.mechanism.bootstrap import PromptBootstrap, add_interval, summarize
 from erasure.mechanism.names import Component
 from erasure.params.sections import Stats
 
+NO_ERASERS = "no erasers ({why}): nothing is patched, so the patched run equals the clean run"
 
-def _header(tables: ActivationTables) -> dict:
+
+def _header(tables: ActivationTables, not_applicable: dict[str, str] | None = None, whole: str | None = None) -> dict:
+    """The record's first keys: model, roles, prompt set, and what does not apply. `applicable` false with a
+    `reason`: the whole figure does not apply; `parts_not_applicable`: {key: reason} for keys set to null."""
     meta = tables.meta
     return {
         "model": meta.model,
         "writer": meta.writer,
         "erasers": meta.erasers,
+        "roles_source": meta.roles_source,
+        "roles_note": meta.roles_note,
         "n_prompts": meta.n_prompts,
         "seq_len": meta.seq_len,
+        "applicable": whole is None,
+        "reason": whole,
+        "parts_not_applicable": not_applicable or {},
     }
+
+
+def no_erasers_reason(tables: ActivationTables) -> str | None:
+    """Why nothing was patched, or None when there are erasers."""
+    meta = tables.meta
+    if meta.erasers:
+        return None
+    return NO_ERASERS.format(why=meta.roles_note or "the model's entry names none")
 
 
 def bootstrap_of(tables: ActivationTables, stats: Stats) -> PromptBootstrap:
@@ -40,6 +57,10 @@ def fig1_metrics(tables: ActivationTables, stats: Stats) -> dict:
     for c in meta.checkpoints:
         for run in meta.runs:
             checkpoints[c][run], draws[c, run] = summarize_pools_with_intervals(tables.resid(c, run), boot)
+    missing = no_erasers_reason(tables)
+    if missing is not None:
+        return {**_header(tables, {"vcomp_share": missing}), "bootstrap": boot.record(), "checkpoints": checkpoints,
+                "erasure_checkpoint": None, "entering_checkpoint": None, "vcomp_share": None}
     first = meta.patch_layers[0]
     after, before = f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"
     share: dict = {}
@@ -73,19 +94,23 @@ def fig2_metrics(tables: ActivationTables, negative_median: float, stats: Stats)
     boot = bootstrap_of(tables, stats)
     comps = [c for c in meta.components if c != meta.writer]
     components = {c: summarize_pools_with_intervals(tables.component(c, "clean"), boot)[0] for c in comps}
-    eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta.erasers)
-    summed, summed_draws = summarize_pools_with_intervals(eraser_sum, boot)
-    total_pct: dict = {pool: -100.0 * summed[pool]["median"] for pool in summed}
-    for pool in summed:
-        add_interval(total_pct, pool, -100.0 * summed_draws[pool]["median"], boot.level)
+    missing = no_erasers_reason(tables)
+    summed = total_pct = None
+    if missing is None:
+        eraser_sum = sum(tables.component(e, "clean").astype("float64") for e in meta.erasers)
+        summed, summed_draws = summarize_pools_with_intervals(eraser_sum, boot)
+        total_pct = {pool: -100.0 * summed[pool]["median"] for pool in summed}
+        for pool in summed:
+            add_interval(total_pct, pool, -100.0 * summed_draws[pool]["median"], boot.level)
     layers = set(meta.patch_layers)
     negative = [
         c for c in comps
         if Component.parse(c).is_head and Component.parse(c).layer in layers
         and components[c]["all"]["median"] < -negative_median
     ]
+    parts = {} if missing is None else {"eraser_sum": missing, "erasure_total_pct": missing}
     return {
-        **_header(tables),
+        **_header(tables, parts),
         "bootstrap": boot.record(),
         "components": components,
         "eraser_sum": summed,
@@ -104,7 +129,7 @@ def fig3_metrics(tables: ActivationTables, stats: Stats) -> dict:
         if Component.parse(c).is_head and Component.parse(c).layer in set(meta.patch_layers)
     ]
     return {
-        **_header(tables),
+        **_header(tables, whole=no_erasers_reason(tables)),
         "bootstrap": boot.record(),
         "heads": {h: {run: summarize_pools_with_intervals(tables.component(h, run), boot)[0] for run in meta.runs}
                   for h in heads},

@@ -5,7 +5,8 @@
    The clean hooks of discovery's V-composition prompts are kept from it when they fit in `compute.memory_gb`.
 2. Discovery concludes (ranking, erasers, the V-composition test on the kept prompts).
 3. With `auto` roles the writer is discovery's choice, known only after the whole scan: a second clean pass makes
-   the tables (SmolLM2, gpt2-small; the paper's models name their roles and need one).
+   the tables (SmolLM2, gpt2-small; the paper's models name their roles and need one). When discovery selects
+   nothing, a fallback writer with no erasers (erasure.analysis.roles).
 4. Paper Fig 5's adversarial prompts and resampled passes.
 Figure stages read what this writes (data/activations, data/discovery_atlas.npz, metrics/discovery.json,
 metrics/fig5_adversarial.json), never the model.
@@ -24,7 +25,8 @@ from erasure.analysis.activations import TablePass
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.discover import DiscoveryPass, DiscoveryResult, subset_nbytes
 from erasure.analysis.fig5 import analyse_prompt, check_prompts, prompt_specs, resampled_bootstrap, strip_values
-from erasure.params.load import Params, resolve_roles, selected_roles
+from erasure.analysis.roles import discovered_roles, named_roles
+from erasure.params.load import Params
 from erasure.paths import METRICS
 
 
@@ -35,10 +37,6 @@ class Passes:
     fig5: dict  # metrics/fig5_adversarial.json
     seconds: dict[str, float]  # forward passes, each consumer, discovery's conclusion, the tables pass, Fig 5
     subset_kept: bool  # discovery's V-comp prompts kept from the clean pass (else run again)
-
-
-def named_roles(params: Params) -> bool:
-    return params.entry.writer != "auto" and params.entry.erasers != "auto"
 
 
 def run_passes(
@@ -53,29 +51,28 @@ def run_passes(
     discovery = DiscoveryPass(model, dp, n, p, keep_subset=keep)
     consumers: list = [discovery]
     tables = None
-    if named_roles(params):
-        writer, erasers = resolve_roles(params)
-        tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
+    roles = named_roles(params)
+    if roles is not None:
+        tables = TablePass(model, roles, n, p, tables_dir, act.n_dla_prompts, params.fig4)
         consumers.append(tables)
     seconds = clean_pass(model, tokens, act.batch_size, consumers, desc="activations: clean pass")
     t0 = time.perf_counter()
-    named = named_roles(params)
     found = discovery.conclude(
         tokens, act.batch_size, model_name=params.model,
-        params_writer=params.entry.writer.name if named else None,
-        params_erasers=[e.name for e in params.entry.erasers] if named else None,
+        params_writer=roles.writer.name if roles else None,
+        params_erasers=[e.name for e in roles.erasers] if roles else None,
     )
     seconds["discovery_conclude"] = time.perf_counter() - t0
     seconds |= {f"discovery_{k}": v for k, v in discovery.seconds.items()}
     if tables is None:
-        writer, erasers = selected_roles(params, found.record["selected"], str(METRICS["discovery"]))
-        tables = TablePass(model, writer, erasers, n, p, tables_dir, act.n_dla_prompts, params.fig4)
+        roles = discovered_roles(params, found.record, str(METRICS["discovery"]))
+        tables = TablePass(model, roles, n, p, tables_dir, act.n_dla_prompts, params.fig4)
         t0 = time.perf_counter()
         clean_pass(model, tokens, act.batch_size, [tables], desc="activations: tables pass")
         seconds["tables_pass"] = time.perf_counter() - t0
     meta = tables.finish(model.tokenizer)
     t0 = time.perf_counter()
-    fig5 = fig5_metrics(model, tokens, writer, params, bos_id, budget)
+    fig5 = fig5_metrics(model, tokens, roles.writer, params, bos_id, budget)
     seconds["fig5"] = time.perf_counter() - t0
     return Passes(found, meta, fig5, seconds, keep)
 

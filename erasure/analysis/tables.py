@@ -24,7 +24,9 @@ class ActivationMeta(Record):
 
     model: Text
     writer: Text
-    erasers: list[Text]
+    erasers: list[Text]  # [] = none: the patched run is the clean run, and what needs erasers does not apply
+    roles_source: Text  # params | discovery | fallback (erasure.analysis.passes.Roles)
+    roles_note: str | None  # why a fallback writer, or None
     patch_layers: list[Int(0, 10_000)]
     components: list[Text]
     checkpoints: list[Text]
@@ -37,15 +39,16 @@ class ActivationMeta(Record):
         if tuple(self.runs) != RUNS:
             raise rule(f"runs = {self.runs!r} is not allowed: must be {list(RUNS)!r}")
         unknown = [c for c in [self.writer, *self.erasers] if c not in self.components]
-        if unknown or not self.erasers:
-            raise rule(f"writer/erasers {[self.writer, *self.erasers]!r} are not allowed: must be a writer and at "
-                       "least one eraser among `components`")
+        if unknown:
+            raise rule(f"writer/erasers {[self.writer, *self.erasers]!r} are not allowed: must be a writer and "
+                       "erasers among `components`")
         try:
             layers = sorted({Component.parse(e).layer for e in self.erasers})
         except ValueError:
             raise rule(f"erasers = {self.erasers!r} is not allowed: must be heads LxHy / MLPx") from None
-        first = layers[0]
-        needed = {f"resid_mid{first}", f"resid_post{first - 1}" if first > 0 else "resid_pre0"}
+        first = layers[0] if layers else None
+        needed = set() if first is None else {f"resid_mid{first}",
+                                              f"resid_post{first - 1}" if first > 0 else "resid_pre0"}
         if self.patch_layers != layers or not needed <= set(self.checkpoints):
             raise rule(f"patch_layers = {self.patch_layers!r} is not allowed: must be the erasers' layers {layers} "
                        f"with checkpoints {sorted(needed)}")

@@ -150,12 +150,12 @@ def _writer(value: Any) -> Component | str:
 def _erasers(value: Any) -> list[Component] | str:
     if value == "auto":
         return "auto"
-    if not isinstance(value, list) or not value:
-        raise ValueError("must be a non-empty list of heads/MLPs, or auto")
+    if not isinstance(value, list):
+        raise ValueError("must be a list of heads/MLPs ([] = none), or auto")
     try:
         erasers = [Component.parse(v) for v in value]
     except ParamError:
-        raise ValueError("must be a non-empty list of heads LxHy / MLPx, or auto") from None
+        raise ValueError("must be a list of heads LxHy / MLPx ([] = none), or auto") from None
     if len(set(erasers)) != len(erasers):
         raise ValueError("components must be distinct")
     return erasers

@@ -41,6 +41,9 @@ def fig2_rows(metrics: dict, pool: str, layers: str) -> list[dict]:
     ]
 
 
+FIG3_FIELDS = ["bar", "head", "run", "eraser", *QUANTILES]  # the header of plots/fig3_heads.csv (also with no rows)
+
+
 def fig3_rows(metrics: dict, pool: str) -> list[dict]:
     """One row per (head of the patched layer, run): a bar labelled `L2H2 clean` / `L2H2 patched`."""
     return [
@@ -56,6 +59,9 @@ def scatter_sample(x: np.ndarray, y: np.ndarray, max_points: int, seed: int) -> 
         return x, y
     idx = np.random.default_rng(seed).choice(x.size, max_points, replace=False)
     return x[idx], y[idx]
+
+
+FIG4_FIELDS = ["writer_dla", "vcomp_dla"]  # the header of plots/fig4_dla.csv (also with no points)
 
 
 def fig4_rows(x: np.ndarray, y: np.ndarray) -> list[dict]:

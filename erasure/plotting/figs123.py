@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from erasure.mechanism.names import Component
-from erasure.plotting.style import band_note, bands_widest_first, plt, save, seaborn_style
+from erasure.plotting.style import band_note, bands_widest_first, not_applicable, plt, save, seaborn_style
 
 RUN_COLOURS = {"clean": "C0", "patched": "C1"}
 RUN_LABELS = {"clean": "Original", "patched": "V-composition patched"}
@@ -21,7 +21,8 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
     names = list(metrics["checkpoints"])
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(min(max(12, 0.3 * len(names)), 24), 6))
-    for run in ("clean", "patched"):
+    runs = ("clean",) if metrics["vcomp_share"] is None else ("clean", "patched")  # None: no erasers, no patch
+    for run in runs:
         stats = [metrics["checkpoints"][c][run][pool] for c in names]
         colour = RUN_COLOURS[run]
         ax.plot(x, [s["median"] for s in stats], marker="o", color=colour, label=RUN_LABELS[run])
@@ -67,19 +68,24 @@ def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dp
     for i, name in enumerate(names[:-1]):
         if not Component.parse(name).is_head:
             ax.axvline(i + 0.5, color="black", ls="--", lw=1)
-    total = metrics["eraser_sum"][pool]
+    total = metrics["eraser_sum"] and metrics["eraser_sum"][pool]  # None: no erasers
+    summed = (f"eraser sum median {total['median']:.3f} [q25 {total['q25']:.3f}, q75 {total['q75']:.3f}]"
+              if total else "no eraser set")
     ax.set_xlabel("component (red: eraser set, green: MLP)", fontsize=12)
     ax.set_ylabel(f"PR(component, {metrics['writer']})", fontsize=12)
     ax.set_title(
         f"Projection ratios of all components (except {metrics['writer']}) onto {metrics['writer']} "
-        f"({metrics['model']}); eraser sum median {total['median']:.3f} "
-        f"[q25 {total['q25']:.3f}, q75 {total['q75']:.3f}]",
+        f"({metrics['model']}); {summed}",
         fontsize=13,
     )
     save(fig, path, dpi, tight_bbox=True)
 
 
 def fig3(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
+    if not metrics["applicable"]:
+        not_applicable(path, f"Fig 3: heads of the patched layer onto {metrics['writer']} ({metrics['model']})",
+                       metrics["reason"], dpi)
+        return
     seaborn_style()
     heads = list(metrics["heads"])
     erasers = set(metrics["erasers"])

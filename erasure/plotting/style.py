@@ -54,3 +54,15 @@ def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
     plt.close(fig)
+
+
+def not_applicable(path: str | Path, title: str, reason: str, dpi: int) -> None:
+    """The figure's file when it does not apply to this run: its title and why, so the paper shows the reason."""
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(7.2, 2.2))
+    ax.axis("off")
+    ax.text(0.0, 1.0, title, fontsize=11, weight="bold", va="top", transform=ax.transAxes)
+    ax.text(0.0, 0.72, "Does not apply to this run: " + "\n".join(textwrap.wrap(reason, 90)), fontsize=9,
+            va="top", transform=ax.transAxes)
+    save(fig, path, dpi)

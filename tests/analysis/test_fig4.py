@@ -28,13 +28,14 @@ def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, ba
     """Fig 4's points for a few prompts, from the activations pass itself (its clean pass and tables)."""
     from erasure.analysis.activations import TablePass, write_meta
     from erasure.analysis.clean_pass import clean_pass
+    from erasure.analysis.roles import Roles
 
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(3, len(model.tokenizer), (n_prompts, seq_len), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id
     writer = Component.parse(truth.writer)
     erasers = [Component.parse(e) for e in truth.erasers]
-    tables = TablePass(model, writer, erasers, n_prompts, seq_len, out_dir, n_prompts, settings)
+    tables = TablePass(model, Roles(writer, erasers), n_prompts, seq_len, out_dir, n_prompts, settings)
     clean_pass(model, tokens, batch_size, [tables], desc="test")
     write_meta(out_dir, tables.finish(model.tokenizer) | {"model": "planted-4l"})
     points, meta = load_points(out_dir)
@@ -57,7 +58,9 @@ def test_fig4_recovers_planted_erasure(planted, tmp_path):
     check_points(points, meta, "planted-4l", writer, erasers, settings)
     result = fig4_metrics(points, meta, settings, stats, "planted-4l", writer, erasers)
     m = result.metrics
-    assert set(m) == {"model", "writer", "erasers", "bootstrap", "paper", "full_erasers", "code_variant"}
+    assert set(m) == {"model", "writer", "erasers", "roles_source", "roles_note", "applicable", "reason",
+                      "parts_not_applicable", "bootstrap", "paper", "full_erasers", "code_variant"}
+    assert m["applicable"] and m["parts_not_applicable"] == {} and m["roles_source"] == "params"
     assert m["bootstrap"] == {"level": stats.level, "n_draws": 200, "seed": stats.bootstrap_seed, "unit": "prompt"}
     fit_keys = {f"{k}{s}" for k in ("r", "slope", "intercept") for s in ("", "_low", "_high")}
     assert set(m["paper"]) == fit_keys | {"n_points", "n_prompts", "positions"}

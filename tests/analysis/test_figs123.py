@@ -13,7 +13,7 @@ N, P = 9, 16
 STATS = Stats.model_validate({"headline": "all", "n_bootstrap": 100, "bootstrap_seed": 3, "level": 0.9})
 
 
-def _tables() -> ActivationTables:
+def _tables(erasers=("L2H4", "L2H5"), note=None) -> ActivationTables:
     rng = np.random.default_rng(0)
     checkpoints = checkpoint_names(4)
     components = [c.name for c in all_components(4, 8)]
@@ -23,8 +23,12 @@ def _tables() -> ActivationTables:
     resid[:, :, 1, checkpoints.index("resid_mid2")] += 0.9
     comps = rng.normal(size=(N, P, 2, len(components))) * 0.05
     comps[:, :, 0, components.index("L2H5")] -= 0.3
-    meta = {"model": "planted-4l", "writer": "L0H2", "erasers": ["L2H4", "L2H5"], "n_prompts": N, "seq_len": P,
-            "runs": ["clean", "patched"], "checkpoints": checkpoints, "components": components, "patch_layers": [2]}
+    if not erasers:  # nothing patched: the patched run is the clean run
+        resid[:, :, 1], comps[:, :, 1] = resid[:, :, 0], comps[:, :, 0]
+    meta = {"model": "planted-4l", "writer": "L0H2", "erasers": list(erasers), "n_prompts": N, "seq_len": P,
+            "roles_source": "fallback" if note else "params", "roles_note": note,
+            "runs": ["clean", "patched"], "checkpoints": checkpoints, "components": components,
+            "patch_layers": [2] if erasers else []}
     return ActivationTables(ActivationMeta.model_validate(meta), resid.astype(np.float32), comps.astype(np.float32))
 
 
@@ -70,3 +74,30 @@ def test_fig3_every_stats_dict_has_its_intervals():
         for run in head.values():
             for pool in run.values():
                 assert {f"{k}{s}" for k in ("median", "q25", "q75") for s in ("_low", "_high")} <= set(pool)
+
+
+def test_every_figure_applies_with_erasers():
+    tables = _tables()
+    for m in (fig1_metrics(tables, STATS), fig2_metrics(tables, 0.02, STATS), fig3_metrics(tables, STATS)):
+        assert m["applicable"] and m["reason"] is None and m["parts_not_applicable"] == {}
+
+
+def test_without_erasers_each_figure_says_what_does_not_apply_and_why(tmp_path):
+    """No erasers (a fallback writer): Fig 1's PR curve and Fig 2's components still apply; the V-composition
+    share, the eraser sum and all of Fig 3 (the heads of the patched layer) do not, each with the reason."""
+    note = "no relevant writer has an eraser (discovery.eraser_threshold); the figures follow the top relevant writer L0H2"
+    tables = _tables(erasers=(), note=note)
+    f1, f2, f3 = fig1_metrics(tables, STATS), fig2_metrics(tables, 0.02, STATS), fig3_metrics(tables, STATS)
+    assert f1["applicable"] and f1["vcomp_share"] is None and set(f1["parts_not_applicable"]) == {"vcomp_share"}
+    assert note in f1["parts_not_applicable"]["vcomp_share"] and f1["roles_source"] == "fallback"
+    assert f1["checkpoints"]["resid_post1"]["clean"]["all"]["median"] > 0.5  # the writer's curve is still there
+    assert f2["applicable"] and f2["eraser_sum"] is None and f2["erasure_total_pct"] is None
+    assert set(f2["parts_not_applicable"]) == {"eraser_sum", "erasure_total_pct"} and len(f2["components"]) == 35
+    assert not f3["applicable"] and f3["heads"] == {} and note in f3["reason"]
+    from erasure.plotting.data import FIG3_FIELDS, fig3_rows
+    from erasure.plotting.figs123 import fig1, fig2, fig3
+    fig1(f1, "all", ["25-75"], tmp_path / "f1.png", 60)
+    fig2(f2, "all", ["25-75"], "all", tmp_path / "f2.png", 60)
+    fig3(f3, "all", ["25-75"], tmp_path / "f3.png", 60)
+    assert all((tmp_path / f"f{i}.png").stat().st_size > 1000 for i in (1, 2, 3))
+    assert fig3_rows(f3, "all") == [] and FIG3_FIELDS[:4] == ["bar", "head", "run", "eraser"]

@@ -12,6 +12,7 @@ from erasure.analysis.activations import TablePass, write_meta
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.discover import DiscoveryPass, discover
 from erasure.analysis.fig4 import load_points
+from erasure.analysis.roles import Roles
 from erasure.mechanism.names import Component
 from erasure.params.sections import Discovery, Fig4
 from helpers import repo_params, tiny_model
@@ -57,14 +58,14 @@ def test_one_clean_pass_gives_each_consumer_its_own_passes_numbers(planted, tmp_
     try:
         calls = _embed_calls(model)
         shared = DiscoveryPass(model, dp, N, P, keep_subset=True)
-        tables = TablePass(model, writer, erasers, N, P, tmp_path / "shared", N, fig4)
+        tables = TablePass(model, Roles(writer, erasers), N, P, tmp_path / "shared", N, fig4)
         clean_pass(model, tokens, BATCH, [shared, tables], desc="test")
         found = shared.conclude(tokens, BATCH, "planted-4l", **roles)
         meta = tables.finish(model.tokenizer)
         assert calls[0] == N // BATCH  # one clean pass, the V-comp prompts kept from it
 
         alone = discover(model, tokens, dp, BATCH, "planted-4l", **roles)
-        own = TablePass(model, writer, erasers, N, P, tmp_path / "alone", N, fig4)
+        own = TablePass(model, Roles(writer, erasers), N, P, tmp_path / "alone", N, fig4)
         clean_pass(model, tokens, BATCH, [own], desc="test")
         assert calls[0] == 3 * (N // BATCH)
     finally:
@@ -88,7 +89,7 @@ def test_the_model_dtype_is_honoured_end_to_end(tmp_path, dtype, atol):
         model = tiny_model().to(dt, print_details=False)
         tokens = _tokens(100, 1)
         found = DiscoveryPass(model, dp, N, P, keep_subset=True)
-        tables = TablePass(model, writer, erasers, N, P, tmp_path / name, N, fig4)
+        tables = TablePass(model, Roles(writer, erasers), N, P, tmp_path / name, N, fig4)
         clean_pass(model, tokens, BATCH, [found, tables], desc="test")
         record = found.conclude(tokens, BATCH)
         meta = tables.finish(SimpleNamespace(decode=lambda ids: f"<{ids[0]}>"))  # the tiny model has no tokenizer

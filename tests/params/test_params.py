@@ -49,7 +49,7 @@ BAD = {  # case: (edit, the whole one-line message)
     "head beyond the model": (_set(f"{P}.writer", "L9H2"), f"{P}.writer = 'L9H2' is not allowed: must be a head LxHy or MLPx with layer 0..3 and head 0..7"),
     "writer in the last layer": (_set(f"{P}.writer", "L3H0"), f"{P}.writer = 'L3H0' is not allowed: it must write before the last layer"),
     "not a component": (_set(f"{P}.writer", "head2"), f"{P}.writer = 'head2' is not allowed: must be a head LxHy or MLPx"),
-    "empty eraser set": (_set(f"{P}.erasers", []), f"{P}.erasers = [] is not allowed: must be a non-empty list of heads/MLPs, or auto"),
+    "eraser set not a list": (_set(f"{P}.erasers", "L2H2"), f"{P}.erasers = 'L2H2' is not allowed: must be a list of heads/MLPs ([] = none), or auto"),
     "repeated eraser": (_set(f"{P}.erasers", ["L2H2", "L2H2"]), f"{P}.erasers = ['L2H2', 'L2H2'] is not allowed: components must be distinct"),
     "eraser before writer": (_set(f"{P}.erasers", ["L0H1"]), f"{P}.erasers contains L0H1 which is not allowed: erasers must sit in a layer after the writer L0H2 (layers 1..3)"),
     "named erasers of an auto writer": (_set("models.smollm2-135m.erasers", ["L2H2"]), "models.smollm2-135m.erasers must be auto when writer is auto"),

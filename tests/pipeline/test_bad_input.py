@@ -63,7 +63,8 @@ def build_inputs(root: Path) -> None:
     np.save(act / "resid_pr.npy", rng.normal(size=(n, seq, 2, len(checkpoints))).astype(np.float32))
     np.save(act / "component_pr.npy", rng.normal(size=(n, seq, 2, len(components))).astype(np.float32))
     n_code = seq - 1 - 2  # code variant: sources start_pos = 2 .. seq - 2 of one prompt
-    meta = {"model": MODEL, "writer": "L0H2", "erasers": ERASERS, "patch_layers": [2], "components": components,
+    meta = {"model": MODEL, "writer": "L0H2", "erasers": ERASERS, "roles_source": "params", "roles_note": None,
+            "patch_layers": [2], "components": components,
             "checkpoints": checkpoints, "runs": ["clean", "patched"], "n_prompts": n, "seq_len": seq,
             "n_dla_prompts": N_DLA, "d_model": 512,
             "fig4": {"n_prompts": N_DLA, "code_variant": {"n_prompts": 1, "start_pos": 2, "has_heads": True},
@@ -283,7 +284,7 @@ PARAM_VALUES = {
     "batch size 0": ("traceback", param("activations.batch_size", 0), ["activations.batch_size = 0 is not allowed"]),
     "dpi a float": ("traceback", param("fig1.dpi", 120.5), ["fig1.dpi = 120.5 is not allowed"]),
     "no band": ("traceback", param("fig2.bands", []), ["fig2.bands = [] is not allowed"]),
-    "empty eraser set": ("traceback", param(f"{P}.erasers", []), [f"{P}.erasers = [] is not allowed"]),
+    "eraser set not a list": ("traceback", param(f"{P}.erasers", "L2H2"), [f"{P}.erasers = 'L2H2' is not allowed"]),
     "hub timeout 0": ("traceback", param("models.gelu-4l.hub_timeout_s", 0), ["models.gelu-4l.hub_timeout_s = 0 is not allowed"]),
 }
 
@@ -338,14 +339,11 @@ DLA_FILES = {
     "meta.json without fig4": ("traceback", json_edit(META, lambda d: d.pop("fig4") and None), [f"{META}: fig4 is missing"]),
 }
 
-DISCOVERY = "metrics/discovery.json"
-DISCOVERY_FILES = {
-    "discovery.json absent": ("traceback", both(AUTO, remove(DISCOVERY)), [f"writer/erasers = auto needs {DISCOVERY}: run `dvc repro activations` first"]),
-    "discovery.json not JSON": ("traceback", both(AUTO, write(DISCOVERY, "{")), [f"{DISCOVERY} is not valid JSON at line 1, column 2"]),
-    "selected a list": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": ["L0H2"]}')), [f"{DISCOVERY}: selected = ['L0H2'] is not allowed: must be a mapping of writer, erasers"]),
-    "selected writer beyond the model": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L9H9", "erasers": ["L2H2"]}}')), [f"{P}.writer (auto, from {DISCOVERY}) = 'L9H9' is not allowed"]),
-    "selected no erasers": ("traceback", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L0H2", "erasers": []}}')), [f"{P}.erasers (auto, from {DISCOVERY}) = [] is not allowed"]),
-    "selected eraser before the writer": ("silent", both(AUTO, write(DISCOVERY, '{"selected": {"writer": "L1H2", "erasers": ["L0H1"]}}')), ["contains L0H1 which is not allowed: erasers must sit in a layer after the writer L1H2"]),
+# With auto roles, fig4_dla takes the writer and erasers the activations stage recorded in meta.json (it reads no
+# metrics/discovery.json: a run whose discovery selects nothing still has its tables' roles there).
+ROLE_FILES = {
+    "meta.json without roles_source": ("traceback", both(AUTO, json_edit(META, lambda d: d.pop("roles_source") and None)), [f"{META}: roles_source is missing"]),
+    "meta.json roles beyond the tables": ("silent", both(AUTO, json_edit(META, lambda d: d.update(writer="L9H9"))), [f"{META}: writer/erasers ['L9H9', 'L2H2'"]),
 }
 
 REPORT_FILES = {
@@ -387,7 +385,7 @@ CASES = (
        for k in ("meta.json without n_prompts", "table shape", "one NaN", "all NaN")]
     + [(f"fig4_dla: {k}", "fig4_dla", *v) for k, v in {**DLA_FILES, **{
         k: v for k, v in ACTIVATION_FILES.items() if k.startswith("meta.json")}}.items()]
-    + [(f"fig4_dla: {k}", "fig4_dla", *v) for k, v in DISCOVERY_FILES.items()]
+    + [(f"fig4_dla: {k}", "fig4_dla", *v) for k, v in ROLE_FILES.items()]
     + [(f"verify: {k}", "verify", *v) for k, v in REPORT_FILES.items()]
     + [(f"paper: {k}", "build_paper", *v) for k, v in PAPER_FILES.items()]
     + [(f"fig1_resid: {k}", "fig1_resid", *v) for k, v in ENVIRONMENT.items()]
