@@ -185,9 +185,9 @@ def test_mlp_resampled_with_the_prompt_itself_is_the_clean_output():
     torch.testing.assert_close(out, clean_run(model, prompt).mlp_out[1].expand_as(out), atol=ATOL, rtol=0)
 
 
-def test_mlp_resampling_changes_only_the_mlp_at_the_last_position():
-    """The MLP's output at the last position is the MLP applied to each unrelated row's ln2 input (computed here
-    directly from the row's own run), whatever the prompt; every other position keeps its clean output."""
+def test_mlp_resampled_output_is_the_mlp_on_each_unrelated_rows_input():
+    """The MLP reads one vector per position: with the last position's ln2 input replaced by an unrelated row's,
+    its output there is what that row's own run gives, whatever the prompt (and unlike the prompt's clean one)."""
     model = tiny_model()
     prompt, rows = _rows(1, 12, 100, 1, 0), _rows(5, 12, 100, 1, 1)
     mlp = Component(2)
