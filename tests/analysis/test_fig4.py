@@ -3,6 +3,7 @@ logit attributions, the fitted relation recovers the planted erasure; aligned to
 against the run's model, roles and settings."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,8 +25,9 @@ def test_position_sets():
 # the planted model: the Fig 4 relation recovers the erasure built into it
 
 
-def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, batch_size=2):
-    """Fig 4's points for a few prompts, from the activations pass itself (its clean pass and tables)."""
+def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, batch_size=2, roles=None):
+    """Fig 4's points for a few prompts, from the activations pass itself (its clean pass and tables); `roles`:
+    (writer, erasers) names other than the planted truth's."""
     from erasure.analysis.activations import TablePass, write_meta
     from erasure.analysis.clean_pass import clean_pass
     from erasure.analysis.roles import Roles
@@ -33,8 +35,9 @@ def _planted_points(model, truth, out_dir, settings, n_prompts=4, seq_len=64, ba
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(3, len(model.tokenizer), (n_prompts, seq_len), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id
-    writer = Component.parse(truth.writer)
-    erasers = [Component.parse(e) for e in truth.erasers]
+    writer_name, eraser_names = roles or (truth.writer, truth.erasers)
+    writer = Component.parse(writer_name)
+    erasers = [Component.parse(e) for e in eraser_names]
     tables = TablePass(model, Roles(writer, erasers), n_prompts, seq_len, out_dir, n_prompts, settings)
     clean_pass(model, tokens, batch_size, [tables], desc="test")
     write_meta(out_dir, tables.finish(model.tokenizer) | {"model": "planted-4l"})
@@ -138,3 +141,19 @@ def test_a_code_variant_start_beyond_the_prompts_is_one_line_before_any_pass():
     with pytest.raises(ParamError, match=r"^fig4\.code_variant\.start_pos = 39 is not allowed: must be at most "
                                          r"seq_len - 2 = 38 \(the prompts' seq_len\)$"):
         check_start_pos(39, 40)
+
+
+def test_without_erasers_nothing_is_patched_and_fig4_does_not_apply(planted, tmp_path):
+    """An MLP writer with no erasers: the patched tables equal the clean ones bit for bit (no patch ran), the
+    erasers' points are zero, and Fig 4 records that it does not apply and why, with no fit."""
+    model, truth = planted
+    settings = _settings(n_prompts=4)
+    points, meta, writer, erasers, _ = _planted_points(model, truth, tmp_path, settings, roles=("MLP1", []))
+    assert meta.patch_layers == [] and meta.roles_source == "params" and not meta.fig4.code_variant.has_heads
+    resid, comps = np.load(tmp_path / "resid_pr.npy"), np.load(tmp_path / "component_pr.npy")
+    assert np.array_equal(resid[:, :, 0], resid[:, :, 1]) and np.array_equal(comps[:, :, 0], comps[:, :, 1])
+    assert not points["vcomp"].any() and not points["erasers"].any() and points["writer"].any()
+    check_points(points, meta, "planted-4l", writer, erasers, settings)
+    m = fig4_metrics(points, meta, settings, _stats(), "planted-4l", writer, erasers).metrics
+    assert not m["applicable"] and m["reason"].startswith("no erasers (the model's entry names none)")
+    assert m["paper"] is None and m["full_erasers"] is None and m["code_variant"] is None
