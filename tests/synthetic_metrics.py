@@ -84,7 +84,8 @@ def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dic
                  comparison[p]: {"clean": 1.0, "resampled": stats(0.1, 0.2)},
                  "L3H0": {"clean": 0.5, "resampled": stats(0.2, 0.2)}}
         prompts[p] = {"top2": pair, "top2_ids": [1, 2], "paper_pair_logit_diff": 1.0, "heads": heads, "writer": writer,
-                      "comparison_head": comparison[p], "auto_head": "L3H0"}
+                      "writer_input": "ln1 (q, k, v)", "comparison_head": comparison[p], "comparison_source": "params",
+                      "auto_head": "L3H0"}
     fig5 = {"model": model, "bootstrap": {**BOOTSTRAP, "unit": "resampled row"}, "prompts": prompts}
     tokens = [" bottom", " State", " __", " Church"] + [f" tok{i}" for i in range(16)]
     aligned = {"model": model, "top": [{"token": t, "score": 1.0 - i / 40} for i, t in enumerate(tokens)]}

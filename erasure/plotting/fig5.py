@@ -26,9 +26,10 @@ def plot_fig5(prompts: dict, path: str | Path, model_name: str, dpi: int) -> Non
                 r = h["resampled"]
                 colour = f"C{i}"
                 if col == 0:
-                    tag = " (writer)"
+                    tag = " (writer)" if name.startswith("L") else " (writer; input: ln2)"
                 elif name == res["comparison_head"]:
-                    tag = " (comparison)" if name != res["auto_head"] else " (comparison = auto)"
+                    picked = "comparison" if res["comparison_source"] == "params" else "runner-up |DLA|"
+                    tag = f" ({picked})" if name != res["auto_head"] else f" ({picked} = auto)"
                 else:
                     tag = " (auto: max |DLA|)"
                 ax.bar(xpos, h["clean"], color=colour, alpha=0.9, width=0.8, label=f"{name}{tag}")
