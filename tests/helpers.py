@@ -3,9 +3,11 @@ copy of the checkout."""
 from __future__ import annotations
 
 import copy
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +67,23 @@ def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None 
 
 
 RUN_OUTPUTS = ("metrics/", "plots/", "figures/", "paper/paper.", "paper/verification.")
+COMMITTED_RUN = ("dvc.lock", "metrics", "plots", "figures", "paper/paper.md", "paper/paper.html",
+                 "paper/verification.md", "paper/verification.json")
+
+
+def committed_run(dest: Path) -> Path:
+    """The committed run's outputs (dvc.lock, metrics/, plots/, figures/, paper and report) as at git HEAD, written
+    under dest. Tests about the committed run read these, never the workspace's, which an applied experiment
+    (`dvc exp run -S ...`) replaces with its own run. Skips outside a git checkout."""
+    import pytest
+
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", "--", *COMMITTED_RUN], cwd=ROOT,
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"the committed run is read from git HEAD: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
 SNAPSHOT_DATE = "2024-01-01T00:00:00+00:00"  # fixed: two copies of one checkout get one commit (the paper names it)
 
 
