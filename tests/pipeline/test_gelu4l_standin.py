@@ -33,7 +33,6 @@ def small_gelu_params(params: dict) -> None:
     params["models"]["gelu-4l"]["prompts"].update(n_text=N_TEXT, n_code=N_CODE, seq_len=SEQ_LEN)
     params["fig5"]["n_resample"] = 16
     params["discovery"]["n_vcomp_prompts"] = 8
-    params["paper"]["strict"] = False
 
 
 def hub_env(home: Path, url: str | None) -> dict:
