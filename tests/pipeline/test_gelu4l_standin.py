@@ -86,6 +86,22 @@ def test_every_gelu_claim_is_evaluated(gelu_runs):
     assert set(statuses.values()) <= {"PASS", "FAIL"}, statuses  # never NOT RUN for lack of the model
 
 
+def test_failed_claims_are_a_finding_the_paper_reports_and_the_gate_catches(gelu_runs):
+    """Random weights FAIL claims: `dvc repro` still exited 0 (the fixture asserts it), the paper exists and says at
+    its top how many claims FAIL and why; `python -m scripts.check_claims` exits 1 on the same run."""
+    work = gelu_runs["work"]
+    summary = gelu_runs["online"]["report"]["summary"]["claims"]
+    assert summary["fail"] > 0
+    md_text = " ".join((work / "paper" / "paper.md").read_text().split())
+    assert (work / "paper" / "paper.html").is_file()
+    assert f"{summary['pass']} of {summary['total']} paper claims PASS, {summary['fail']} FAIL" in md_text
+    assert "> **What FAILed, and why.**" in md_text
+    gate = subprocess.run([sys.executable, "-m", "scripts.check_claims"], cwd=work, capture_output=True, text=True,
+                          timeout=120)
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert f"{summary['fail']} FAIL" in gate.stdout.splitlines()[-1]
+
+
 def test_prompt_rows_are_the_2023_librarys(gelu_runs):
     """Marker ids (token 1 of each row) in the order datasets 2.14.4 yielded them, stacked text then code, then
     permuted by torch.randperm after torch.manual_seed(seed), as the authors did."""
