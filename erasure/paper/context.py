@@ -215,6 +215,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "q": {k: _ordinal(v) for k, v in QUANTILES.items()},  # q.q25 = "25th": percentile names from stats.py
         "ci": _ci_label(m.get("fig4_dla")),
         "writer": Node(writer, "writer"),
+        "roles_auto": ((params.get("models") or {}).get(run_model) or {}).get("writer") == "auto",
         "erasers": Node(erasers, "erasers"),
         "figs": figures,
         "commit": commit,

@@ -24,6 +24,7 @@ KEEPS_LITTLE = 0.5  # "keeps only": the clean run keeps at most half of the writ
 KEEPS_MOST, KEEPS_NEARLY_ALL = 0.5, 0.9  # the patched run at the erasure checkpoint
 FALLS = 0.05  # "keeps falling": the patched median drops by more than this after the erasure checkpoint
 NEAR_ZERO = 0.02  # an eraser's patched median within this of zero has "vanished" (fig2.negative_median's size)
+HALF_GONE = 0.5  # ... and the patch must have removed at least half of its clean median
 STRONG_R, WEAK_R = -0.5, -0.1  # Fig 4: "push back" strongly / weakly
 MUCH_WEAKER = 0.5  # Fig 4: |r| against the full DLA at most half of |r| against the V-composition part
 HARDLY_MOVES, COLLAPSES = 0.1, 0.5  # Fig 5: median over prompts of |resampled median - clean| / |clean|
@@ -35,6 +36,7 @@ class Rule:
     sentence: str  # which sentence of the paper it chooses
     rule: str  # the rule in words, thresholds included
     choose: Callable[[dict], tuple[str, dict]]  # metrics (by file stem) -> (choice, what it measured)
+    choices: tuple[str, ...]  # every choice it can make besides "unknown" (each has its sentence in the template)
 
 
 def _num(x: Any) -> float | None:
@@ -101,7 +103,7 @@ def _erased(m: dict) -> tuple[str, dict]:
     v = _median(f1, erase, "clean")
     if v is None:
         return "unknown", {}
-    return ("keeps_little" if v <= KEEPS_LITTLE else "keeps_much"), {"clean": v}
+    return ("none" if v <= 0 else "keeps_little" if v <= KEEPS_LITTLE else "keeps_much"), {"clean": v}
 
 
 def _patched(m: dict) -> tuple[str, dict]:
@@ -109,7 +111,16 @@ def _patched(m: dict) -> tuple[str, dict]:
     v = _median(f1, erase, "patched")
     if v is None:
         return "unknown", {}
-    return ("nearly_all" if v >= KEEPS_NEARLY_ALL else "most" if v >= KEEPS_MOST else "little"), {"patched": v}
+    choice = ("nearly_all" if v >= KEEPS_NEARLY_ALL else "most" if v >= KEEPS_MOST else "little" if v > 0
+              else "none")
+    return choice, {"patched": v}
+
+
+def _vcomp(m: dict) -> tuple[str, dict]:
+    share = _num(_at(m, "fig1_resid", "vcomp_share", "all"))
+    if share is None:
+        return "unknown", {}
+    return ("undoes" if share >= 0 else "enlarges"), {"share": share}
 
 
 def _later(m: dict) -> tuple[str, dict]:
@@ -123,14 +134,15 @@ def _later(m: dict) -> tuple[str, dict]:
 def _vanish(m: dict) -> tuple[str, dict]:
     erasers = _at(m, "fig3_heads", "erasers") or _at(m, "fig2_components", "erasers") or []
     heads = _at(m, "fig3_heads", "heads")
-    if not isinstance(erasers, list):
+    if not isinstance(erasers, list) or not isinstance(heads, dict):
         return "unknown", {}
-    values = {e: _num(_at(heads, e, "patched", "all", "median")) for e in erasers if isinstance(e, str)}
-    if not values or any(v is None for v in values.values()):
+    pairs = {e: (_num(_at(heads, e, "clean", "all", "median")), _num(_at(heads, e, "patched", "all", "median")))
+             for e in erasers if isinstance(e, str) and e in heads}  # MLP erasers are not in Fig 3
+    if not pairs or any(c is None or p is None for c, p in pairs.values()):
         return "unknown", {}
-    off = sorted(e for e, v in values.items() if abs(v) > NEAR_ZERO)
-    return ("near_zero" if not off else "not_near_zero"), {"largest": max(abs(v) for v in values.values()),
-                                                          "not_near_zero": off}
+    kept = sorted(e for e, (c, p) in pairs.items() if not (c < 0 and abs(p) <= NEAR_ZERO and p / c <= HALF_GONE))
+    measured = {"largest": max(abs(p) for _, p in pairs.values()), "not_near_zero": kept}
+    return ("near_zero" if not kept else "not_near_zero"), measured
 
 
 def _fig4(m: dict, part: str) -> dict:
@@ -146,10 +158,14 @@ def _push(m: dict) -> tuple[str, dict]:
 
 
 def _slope(m: dict) -> tuple[str, dict]:
-    slope = _num(_fig4(m, "paper").get("slope"))
+    line = _fig4(m, "paper")
+    slope, low, high = (_num(line.get(k)) for k in ("slope", "slope_low", "slope_high"))
     if slope is None:
         return "unknown", {}
-    return ("takes_back" if slope < 0 else "adds"), {"slope": slope}
+    measured = {"slope": slope, "low": low, "high": high}
+    if low is None or high is None:  # no interval: the sign alone
+        return ("takes_back" if slope < 0 else "adds"), measured
+    return ("takes_back" if high < 0 else "adds" if low > 0 else "neither"), measured
 
 
 def _full(m: dict) -> tuple[str, dict]:
@@ -157,6 +173,8 @@ def _full(m: dict) -> tuple[str, dict]:
     if r is None or r_full is None:
         return "unknown", {}
     measured = {"r": r, "r_full": r_full}
+    if r > WEAK_R:  # the erasers do not push back through V-composition: nothing for the full DLA to hide
+        return "no_relation", measured
     if abs(r_full) <= MUCH_WEAKER * abs(r):
         return "much_weaker", measured
     return ("weaker" if abs(r_full) < abs(r) else "not_weaker"), measured
@@ -198,32 +216,50 @@ RULES = (
     Rule("fig1_heading", "Fig 1's heading: the writer's output vanishes / partly fades / stays / is weak",
          f"clean median PR at the erasure checkpoint over that at the entering checkpoint: <= {VANISHED} vanishes, "
          f"<= {FADED} partly fades, else stays; weak when the entering checkpoint's median is below {WEAK_WRITE}",
-         _heading),
+         _heading,
+         ("vanishes", "fades", "stays", "weak")),
     Rule("fig1_present", "Fig 1: the writer's output stays (or not) at full strength until the erasers' layer",
          f"full strength when the clean median PR is >= {FULL_STRENGTH} at every checkpoint from the writer's "
-         "first to the entering checkpoint", _present),
-    Rule("fig1_erased", "Fig 1: the clean run keeps only / still keeps part of the writer after the erasers",
-         f"keeps only when the clean median PR at the erasure checkpoint is <= {KEEPS_LITTLE}", _erased),
-    Rule("fig1_patched", "Fig 1: with the patch it keeps nearly all / most / little of the writer",
+         "first to the entering checkpoint", _present,
+         ("full", "not_full")),
+    Rule("fig1_erased", "Fig 1: the clean run keeps none / only / still part of the writer after the erasers",
+         f"keeps none when the clean median PR at the erasure checkpoint is <= 0, keeps only when <= {KEEPS_LITTLE}, "
+         "else still keeps", _erased,
+         ("none", "keeps_little", "keeps_much")),
+    Rule("fig1_patched", "Fig 1: with the patch it keeps nearly all / most / little / none of the writer",
          f"patched median PR at the erasure checkpoint >= {KEEPS_NEARLY_ALL} nearly all, >= {KEEPS_MOST} most, "
-         "else little", _patched),
+         "> 0 little, else none", _patched,
+         ("nearly_all", "most", "little", "none")),
+    Rule("fig1_vcomp", "Fig 1: the patch undoes (or enlarges) part of the erasure",
+         "undoes when the V-composition share (all positions) is >= 0, else enlarges", _vcomp,
+         ("undoes", "enlarges")),
     Rule("fig1_later", "Fig 1: in the patched run the PR keeps falling (or not) after the erasers' layer",
          f"falls when the patched median at the last checkpoint is more than {FALLS} below that at the erasure "
-         "checkpoint", _later),
+         "checkpoint", _later,
+         ("falls", "holds")),
     Rule("fig3_vanish", "Fig 3: with the patch the erasers' medians are (or are not) near zero",
-         f"near zero when every eraser's patched median PR is within ±{NEAR_ZERO} of zero", _vanish),
+         f"near zero when every eraser head's clean median is negative, its patched median within ±{NEAR_ZERO} of "
+         f"zero and at most {HALF_GONE} of the clean one (MLP erasers are not in Fig 3; with no eraser head the rule "
+         "cannot judge)", _vanish,
+         ("near_zero", "not_near_zero")),
     Rule("fig4_push", "Fig 4: the erasers push back strongly / weakly / not at all",
-         f"Pearson r <= {STRONG_R} strongly, <= {WEAK_R} weakly, else not", _push),
-    Rule("fig4_slope", "Fig 4: the erasers take back (or add to) the writer's apparent direct effect",
-         "takes back when the slope is negative", _slope),
-    Rule("fig4_full", "Fig 4: against the erasers' full DLA the relation is much weaker / weaker / not weaker",
-         f"much weaker when |r (full DLA)| <= {MUCH_WEAKER} x |r (V-composition part)|, weaker when smaller, else "
-         "not weaker", _full),
+         f"Pearson r <= {STRONG_R} strongly, <= {WEAK_R} weakly, else not", _push,
+         ("strong", "weak", "none")),
+    Rule("fig4_slope", "Fig 4: the erasers take back / add to / neither the writer's apparent direct effect",
+         "takes back when the slope's interval lies below zero, adds when above, neither when it holds zero (the "
+         "sign alone without an interval)", _slope,
+         ("takes_back", "adds", "neither")),
+    Rule("fig4_full", "Fig 4: against the erasers' full DLA the relation is much weaker / weaker / not weaker / absent",
+         f"no relation to weaken when r (V-composition part) > {WEAK_R}; else much weaker when |r (full DLA)| <= "
+         f"{MUCH_WEAKER} x |r|, weaker when smaller, else not weaker", _full,
+         ("no_relation", "much_weaker", "weaker", "not_weaker")),
     Rule("fig5_writer", "Fig 5: the writer's DLA hardly moves (or moves) when its input is resampled",
          f"hardly moves when the median over prompts of |resampled median - clean| / |clean| is < {HARDLY_MOVES}",
-         _writer_moves),
+         _writer_moves,
+         ("hardly_moves", "moves")),
     Rule("fig5_others", "Fig 5: the comparison heads' DLA collapses (or holds) under the same resampling",
-         f"collapses when the median over prompts of their relative change is > {COLLAPSES}", _others_drop),
+         f"collapses when the median over prompts of their relative change is > {COLLAPSES}", _others_drop,
+         ("collapses", "holds")),
 )
 
 
@@ -232,5 +268,6 @@ def sentence_choices(metrics: dict) -> dict[str, dict]:
     out = {}
     for rule in RULES:
         choice, measured = rule.choose(metrics)
+        assert choice in (*rule.choices, "unknown"), (rule.id, choice)
         out[rule.id] = {"choice": choice, "measured": measured, "rule": rule.rule, "sentence": rule.sentence}
     return out
