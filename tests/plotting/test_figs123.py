@@ -16,9 +16,11 @@ def test_a_4_layer_model_labels_every_checkpoint():
 def test_a_30_layer_model_labels_a_readable_few_including_the_key_ones():
     names = checkpoint_names(30)  # SmolLM2-135M: 61 checkpoints
     assert len(names) == 61
-    key = ["resid_post21", "resid_mid22"]
+    key = ["resid_mid22", "resid_post21"]  # the erasure checkpoint first: adjacent to the entering one
     shown = labelled_checkpoints(names, key)
-    assert len(shown) <= 16 and {names[0], names[-1], *key} <= shown
+    index = sorted(names.index(n) for n in shown)
+    assert len(shown) <= 16 and {names[0], names[-1], "resid_mid22"} <= shown
+    assert min(b - a for a, b in zip(index, index[1:])) >= 2  # no two labels on neighbouring ticks
     fig1 = {"entering_checkpoint": "resid_post21", "erasure_checkpoint": "resid_mid22"}
     assert key_checkpoints(names, fig1, "L19H2") == [
         "resid_pre0", "resid_mid19", "resid_post21", "resid_mid22", "resid_post22", "resid_post29"]
