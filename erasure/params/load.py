@@ -2,9 +2,10 @@
 
 `Params` holds one typed section per top-level key (erasure.params.sections, erasure.params.model_entries);
 every value is stated in params.yaml (no default is hidden in code, so `dvc params diff` sees every value).
-Checks that span sections (a component or token id within the model, seq_len within n_ctx) run here. Writer and
-erasers may be `auto`: `resolve_roles` reads them from metrics/discovery.json, called by the stages that need
-them (never implicitly).
+Checks that span sections (a component or token id within the model, seq_len within n_ctx, one Fig 5 comparison
+head per prompt) run here. Writer and erasers may be `auto`: the stages take them from discovery in the
+activations stage (erasure.analysis.roles); `resolve_roles` reads discovery's selection from metrics/discovery.json
+for scripts outside the pipeline (benchmarks/calibration.py).
 """
 from __future__ import annotations
 

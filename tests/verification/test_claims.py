@@ -3,7 +3,8 @@
 Synthetic values for quantitative claims are constructed as paper_value + k * step (the paper's rounding for a
 claim judged by our interval, its tolerance otherwise), with intervals placed just inside or just outside the
 widened paper value, never copied from an output. At the end, generated tests check every claim (and planted
-check) against real metrics in metrics/ when a run has produced them, and skip with the reason otherwise.
+check) against the committed run's metrics (git HEAD, not the workspace, which an applied experiment changes) when
+they are of the claim's model, and skip with the reason otherwise.
 """
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.registry import is_quantitative, metric_keys_of, validate_registry
 from erasure.verification.regression import regression_report
 from erasure.verification.report import render_report_md
-from erasure.verification.verify import FAIL, NOT_RUN, PASS, exit_code, run_verification, verify_claims, verify_planted
+from erasure.verification.verify import (
+    FAIL,
+    NOT_RUN,
+    PASS,
+    failed_results,
+    run_verification,
+    verify_claims,
+    verify_planted,
+)
 from synthetic_metrics import (
     ERASERS,
     REGISTRY,
@@ -34,12 +43,14 @@ from synthetic_metrics import (
     write_tree,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 # --------------------------------------------------------------------------------------------------------
 # synthetic metrics in the documented shapes (docs/DESIGN.md + the fig4/fig5/aligned/discovery keys)
 
+
+
+def gate(report: dict) -> int:
+    """The exit code of `python -m scripts.check_claims` for this report."""
+    return 1 if failed_results(report) else 0
 
 def statuses(results) -> dict:
     return {r.id: r for r in results}
@@ -319,7 +330,7 @@ def test_report_on_planted_checks_the_truth_and_not_the_paper(tmp_path):
     assert not failed
     ids = {r["id"] for r in report["planted"]}
     assert {f"planted_eraser_median[{h}]" for h in truth.erasers} <= ids
-    assert report["ok"] and exit_code(report) == 0
+    assert report["ok"] and gate(report) == 0
     # the truth's own tolerance is the one applied
     eraser = next(r for r in report["planted"] if r["id"] == "planted_eraser_median[L2H5]")
     assert "eraser_pr" in eraser["details"][0]["detail"]
@@ -357,7 +368,7 @@ def test_a_planted_failure_exits_non_zero(tmp_path):
     report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, lambda: truth)
     bad = [r["id"] for r in report["planted"] if r["status"] == FAIL]
     assert bad == ["planted_eraser_median[L2H5]"]
-    assert exit_code(report) == 1 and exit_code(report, strict=False) == 0
+    assert gate(report) == 1
 
 
 def test_a_planted_truth_that_cannot_load_fails_the_planted_checks(tmp_path):
@@ -367,14 +378,14 @@ def test_a_planted_truth_that_cannot_load_fails_the_planted_checks(tmp_path):
         raise ImportError("no module erasure.models.planted")
     report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, broken)
     assert report["planted"] and all(r["status"] == FAIL for r in report["planted"])
-    assert "no module" in report["planted"][0]["reason"] and exit_code(report) == 1
+    assert "no module" in report["planted"][0]["reason"] and gate(report) == 1
 
 
 def test_smollm2_checks_nothing_against_the_paper(tmp_path):
     write_tree(tmp_path, synthetic_metrics("smollm2-135m", writer="L3H4"), "smollm2-135m")
     report = run_verification(tmp_path, {"model": "smollm2-135m"}, REGISTRY, None)
     assert {r["status"] for r in report["claims"]} == {NOT_RUN}
-    assert report["planted"] == [] and exit_code(report) == 0
+    assert report["planted"] == [] and gate(report) == 0
     assert "nothing is checked against the paper" in report["note"]
     assert "nothing is checked against the paper" in render_report_md(report)
 
@@ -382,13 +393,13 @@ def test_smollm2_checks_nothing_against_the_paper(tmp_path):
 def test_gelu_report_and_exit_code(tmp_path):
     write_tree(tmp_path, gelu_metrics(0.3), "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
-    assert report["summary"]["claims"]["pass"] == len(REGISTRY["claims"]) and exit_code(report) == 0
+    assert report["summary"]["claims"]["pass"] == len(REGISTRY["claims"]) and gate(report) == 0
     files = gelu_metrics(0.3)
     set_claim(files, next(c for c in REGISTRY["claims"] if c["id"] == "dla_slope"), 3.0, half_width=0.0)
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     assert [r["id"] for r in report["claims"] if r["status"] == FAIL] == ["dla_slope"]
-    assert exit_code(report) == 1
+    assert gate(report) == 1
     row = next(line for line in render_report_md(report).splitlines() if line.startswith("| dla_slope"))
     assert "FAIL" in row and "fig4_dla" in row
 
@@ -413,7 +424,7 @@ def test_report_shows_paper_ours_interval_and_verdict_per_claim(tmp_path):
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     row = next(line for line in render_report_md(report).splitlines() if line.startswith("| writer_erased_clean"))
-    assert "FAIL" in row and exit_code(report) == 1
+    assert "FAIL" in row and gate(report) == 1
 
 
 def _gap(report: dict, claim: str) -> dict:
@@ -468,12 +479,12 @@ def test_regression_flags_only_moves_beyond_tolerance():
 
 
 # --------------------------------------------------------------------------------------------------------
-# generated: every claim against the real metrics of the last run, when there is one
+# generated: every claim against the real metrics of the committed run (git HEAD), when they are of its model
 
 
-def _real_model(entry_files: list[str]) -> str | None:
+def _real_model(root: Path, entry_files: list[str]) -> str | None:
     for f in entry_files:
-        path = ROOT / f
+        path = root / f
         if path.exists():
             try:
                 return json.loads(path.read_text()).get("model")
@@ -488,38 +499,38 @@ def _files_of(entry: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("claim", REGISTRY["claims"], ids=lambda c: c["id"])
-def test_claim_against_real_metrics(claim):
+def test_claim_against_real_metrics(claim, committed):
     files = _files_of(claim)
-    model = _real_model(files)
+    model = _real_model(committed, files)
     if model is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(files) or 'metrics/'}")
+        pytest.skip(f"not run: no committed metrics in {', '.join(files) or 'metrics/'}")
     if model != claim["model"]:
-        pytest.skip(f"not run: metrics are from {model}")
-    result = verify_claims({"claims": [claim]}, Metrics(ROOT), model)[0]
+        pytest.skip(f"not run: the committed metrics are from {model}")
+    result = verify_claims({"claims": [claim]}, Metrics(committed), model)[0]
     assert result.status == PASS, f"{claim['id']}: {result.reason}"
 
 
 @pytest.mark.parametrize("claim", numeric_claims(), ids=lambda c: c["id"])
-def test_only_claims_without_an_interval_in_real_metrics_have_a_tolerance(claim):
+def test_only_claims_without_an_interval_in_real_metrics_have_a_tolerance(claim, committed):
     """The judgement tolerance is kept only where the pipeline produces no sampling interval."""
     keys = list(claim["metric"].values()) if isinstance(claim["metric"], dict) else [claim["metric"]]
-    if _real_model(_files_of(claim)) is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(_files_of(claim))}")
-    metrics = Metrics(ROOT)
+    if _real_model(committed, _files_of(claim)) is None:
+        pytest.skip(f"not run: no committed metrics in {', '.join(_files_of(claim))}")
+    metrics = Metrics(committed)
     has_interval = {lookup(metrics.file(k.split(":")[0]), k.split(":", 1)[1] + "_low") is not MISSING for k in keys}
     assert has_interval == {judged_by_interval(claim)}, claim["id"]
 
 
 @pytest.mark.parametrize("check", REGISTRY["planted_checks"], ids=lambda c: c["id"])
-def test_planted_check_against_real_metrics(check):
+def test_planted_check_against_real_metrics(check, committed):
     files = _files_of(check)
-    model = _real_model(files)
+    model = _real_model(committed, files)
     if model is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(files) or 'metrics/'}")
+        pytest.skip(f"not run: no committed metrics in {', '.join(files) or 'metrics/'}")
     if model != "planted-4l":
-        pytest.skip(f"not run: metrics are from {model}")
+        pytest.skip(f"not run: the committed metrics are from {model}")
     from erasure.models.planted import planted_truth
-    results = verify_planted({"planted_checks": [check]}, Metrics(ROOT), planted_truth(), "planted-4l")
+    results = verify_planted({"planted_checks": [check]}, Metrics(committed), planted_truth(), "planted-4l")
     failed = {r.id: r.reason for r in results if r.status != PASS}
     assert not failed
 
