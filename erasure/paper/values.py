@@ -144,12 +144,14 @@ def f_toks(xs: Any) -> str:
 
 
 def f_names(xs: Any) -> str:
-    """A list of component names: L2H2, L2H3, ..."""
+    """A list of component names: L2H2, L2H3, ...; "none" for an empty list (a run without erasers)."""
     miss = _missing_text(xs)
     if miss:
         return miss
     v = unwrap(xs)
-    return ", ".join(str(unwrap(x)) for x in v) if isinstance(v, list) else str(v)
+    if isinstance(v, list):
+        return ", ".join(str(unwrap(x)) for x in v) if v else "none"
+    return str(v)
 
 
 def f_change(new: Any, ref: Any, digits: int = 0) -> str:

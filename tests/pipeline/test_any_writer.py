@@ -56,3 +56,9 @@ def test_an_mlp_writer_runs_to_the_paper(tmp_path, progress, erasers):
         for m in (fig3, fig4):
             assert not m["applicable"] and m["reason"].startswith("no erasers")
         assert (work / "plots" / "fig3_heads.csv").read_text().startswith("bar,head,run,eraser")
+    md_text = (work / "paper" / "paper.md").read_text()
+    assert "[missing:" not in md_text  # every part that does not apply says why instead
+    if not erasers:
+        assert "**This run.** Model **planted-4l**; writer **MLP1**; erasers **none**." in md_text
+        for part in ("The erasure part of Fig 1", "The erasers' part of Fig 2", "Fig 3", "Fig 4"):
+            assert f"> **{part} does not apply:** no erasers" in md_text, part
