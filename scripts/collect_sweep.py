@@ -2,6 +2,8 @@
 
     python -m scripts.collect_sweep            # experiments of the current commit (dvc exp show --json)
     python -m scripts.collect_sweep -A         # of every commit (dvc exp show --json -A)
+    python -m scripts.collect_sweep --audit    # only add each model's newest DLA audit (metrics/dla_audit.json)
+                                               # to its sweep/<model>.json, the discovery results left as they are
 
 Then `dvc repro compare` (or `dvc repro`) writes metrics/comparison.json, figures/comparison.png and the paper's
 "Beyond gelu-4l" section from them. Experiments pulled from a team's git remote (`dvc exp pull`) count as well.
@@ -17,12 +19,14 @@ from erasure.stage import run_stage
 
 
 def main() -> None:
-    from erasure.analysis.comparison import collect_experiments, discovery_at
+    from erasure.analysis.comparison import audit_at, collect_experiments, discovery_at
     from erasure.io import atomic_write_json
     from erasure.params.load import load_params
 
     parser = argparse.ArgumentParser(description="Copy each model's newest experiment results into sweep/.")
     parser.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
+    parser.add_argument("--audit", action="store_true",
+                        help="only set the `audit` of each existing sweep/<model>.json from its newest experiment")
     args = parser.parse_args()
     models = load_params().compare.models
     cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if args.all_commits else [])
@@ -42,7 +46,19 @@ def main() -> None:
             print(f"{model}: no finished experiment found (sweep/{model}.json left as it is)", file=sys.stderr)
             continue
         record = collected[model]
+        audit = audit_at(record, git_show)
+        if args.audit:
+            path = SWEEP_DIR / f"{model}.json"
+            if audit is None or not path.exists():
+                print(f"{model}: no audit in experiment {record['experiment']} or no {path} (left as it is)",
+                      file=sys.stderr)
+                continue
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            atomic_write_json(path, kept | {"audit": audit})
+            print(f"{model}: audit from experiment {record['experiment']} ({record['rev'][:7]})", file=sys.stderr)
+            continue
         record["discovery"] = discovery_at(record, git_show)
+        record["audit"] = audit
         atomic_write_json(SWEEP_DIR / f"{model}.json", record)
         print(f"{model}: experiment {record['experiment']} ({record['rev'][:7]})", file=sys.stderr)
 

@@ -141,6 +141,7 @@ NULL_RULE = (f"a share is null when the mean |ΔDE| of its top tokens is under {
              f"component's own mean |DLA| there (its output hardly changes under the ablation) or under "
              f"{MIN_ABS_CHANGE:g} x the RMS clean logit along the direction (float32 noise)")
 HEADLINE_TOP = 3  # components in the DVC metrics file
+MOST_REPAIRED = 5  # components in the paper's table
 
 
 def relative_depth(name: str, n_layers: int) -> float:
@@ -158,6 +159,7 @@ def audit_record(tokens: dict[str, TokenValues], valid: np.ndarray, logit_rms: f
     for name, tv in tokens.items():
         rows[name] = summarize_component(tv, valid, cfg, boot, logit_rms) | {
             "relative_depth": relative_depth(name, n_layers)}
+        rows[name]["verdict"] = verdict(rows[name])
     ranked = sorted((r["repair_share"], name) for name, r in rows.items() if r["repair_share"] is not None)
     return {
         **header,
@@ -171,7 +173,41 @@ def audit_record(tokens: dict[str, TokenValues], valid: np.ndarray, logit_rms: f
         "n_null": sum(r["repair_share"] is None for r in rows.values()),
         "bootstrap": boot.record(),
         "ranking": [name for _, name in sorted(ranked, key=lambda t: -t[0])],
+        "most_repaired": [name for _, name in sorted(ranked, key=lambda t: -t[0])][:MOST_REPAIRED],
+        "verdicts": verdicts(rows),
         "components": rows,
+    }
+
+
+MOSTLY_UNDONE = 0.5  # a component's DLA "overstates by more than half" when its interval lies above this
+
+
+def verdict(row: dict) -> str:
+    """One component's verdict by its repair interval: mostly_undone (above MOSTLY_UNDONE), overstated (above 0),
+    understated (below 0), consistent (holds 0) or null."""
+    if row["repair_share"] is None:
+        return "null"
+    if row["repair_share_low"] > MOSTLY_UNDONE:
+        return "mostly_undone"
+    if row["repair_share_low"] > 0:
+        return "overstated"
+    return "understated" if row["repair_share_high"] < 0 else "consistent"
+
+
+def verdicts(rows: dict[str, dict]) -> dict:
+    """How many components' DLA the audit finds overstated (repair interval above 0), understated (below 0: the
+    rest of the model amplifies it), consistent with no repair (interval holds 0), more than half undone (interval
+    above MOSTLY_UNDONE) or null (docs/methods.md §9)."""
+    shares = {n: r for n, r in rows.items() if r["repair_share"] is not None}
+    over = [n for n, r in shares.items() if r["repair_share_low"] > 0]
+    return {
+        "n_components": len(rows),
+        "overstated": len(over),
+        "understated": sum(r["repair_share_high"] < 0 for r in shares.values()),
+        "consistent": sum(r["repair_share_low"] <= 0 <= r["repair_share_high"] for r in shares.values()),
+        "null": len(rows) - len(shares),
+        "mostly_undone_threshold": MOSTLY_UNDONE,
+        "mostly_undone": [n for n in over if shares[n]["repair_share_low"] > MOSTLY_UNDONE],
     }
 
 
