@@ -26,7 +26,7 @@ def eraser_sets(params, writer: Component, erasers: list[Component]) -> dict[str
                      for e in w.get("erasers") or []]
             if named:
                 sets[Component.parse(w["name"], str(METRICS["discovery"]), params.shape).name] = named
-    except (KeyError, TypeError, ParamError) as err:
+    except (KeyError, TypeError, AttributeError, ParamError) as err:
         raise DataError(f"{METRICS['discovery']} has no readable writers list ({err}): re-run "
                         "`dvc repro activations`") from None
     return sets | {writer.name: erasers}
@@ -39,10 +39,7 @@ def main() -> None:
     params = load_params()
     settings = params.audit
     tokens, info = load_prompts(params)
-    n = tokens.shape[0] if settings.n_prompts is None else settings.n_prompts
-    if n > tokens.shape[0]:
-        raise ParamError(f"audit.n_prompts = {n} is not allowed: must be at most the {tokens.shape[0]} prompts of "
-                         "data/prompts, or all")
+    n = min(tokens.shape[0], settings.n_prompts or tokens.shape[0])  # all prompts when the set is smaller
     if settings.ablation == "resample" and n < 2:
         raise ParamError("audit.n_prompts is not allowed: resample needs at least 2 prompts")
     writer, erasers = resolve_roles(params)
