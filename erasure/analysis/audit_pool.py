@@ -160,6 +160,7 @@ def audit_record(tokens: dict[str, TokenValues], valid: np.ndarray, logit_rms: f
         rows[name] = summarize_component(tv, valid, cfg, boot, logit_rms) | {
             "relative_depth": relative_depth(name, n_layers)}
         rows[name]["verdict"] = verdict(rows[name])
+        rows[name]["main_part"] = main_part(rows[name])
     ranked = sorted((r["repair_share"], name) for name, r in rows.items() if r["repair_share"] is not None)
     return {
         **header,
@@ -192,6 +193,13 @@ def verdict(row: dict) -> str:
     if row["repair_share_low"] > 0:
         return "overstated"
     return "understated" if row["repair_share_high"] < 0 else "consistent"
+
+
+def main_part(row: dict) -> str | None:
+    """Which part of the repair is largest: heads, mlps or ln (None when null)."""
+    if row["repair_share"] is None:
+        return None
+    return max(("heads", "mlps", "ln"), key=lambda k: row[f"{k}_share"])
 
 
 def verdicts(rows: dict[str, dict]) -> dict:

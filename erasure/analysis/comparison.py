@@ -179,8 +179,9 @@ def audit_row(name: str, audit: dict) -> dict:
         "top": [{"component": c, "repair_share": comps[c]["repair_share"], "low": comps[c]["repair_share_low"],
                  "high": comps[c]["repair_share_high"], "relative_depth": comps[c]["relative_depth"]}
                 for c in audit["ranking"][:AUDIT_TOP]],
-        "mean_shallow": mean([r for r in shares if r[0] < 0.5]),
-        "mean_deep": mean([r for r in shares if r[0] >= 0.5]),
+        "mean_shallow": (shallow := mean([r for r in shares if r[0] < 0.5])),
+        "mean_deep": (deep := mean([r for r in shares if r[0] >= 0.5])),
+        "grows_with_depth": None if shallow is None or deep is None else deep > shallow,
     }
 
 
