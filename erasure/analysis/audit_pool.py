@@ -196,10 +196,10 @@ def verdict(row: dict) -> str:
 
 
 def main_part(row: dict) -> str | None:
-    """Which part of the repair is largest: heads, mlps or ln (None when null)."""
+    """Which part of the repair is largest in size: heads, mlps or ln (None when null)."""
     if row["repair_share"] is None:
         return None
-    return max(("heads", "mlps", "ln"), key=lambda k: row[f"{k}_share"])
+    return max(("heads", "mlps", "ln"), key=lambda k: abs(row[f"{k}_share"]))
 
 
 def verdicts(rows: dict[str, dict]) -> dict:
