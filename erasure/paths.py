@@ -24,7 +24,7 @@ METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` pr
 INPUTS = Path("metrics/inputs.json")  # which Hub commits (and weights sha256) a run's inputs came from
 SWEEP_DIR = Path("sweep")  # <model>.json: each model's discovery results, collected from DVC experiments
 COMPARISON = Path("metrics/comparison.json")  # the sweep's models side by side (not a per-model metric)
-AUDIT_HEADLINE = Path("metrics/dla_audit_headline.json")  # DVC metrics: the most repaired components (dla_audit)
+AUDIT_HEADLINE = Path("metrics/audit_headline")  # DVC metrics rows of stage dla_audit: the most repaired components
 HEADLINE_DIR = Path("metrics/headline")  # the DVC metrics: one small file per claim / planted check (stage verify)
 
 PLOTS = {  # plot data for `dvc plots` (dvc.yaml `plots:` says how each is drawn); key -> file

@@ -1,8 +1,8 @@
 """Stage dla_audit: for every head and MLP, its DLA against the total effect of ablating it, and who repairs the
 difference (erasure.analysis.audit; docs/methods.md §9). Its own model load: the audit's passes start at each
 component's layer and share nothing with the activations stage's clean pass but the prompts (README: "DLA audit").
-Writes metrics/dla_audit.json, the DVC metrics file metrics/dla_audit_headline.json, plots/dla_audit.csv and
-figures/dla_audit.png."""
+Writes metrics/dla_audit.json, the DVC metrics rows metrics/audit_headline/ (the most repaired components),
+plots/dla_audit.csv and figures/dla_audit.png."""
 import resource
 import sys
 import time
@@ -30,6 +30,15 @@ def eraser_sets(params, writer: Component, erasers: list[Component]) -> dict[str
         raise DataError(f"{METRICS['discovery']} has no readable writers list ({err}): re-run "
                         "`dvc repro activations`") from None
     return sets | {writer.name: erasers}
+
+
+def write_rows(folder, rows: dict[str, dict]) -> None:
+    """One JSON file per DVC metrics row."""
+    from erasure.io import json_text
+
+    folder.mkdir()
+    for stem, row in rows.items():
+        (folder / f"{stem}.json").write_text(json_text(row))
 
 
 def main() -> None:
@@ -67,7 +76,7 @@ def main() -> None:
                                             model.cfg.n_layers), digits)
     with ExitStack() as outputs:  # all four renamed into place together, once every one is written
         staged(outputs, METRICS["dla_audit"], lambda tmp: tmp.write_text(json_text(record)))
-        staged(outputs, AUDIT_HEADLINE, lambda tmp: tmp.write_text(json_text(headline(record))))
+        staged(outputs, AUDIT_HEADLINE, lambda tmp: write_rows(tmp, headline(record)))
         staged(outputs, PLOTS["audit"], lambda tmp: tmp.write_text(csv_text(plot_rows(record))))
         staged(outputs, FIGURES["audit"], lambda tmp: plot_audit(record, tmp, settings.dpi))
     top = [(c, record["components"][c]["repair_share"]) for c in record["ranking"][:5]]

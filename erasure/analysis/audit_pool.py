@@ -219,20 +219,19 @@ def verdicts(rows: dict[str, dict]) -> dict:
     }
 
 
-def headline(record: dict) -> dict:
-    """The DVC metrics of the audit: the most repaired components, with their intervals, and the null count."""
-    out = {"model": record["model"], "ablation": record["ablation"], "direction": record["direction"]}
-    for i, name in enumerate(record["ranking"][:HEADLINE_TOP], 1):
+def headline(record: dict) -> dict[str, dict]:
+    """The audit's DVC metrics, one small file per row as metrics/headline/ has them (file stem -> row): the
+    HEADLINE_TOP most repaired components and the run's writer (`value` = repair share, `low`/`high`, `component`),
+    and the count of null shares. Stable file names, so `dvc metrics diff` compares rank with rank."""
+    def row(name: str) -> dict:
         r = record["components"][name]
-        out[f"top{i}"] = {"component": name, "repair_share": r["repair_share"], "low": r["repair_share_low"],
-                          "high": r["repair_share_high"]}
-    writer = record.get("writer")
-    if writer in record["components"]:
-        r = record["components"][writer]
-        out["writer"] = {"component": writer, "repair_share": r["repair_share"], "low": r["repair_share_low"],
-                         "high": r["repair_share_high"], "eraser_share": r["eraser_share"]}
-    out["n_null"] = record["n_null"]
-    return out
+        return {"value": r["repair_share"], "low": r["repair_share_low"], "high": r["repair_share_high"],
+                "component": name}
+    rows = {f"dla_audit_top{i}": row(name) for i, name in enumerate(record["ranking"][:HEADLINE_TOP], 1)}
+    if record.get("writer") in record["components"]:
+        rows["dla_audit_writer"] = row(record["writer"])
+    rows["dla_audit_nulls"] = {"value": record["n_null"]}
+    return rows
 
 
 def csv_text(rows: list[dict]) -> str:
