@@ -57,7 +57,11 @@ def plot_audit(record: dict, path: Path, dpi: int) -> None:
     bx.errorbar(share, y, xerr=np.clip(err, 0, None), fmt="o", color="black", ms=3, capsize=3, label="repair share")
     bx.set_yticks(y, top, fontsize=8)
     bx.axvline(0, color="grey", lw=0.5)
-    bx.set_xlabel("share of the direct change (hatched: parts that add to the effect)")
+    eraser = [(yi, r["eraser_share"]) for yi, r in zip(y, rows) if r.get("eraser_share") is not None]
+    if eraser:
+        bx.plot([e for _, e in eraser], [yi for yi, _ in eraser], "x", color="#dd8452", ms=7, mew=2,
+                label="its erasers' share")
+    bx.set_xlabel("share of the direct change (hatched: negative parts)")
     bx.set_title(f"most repaired ({round(100 * record['bootstrap']['level'])}% prompt-bootstrap intervals)",
                  fontsize=10)
     bx.legend(fontsize=7, loc="lower right")
