@@ -1,7 +1,6 @@
 """The DLA audit's figures draw from the records as the stages write them (synthetic, through the real pooling)."""
-from synthetic_metrics import audit_metrics, comparison_metrics
-
 from erasure.plotting.audit import plot_audit, plot_depth
+from synthetic_metrics import audit_metrics, comparison_metrics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
