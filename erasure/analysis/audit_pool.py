@@ -220,17 +220,18 @@ def verdicts(rows: dict[str, dict]) -> dict:
 
 
 def headline(record: dict) -> dict[str, dict]:
-    """The audit's DVC metrics, one small file per row as metrics/headline/ has them (file stem -> row): the
-    HEADLINE_TOP most repaired components and the run's writer (`value` = repair share, `low`/`high`, `component`),
-    and the count of null shares. Stable file names, so `dvc metrics diff` compares rank with rank."""
-    def row(name: str) -> dict:
-        r = record["components"][name]
-        return {"value": r["repair_share"], "low": r["repair_share_low"], "high": r["repair_share_high"],
-                "component": name}
-    rows = {f"dla_audit_top{i}": row(name) for i, name in enumerate(record["ranking"][:HEADLINE_TOP], 1)}
-    if record.get("writer") in record["components"]:
-        rows["dla_audit_writer"] = row(record["writer"])
-    rows["dla_audit_nulls"] = {"value": record["n_null"]}
+    """The audit's DVC metrics, one small file per row with metrics/headline/'s keys (file stem -> row): the
+    HEADLINE_TOP most repaired components and the run's writer, one file each named by the component (`value` =
+    repair share, `low`/`high`, `status` = its verdict), so `dvc metrics diff` compares a component with itself; and
+    the count of null shares."""
+    names = list(dict.fromkeys(record["ranking"][:HEADLINE_TOP] + [record.get("writer")]))
+    rows = {}
+    for name in names:
+        r = record["components"].get(name)
+        if r is not None:
+            rows[f"audit_{name}"] = {"value": r["repair_share"], "low": r["repair_share_low"],
+                                     "high": r["repair_share_high"], "status": r["verdict"]}
+    rows["audit_nulls"] = {"value": record["n_null"]}
     return rows
 
 
