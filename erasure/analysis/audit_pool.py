@@ -219,10 +219,14 @@ def verdicts(rows: dict[str, dict]) -> dict:
     }
 
 
+STATUS = {"mostly_undone": "UNDONE", "overstated": "OVER", "understated": "UNDER", "consistent": "OK",
+          "null": "NULL"}  # verdict -> the DVC metrics' status cell (no wider than metrics/headline's NOT RUN)
+
+
 def headline(record: dict) -> dict[str, dict]:
     """The audit's DVC metrics, one small file per row with metrics/headline/'s keys (file stem -> row): the
     HEADLINE_TOP most repaired components and the run's writer, one file each named by the component (`value` =
-    repair share, `low`/`high`, `status` = its verdict), so `dvc metrics diff` compares a component with itself; and
+    repair share, `low`/`high`, `status` = its verdict in `STATUS`'s short form), so `dvc metrics diff` compares a component with itself; and
     the count of null shares."""
     names = list(dict.fromkeys(record["ranking"][:HEADLINE_TOP] + [record.get("writer")]))
     rows = {}
@@ -230,7 +234,7 @@ def headline(record: dict) -> dict[str, dict]:
         r = record["components"].get(name)
         if r is not None:
             rows[f"audit_{name}"] = {"value": r["repair_share"], "low": r["repair_share_low"],
-                                     "high": r["repair_share_high"], "status": r["verdict"]}
+                                     "high": r["repair_share_high"], "status": STATUS[r["verdict"]]}
     rows["audit_nulls"] = {"value": record["n_null"]}
     return rows
 
