@@ -226,8 +226,8 @@ STATUS = {"mostly_undone": "UNDONE", "overstated": "OVER", "understated": "UNDER
 def headline(record: dict) -> dict[str, dict]:
     """The audit's DVC metrics, one small file per row with metrics/headline/'s keys (file stem -> row): the
     HEADLINE_TOP most repaired components and the run's writer, one file each named by the component (`value` =
-    repair share, `low`/`high`, `status` = its verdict in `STATUS`'s short form), so `dvc metrics diff` compares a component with itself; and
-    the count of null shares."""
+    repair share, `low`/`high`, `status` = its verdict's short form), so `dvc metrics diff` compares a component
+    with itself; and the count of null shares."""
     names = list(dict.fromkeys(record["ranking"][:HEADLINE_TOP] + [record.get("writer")]))
     rows = {}
     for name in names:
