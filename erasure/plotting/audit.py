@@ -11,6 +11,7 @@ from erasure.mechanism.names import Component
 from erasure.plotting.style import plt, save
 
 N_INTERVALS = 10  # components whose intervals the right panel shows
+DEPTH_YLIM = 2.0  # the depth figure's y range: shares beyond (early components of real models reach ~20) at its edge
 
 
 def _share(row: dict) -> float:
@@ -75,6 +76,7 @@ def plot_depth(audits: dict[str, dict], path: Path, dpi: int) -> None:
     """Repair share against relative depth, one panel per model (heads dots, MLPs squares, intervals)."""
     fig, axes = plt.subplots(1, max(1, len(audits)), figsize=(4.2 * max(1, len(audits)), 3.8), sharey=True,
                              squeeze=False)
+    lim = DEPTH_YLIM
     for ax, (model, record) in zip(axes[0], audits.items()):
         ax.set_title(model, fontsize=10)
         ax.axhline(0, color="grey", lw=0.5)
@@ -88,11 +90,15 @@ def plot_depth(audits: dict[str, dict], path: Path, dpi: int) -> None:
             x = np.array([r["relative_depth"] for r in rows])
             s = np.array([r["repair_share"] for r in rows])
             err = np.vstack([s - [r["repair_share_low"] for r in rows], [r["repair_share_high"] for r in rows] - s])
-            ax.errorbar(x, s, yerr=np.clip(err, 0, None), fmt=marker, color=colour, ms=3, elinewidth=0.5,
-                        alpha=0.7, label=label)
+            ax.errorbar(x, np.clip(s, -lim, lim), yerr=np.clip(err, 0, None), fmt=marker, color=colour, ms=3,
+                        elinewidth=0.5, alpha=0.7, label=label)
+            out = np.abs(s) > lim  # beyond the axis: drawn at its edge as an arrowhead
+            ax.plot(x[out & (s > 0)], np.full((out & (s > 0)).sum(), lim), "^", color=colour, ms=5, ls="none")
+            ax.plot(x[out & (s < 0)], np.full((out & (s < 0)).sum(), -lim), "v", color=colour, ms=5, ls="none")
         ax.set_xlabel("relative depth (0 input, 1 output)")
         ax.set_xlim(0, 1)
-    axes[0][0].set_ylabel("repair share (top tokens by |direct change|)")
+        ax.set_ylim(-lim * 1.05, lim * 1.05)
+    axes[0][0].set_ylabel(f"repair share (clipped to ±{lim:g}: triangles)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("DLA audit across models: how much of each component's direct effect the rest of the model "
                  "undoes (95% prompt-bootstrap intervals)", fontsize=10)
