@@ -145,6 +145,7 @@ def test_null_when_the_output_hardly_changes():
     assert math.isclose(row["repair_share"], row["heads_share"] + row["mlps_share"] + row["ln_share"], abs_tol=1e-12)
 
 
+@pytest.mark.slow  # 22 forward passes of planted-4l over 3 prompts: ~20 s
 def test_planted_writer(planted):
     """planted-4l, zero ablation: L0H2's repair share is the planted total erasure and its erasers carry it;
     the last layer's MLP repairs through nothing but the final norm (its heads/MLP parts are exactly zero)."""
