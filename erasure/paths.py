@@ -18,11 +18,13 @@ METRICS = {  # stage output name -> file
     "fig5_adversarial": Path("metrics/fig5_adversarial.json"),
     "aligned_tokens": Path("metrics/aligned_tokens.json"),
     "discovery": Path("metrics/discovery.json"),
+    "dla_audit": Path("metrics/dla_audit.json"),
 }
 METRIC_FILES = tuple(str(p) for p in METRICS.values())  # the claims' `file:` prefixes
 INPUTS = Path("metrics/inputs.json")  # which Hub commits (and weights sha256) a run's inputs came from
 SWEEP_DIR = Path("sweep")  # <model>.json: each model's discovery results, collected from DVC experiments
 COMPARISON = Path("metrics/comparison.json")  # the sweep's models side by side (not a per-model metric)
+AUDIT_HEADLINE = Path("metrics/audit_headline")  # DVC metrics rows of stage dla_audit: the most repaired components
 HEADLINE_DIR = Path("metrics/headline")  # the DVC metrics: one small file per claim / planted check (stage verify)
 
 PLOTS = {  # plot data for `dvc plots` (dvc.yaml `plots:` says how each is drawn); key -> file
@@ -33,6 +35,7 @@ PLOTS = {  # plot data for `dvc plots` (dvc.yaml `plots:` says how each is drawn
     "fig5": Path("plots/fig5_adversarial.csv"),
     "aligned_tokens": Path("plots/aligned_tokens.csv"),
     "writers": Path("plots/discovery_writers.csv"),
+    "audit": Path("plots/dla_audit.csv"),
 }
 
 FIGURES = {  # key used by the paper template -> file
@@ -44,6 +47,8 @@ FIGURES = {  # key used by the paper template -> file
     "atlas": Path("figures/erasure_atlas.png"),
     "persistence": Path("figures/persistence.png"),
     "comparison": Path("figures/comparison.png"),
+    "audit": Path("figures/dla_audit.png"),
+    "audit_depth": Path("figures/dla_audit_depth.png"),
 }
 
 CLAIMS_FILE = Path("paper/claims.yaml")

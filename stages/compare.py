@@ -30,11 +30,14 @@ def main() -> None:
     from erasure.analysis.comparison import compare
     from erasure.io import atomic_write_json, round_significant
     from erasure.models.planted import planted_truth
+    from erasure.plotting.audit import plot_depth
     from erasure.plotting.comparison import plot_comparison
 
     truth = planted_truth()
     result = round_significant(compare(collected, params.compare, truth), params.outputs.significant_digits)
     plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
+    plot_depth({m: collected.get(m, {}).get("audit") for m in params.compare.models}, FIGURES["audit_depth"],
+               params.compare.dpi)
     atomic_write_json(COMPARISON, result)
     control = result["control"]
     print(f"compare: {result['n_run']} of {len(result['models'])} models collected; control recovered: "

@@ -92,7 +92,34 @@ def synthetic_metrics(model: str = "gelu-4l", writer: str = "L0H2", erasers: dic
     discovery = {"model": model, "selected": {"writer": writer, "erasers": list(erasers)}, "rediscovered": True}
     return {"metrics/fig1_resid.json": fig1, "metrics/fig2_components.json": fig2, "metrics/fig3_heads.json": fig3,
             "metrics/fig4_dla.json": fig4, "metrics/fig5_adversarial.json": fig5,
-            "metrics/aligned_tokens.json": aligned, "metrics/discovery.json": discovery}
+            "metrics/aligned_tokens.json": aligned, "metrics/discovery.json": discovery,
+            "metrics/dla_audit.json": audit_metrics(model, writer, list(erasers), total)}
+
+
+def audit_metrics(model: str, writer: str, erasers: list[str], total: float, n_layers: int = 4,
+                  n_heads: int = 8) -> dict:
+    """metrics/dla_audit.json through the real pooling (erasure.analysis.audit_pool) from synthetic token values:
+    the writer's repair share `total`, all of it its erasers'; the last layer repairing only through the norm."""
+    import numpy as np
+
+    from erasure.analysis.audit_pool import AuditConfig, TokenValues, audit_record
+    from erasure.mechanism.bootstrap import PromptBootstrap
+    from erasure.mechanism.names import all_components
+
+    rng = np.random.default_rng(0)
+    tokens = {}
+    for c in all_components(n_layers, n_heads):
+        d = rng.normal(size=(6, 64))
+        share, heads, mlps = (total, total, 0.0) if c.name == writer else (
+            (0.01, 0.0, 0.0) if c.layer == n_layers - 1 else (0.1, 0.05, 0.03))
+        tokens[c.name] = TokenValues(delta_de=d, total=(1 - share) * d, heads=heads * d, mlps=mlps * d, de_clean=d,
+                                     erasers=total * d if c.name == writer else None)
+    cfg = AuditConfig("zero", "next_token", 0.02, 0, 2)
+    header = {"model": model, "n_prompts": 6, "seq_len": 64, "prompts_sha256": "0" * 64,
+              "architecture": {"n_layers": n_layers, "n_heads": n_heads}, "writer": writer,
+              "erasers": {writer: erasers}}
+    return audit_record(tokens, np.ones((6, 64), bool), 1.0, cfg, PromptBootstrap.create(6, 50, 0, 0.95), header,
+                        n_layers)
 
 
 def set_key(files: dict, key: str, value) -> None:
@@ -240,7 +267,8 @@ def comparison_metrics() -> dict:
     truth = planted_truth()
     collected = {
         "planted-4l": {"experiment": "exp-planted", "rev": "a" * 40, "discovery": discovery_record(
-            "planted-4l", erasers=tuple(sorted(truth.erasers)))},
+            "planted-4l", erasers=tuple(sorted(truth.erasers))),
+            "audit": audit_metrics("planted-4l", truth.writer, sorted(truth.erasers), truth.total_erasure)},
         "smollm2-135m": {"experiment": "exp-smol", "rev": "b" * 40, "discovery": discovery_record(
             "smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05, mlps=0.57,
             erasers=("MLP4",), vcomp=0.004, positions="rotary")},

@@ -167,7 +167,51 @@ def compare(collected: dict[str, dict], cp: Compare, truth: Any) -> dict:
         "criteria": cp.gelu4l_like.model_dump(),
         "ci_level": round(CI[1] - CI[0]),  # percent: the prompt-bootstrap intervals' coverage
         "top_writers": cp.top_writers,
+        "audit": audit_comparison(collected, cp),
     }
+
+
+AUDIT_TOP = 5  # most repaired components per model in the comparison
+
+
+def audit_row(name: str, audit: dict) -> dict:
+    """One model's DLA audit (sweep/<model>.json `audit`, its metrics/dla_audit.json) in the comparison's terms:
+    the verdict counts, the most repaired components with intervals, and the mean repair share of the shallow and
+    deep halves of the model (relative depth below / from 0.5; null shares left out)."""
+    if audit.get("model") != name:
+        raise DataError(f"sweep/{name}.json holds an audit of {audit.get('model')!r}, not {name!r}: rerun "
+                        "`python -m scripts.collect_sweep --audit`")
+    comps = audit["components"]
+    shares = [(r["relative_depth"], r["repair_share"]) for r in comps.values() if r["repair_share"] is not None]
+
+    def mean(rows):
+        return round(sum(s for _, s in rows) / len(rows), 6) if rows else None
+    return {
+        "model": name,
+        "experiment": audit.get("experiment"),
+        "n_prompts": audit.get("n_prompts"),
+        "ablation": audit.get("ablation"),
+        "direction": audit.get("direction"),
+        **{k: audit["verdicts"][k] for k in ("n_components", "overstated", "understated", "consistent", "null")},
+        "top": [{"component": c, "repair_share": comps[c]["repair_share"], "low": comps[c]["repair_share_low"],
+                 "high": comps[c]["repair_share_high"], "relative_depth": comps[c]["relative_depth"]}
+                for c in audit["ranking"][:AUDIT_TOP]],
+        "mean_shallow": (shallow := mean([r for r in shares if r[0] < 0.5])),
+        "mean_deep": (deep := mean([r for r in shares if r[0] >= 0.5])),
+        "grows_with_depth": None if shallow is None or deep is None else deep > shallow,
+    }
+
+
+def audit_comparison(collected: dict[str, dict], cp: Compare) -> dict | None:
+    """The sweep's DLA audits side by side (None when no record carries one)."""
+    rows = [audit_row(name, collected[name]["audit"]) for name in cp.models
+            if collected.get(name, {}).get("audit")]
+    if not rows:
+        return None
+    ablations = sorted({r["ablation"] for r in rows})
+    return {"models_run": [r["model"] for r in rows],
+            "not_run": [m for m in cp.models if m not in {r["model"] for r in rows}],
+            "ablation": ablations[0] if len(ablations) == 1 else ", ".join(ablations), "rows": rows}
 
 
 def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
@@ -194,6 +238,18 @@ def collect_experiments(show: list[dict]) -> tuple[dict[str, dict], list[str]]:
                 if model not in newest or (record["timestamp"] or "") > (newest[model]["timestamp"] or ""):
                     newest[model] = record
     return newest, notes
+
+
+def audit_at(record: dict, show_file) -> dict | None:
+    """The experiment's metrics/dla_audit.json, with the experiment's name and commit; None when it has none."""
+    try:
+        audit = json.loads(show_file(record["rev"], "metrics/dla_audit.json"))
+    except DataError:
+        return None
+    if audit.get("model") != record["model"]:
+        raise DataError(f"experiment {record['experiment']} ran {record['model']} but its metrics/dla_audit.json "
+                        f"is from {audit.get('model')!r}: did its dla_audit stage run?")
+    return {"experiment": record["experiment"], "rev": record["rev"], **audit}
 
 
 def discovery_at(record: dict, show_file) -> dict:

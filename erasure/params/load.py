@@ -21,6 +21,7 @@ from erasure.params.fields import Record, Section, Text, describe, read_record
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
 from erasure.params.sections import (
     Activations,
+    Audit,
     Compare,
     Compute,
     Discovery,
@@ -50,6 +51,7 @@ class Params(Section):
     fig5: Fig5
     discovery: Discovery
     compare: Compare
+    audit: Audit
     outputs: Outputs
     paper: Paper
     _raw: dict = PrivateAttr(default_factory=dict)

@@ -153,6 +153,24 @@ class Compare(Section):
         return self
 
 
+class Audit(Section):
+    """Stage dla_audit (erasure.analysis.audit): every component's DLA against its ablation's total effect."""
+
+    ablation: Choice("zero", "mean", "resample")  # what a component's output becomes at every position of a prompt
+    direction: Choice("next_token", "top2")  # the logit: the next token's (Rushing & Nanda) | the clean top-2 diff
+    top_fraction: Float(0.0, 1.0, open_lo=True)  # tokens pooled: the top fraction by |ΔDE| (Rushing & Nanda: 2%)
+    n_prompts: IntOrAll(1, MAX_COUNT)  # first prompts of data/prompts (all = every prompt)
+    seed: Int(0, MAX_SEED)  # resample: which prompt gives each prompt its ablated output
+    dpi: Dpi
+
+    @model_validator(mode="after")
+    def _donors(self) -> Audit:
+        if self.ablation == "resample" and self.n_prompts == 1:
+            raise rule(".n_prompts = 1 is not allowed with ablation resample: needs at least 2 prompts (each takes "
+                       "its ablated output from another)")
+        return self
+
+
 class Regression(Section):
     abs: Float(0.0, 1.0)  # a claim metric "moved" when |new - old| > abs + rel*|old|
     rel: Float(0.0, 1.0)

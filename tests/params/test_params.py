@@ -75,7 +75,7 @@ BAD = {  # case: (edit, the whole one-line message)
     # unknown and missing keys
     "typo in a section": (_set("discovery.positons", 3), "discovery.positons is not allowed: unknown key; the known keys are n_prompts, n_vcomp_prompts, include_bos, top_writers, min_rel_norm, horizon_layers, max_overshoot, require_consistent, eraser_threshold, eraser_scope, n_bootstrap, bootstrap_seed, hist_bins, hist_scale, hist_max, atlas_rows, dpi"),
     "typo in a nested section": (_set(f"{P}.prompts.seqlen", 64), f"{P}.prompts.seqlen is not allowed: unknown key; the known keys are source, n_text, n_code, seq_len, seed"),
-    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, compute, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, compare, outputs, paper"),
+    "unknown top-level key": (_set("prompts", [1]), "prompts is not allowed: unknown key; the known keys are model, models, compute, activations, stats, fig1, fig2, fig3, fig4, fig5, discovery, compare, audit, outputs, paper"),
     "compare: a model without an entry": (_set("compare.models", ["planted-4l", "gpt-5"]), "compare.models[1] = 'gpt-5' is not allowed: must be one of gelu-4l, planted-4l, smollm2-135m, gemma3-270m, gpt2-small"),
     "compare: a control that is not planted": (_set("compare.control", "smollm2-135m"), "compare.control = 'smollm2-135m' is not allowed: must be a planted model (its truth is the positive control)"),
     "compare: a control outside the rows": (_set("compare.models", ["smollm2-135m"]), "compare.control = 'planted-4l' is not allowed: must be one of compare.models"),

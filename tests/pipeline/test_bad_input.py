@@ -83,6 +83,11 @@ def build_inputs(root: Path) -> None:
             (root / path.relative_to(committed)).parent.mkdir(parents=True, exist_ok=True)
             path.rename(root / path.relative_to(committed))
     shutil.rmtree(committed)
+    audit = root / "metrics/dla_audit.json"
+    if not audit.exists():  # a checkout whose committed run predates stage dla_audit: its synthetic record
+        from synthetic_metrics import audit_metrics
+
+        audit.write_text(json.dumps(audit_metrics(MODEL, "L0H2", ERASERS, 0.87)))
 
 
 @pytest.fixture(scope="module")
@@ -377,6 +382,17 @@ PAPER_FILES = {
     "tokens.json not JSON (paper)": ("traceback", write(TOK_JSON, "{"), [f"{TOK_JSON} is not valid JSON"]),
 }
 
+AUDIT = {  # stage dla_audit: every case stops before the model loads
+    "ablation": ("silent", param("audit.ablation", "half"), ["audit.ablation = 'half' is not allowed: must be one of zero, mean, resample"]),
+    "direction": ("silent", param("audit.direction", "pair"), ["audit.direction = 'pair' is not allowed: must be one of next_token, top2"]),
+    "top_fraction 0": ("silent", param("audit.top_fraction", 0), ["audit.top_fraction = 0 is not allowed: must be a number in (0, 1]"]),
+    "top_fraction above 1": ("silent", param("audit.top_fraction", 1.5), ["audit.top_fraction = 1.5 is not allowed"]),
+    "n_prompts 0": ("traceback", param("audit.n_prompts", 0), ["audit.n_prompts = 0 is not allowed: must be an integer from 1 to"]),
+    "resample of one prompt": ("silent", lambda root: (param("audit.ablation", "resample")(root), param("audit.n_prompts", 1)(root)), ["audit.n_prompts = 1 is not allowed with ablation resample"]),
+    "seed negative": ("traceback", param("audit.seed", -1), ["audit.seed = -1 is not allowed"]),
+    "discovery writers a string": ("traceback", json_edit("metrics/discovery.json", lambda d: d.update(writers="x")), ["metrics/discovery.json has no readable writers list"]),
+}
+
 ENVIRONMENT = {  # a file where the output folder should be (the tmpfs faults are in test_faults.py)
     "figures is a file": ("traceback", write("figures", "not a folder"), ["cannot write figures/fig1_resid.png: File exists (EEXIST)"]),
 }
@@ -394,6 +410,7 @@ CASES = (
     + [(f"verify: {k}", "verify", *v) for k, v in REPORT_FILES.items()]
     + [(f"paper: {k}", "build_paper", *v) for k, v in PAPER_FILES.items()]
     + [(f"fig1_resid: {k}", "fig1_resid", *v) for k, v in ENVIRONMENT.items()]
+    + [(f"dla_audit: {k}", "dla_audit", *v) for k, v in AUDIT.items()]
 )
 
 

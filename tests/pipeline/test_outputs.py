@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import synthetic_metrics as tc
+from erasure.analysis.audit_pool import plot_rows
 from erasure.errors import DataError
 from erasure.io import atomic_path, atomic_write_csv, atomic_write_json, round_significant, staged
 from erasure.mechanism.names import display_token
@@ -130,6 +131,7 @@ def test_every_plot_file_is_a_stage_output_and_drawn_with_columns_it_has():
         "fig5": data.fig5_rows(files["metrics/fig5_adversarial.json"]["prompts"]),
         "aligned_tokens": data.aligned_token_rows([{"token": " a", "id": 1, "score": 0.5}]),
         "writers": data.writer_rows([{"name": "L0H2", "erasure": 0.8, "excluded_by": []}]),
+        "audit": plot_rows(files["metrics/dla_audit.json"]),
     }
     assert set(columns) == set(PLOTS)
     defs, outs = _plot_defs(), _stage_outs()
@@ -145,11 +147,12 @@ def test_every_plot_file_is_a_stage_output_and_drawn_with_columns_it_has():
 
 
 def test_the_dvc_metrics_are_the_headline_alone():
-    """`dvc metrics` reads metrics/headline/ only: the figures' full records (thousands of numbers) are plain
-    outputs, so `dvc metrics show` stays a table a terminal can hold."""
+    """`dvc metrics` reads metrics/headline/ (and the audit's few rows in the same shape, metrics/audit_headline/)
+    only: the figures' full records (thousands of numbers) are plain outputs, so `dvc metrics show` stays a table a
+    terminal can hold."""
     declared = [path for stage in DVC_YAML["stages"].values() for item in stage.get("metrics", [])
                 for path in ([item] if isinstance(item, str) else item)]
-    assert declared == ["metrics/headline"]
+    assert sorted(declared) == ["metrics/audit_headline", "metrics/headline"]
     assert json.loads(json.dumps(DVC_YAML)).get("metrics") is None  # no top-level metrics either
 
 

@@ -21,11 +21,12 @@ def _metrics(run: Path, name: str) -> dict:
 
 def test_repro_makes_every_figure_and_metric(planted_run):
     figures = ["fig1_resid", "fig2_components", "fig3_heads", "fig4_dla", "fig5_adversarial", "erasure_atlas",
-               "persistence"]
+               "persistence", "dla_audit"]
     for fig in figures:
         png = planted_run / "figures" / f"{fig}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
-    for name in ("fig1_resid", "fig2_components", "fig3_heads", "fig4_dla", "fig5_adversarial", "discovery"):
+    for name in ("fig1_resid", "fig2_components", "fig3_heads", "fig4_dla", "fig5_adversarial", "discovery",
+                 "dla_audit"):
         assert _metrics(planted_run, f"{name}.json")["model"] == "planted-4l"
     for out in ("paper/paper.md", "paper/paper.html", "paper/verification.md", "paper/verification.json"):
         assert (planted_run / out).stat().st_size > 0, out
@@ -85,6 +86,22 @@ def test_same_params_same_metrics(planted_run, progress):
     assert _metrics(planted_run, "fig2_components.json") == before
 
 
+def test_audit_same_bytes_and_planted_writer(planted_run, progress):
+    """The DLA audit rerun writes the same bytes (seeded, deterministic, rounded once); its writer row is the planted
+    erasure, checked against the truth (paper/claims.yaml's planted checks state the same, with their reasons)."""
+    from erasure.models.planted import planted_truth
+
+    outs = ["metrics/dla_audit.json", "plots/dla_audit.csv", "figures/dla_audit.png"]
+    before = {o: (planted_run / o).read_bytes() for o in outs}
+    result = run_dvc(["repro", "-f", "-s", "dla_audit"], planted_run, progress, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert {o: (planted_run / o).read_bytes() for o in outs} == before
+    truth = planted_truth()
+    row = _metrics(planted_run, "dla_audit.json")["components"][truth.writer]
+    assert row["eraser_share"] == pytest.approx(truth.total_erasure, abs=truth.tolerances["total_erasure"])
+    assert row["repair_share_low"] <= truth.total_erasure + 0.08 and row["repair_share_high"] >= truth.total_erasure - 0.08
+
+
 def test_no_claim_metric_moved_against_the_stored_reference(planted_run):
     """Regression: the claim metrics of this run equal reference/planted-4l (stored from a run on this machine
     kind) within params paper.regression (1e-4 abs + 1e-4 rel: a float32 rerun reproduces them to ~1e-6)."""
@@ -127,10 +144,10 @@ def test_dvc_metrics_show_fits_a_terminal(planted_run):
     lines = _dvc_out(["metrics", "show"], planted_run).splitlines()
     assert max(map(len, lines)) <= 120, max(lines, key=len)
     shown = json.loads(_dvc_out(["metrics", "show", "--json"], planted_run))[""]["data"]
-    assert all(path.startswith("metrics/headline/") for path in shown)
+    assert all(path.startswith(("metrics/headline/", "metrics/audit_headline/")) for path in shown)
     numbers = [v for f in shown.values() for v in f["data"].values()
                if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    assert len(numbers) <= 150
+    assert len(numbers) <= 170  # claims and planted checks, and the audit's five rows
     report = json.loads((planted_run / "paper" / "verification.json").read_text())
     statuses = {path: f["data"].get("status") for path, f in shown.items()}
     for result in report["claims"] + report["planted"]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1].parent
-MODEL_STAGES = {"prompts", "activations"}  # the stages that run the model (or its tokenizer)
+MODEL_STAGES = {"prompts", "activations", "dla_audit"}  # the stages that run the model (or its tokenizer)
 HEAVY = ("torch", "transformer_lens", "seaborn")
 
 
