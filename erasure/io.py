@@ -8,13 +8,16 @@ one-line DataError naming the output.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import errno
+import functools
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.constructor import DuplicateKeyError
 
 from erasure.errors import DataError
 
@@ -78,16 +83,57 @@ def round_significant(obj: Any, digits: int) -> Any:
     return obj
 
 
-def json_text(obj: Any, digits: int | None = None) -> str:
-    """JSON, indented; with `digits`, every float rounded to that many significant digits first."""
+def first_non_finite(obj: Any, where: str = "") -> str | None:
+    """The dotted key of the first NaN/inf float in a JSON-like structure (`a.b[2]`), or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "the value"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = first_non_finite(value, f"{where}[{key}]" if isinstance(key, int) else
+                                 f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_non_finite(obj: Any, path: str | Path | None) -> None:
+    """A metrics or plot file never holds NaN/inf: a statistic that can be undefined is written as null with its
+    reason by the code that computes it (docs/methods.md, "Undefined statistics"); anything else is a bug or
+    degenerate input, stopped here in one line."""
+    bad = first_non_finite(obj)
+    if bad is not None:
+        name = path if path is not None else "an output"
+        raise DataError(f"cannot write {name}: {bad} is not finite (NaN/inf); the inputs are degenerate for this "
+                        "statistic")
+
+
+def json_text(obj: Any, digits: int | None = None, path: str | Path | None = None) -> str:
+    """JSON, indented; with `digits`, every float rounded to that many significant digits first. A NaN/inf
+    anywhere is a DataError naming `path` and the key (strict JSON has no NaN)."""
     if digits is not None:
         obj = round_significant(obj, digits)
-    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    _refuse_non_finite(obj, path)
+    return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def csv_text(rows: list[dict], digits: int, path: str | Path | None = None) -> str:
+    """Rows of one table (the keys of the first row are the header) as CSV, floats rounded like the metrics; an
+    empty table or a NaN/inf cell is a DataError naming `path`."""
+    if not rows:
+        raise DataError(f"cannot write {path or 'a table'}: no rows")
+    rows = round_significant(rows, digits)
+    _refuse_non_finite(rows, path)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def atomic_write_json(path: str | Path, obj: Any, digits: int | None = None) -> None:
+    text = json_text(obj, digits, path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json_text(obj, digits))
+        tmp.write_text(text)
 
 
 def staged(outputs: ExitStack, path: str | Path, write: Callable[[Path], Any]) -> None:
@@ -102,35 +148,47 @@ def staged(outputs: ExitStack, path: str | Path, write: Callable[[Path], Any]) -
         raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
 
 
+class OutputSet:
+    """A stage's outputs, replaced as one set: each is written into its temp sibling when added, and all are renamed
+    into place only when the `with` block ends without error; any fault (disk full, a read-only target, bad data,
+    SIGTERM) removes every temp and leaves the previous set as it was, so DVC never holds outputs of two runs.
+
+        with OutputSet() as out:
+            out.json(METRICS["fig1_resid"], metrics)
+            out.file(FIGURES["fig1"], lambda tmp: fig1(metrics, ..., tmp, dpi))
+    """
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+
+    def __enter__(self) -> OutputSet:
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self._stack.__exit__(*exc))
+
+    def file(self, path: str | Path, write: Callable[[Path], Any]) -> None:
+        """`write(tmp)` writes the output (a file, or a folder it makes) at the temp path it is given."""
+        staged(self._stack, path, write)
+
+    def text(self, path: str | Path, text: str) -> None:
+        self.file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def json(self, path: str | Path, obj: Any, digits: int | None = None) -> None:
+        self.text(path, json_text(obj, digits, path))
+
+    def csv(self, path: str | Path, rows: list[dict], digits: int) -> None:
+        self.text(path, csv_text(rows, digits, path))
+
+
 def atomic_write_csv(path: str | Path, rows: list[dict], digits: int) -> None:
-    """Rows of one table (the keys of the first row are the header) as CSV, floats rounded like the metrics."""
-    if not rows:
-        raise ValueError(f"{path}: no rows to write")
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(round_significant(rows, digits))
-    atomic_write_text(path, out.getvalue())
+    atomic_write_text(path, csv_text(rows, digits, path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built in: ~10x faster
-    """YAML that refuses a key given twice in one mapping (PyYAML would silently keep the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice", mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def read_text(path: Path, missing: str = "run from the repository root", corrupt: str = "save it as UTF-8") -> str:
@@ -156,16 +214,72 @@ def read_json(path: Path, remedy: str) -> Any:
                         f"{remedy}") from None
 
 
+MAX_YAML_BYTES = 1 << 20  # params.yaml is ~10 KB, dvc.lock ~50 KB: a larger file is not one of ours
+MAX_YAML_DEPTH = 32  # params nest 5 deep; the parser recurses per level (deep nesting crashed it)
+MAX_YAML_SCALAR = 1000  # characters of one plain scalar (a 5000-digit integer broke int conversion)
+
+
+def _yaml_loader() -> Any:
+    """DVC's own YAML reading (dvc.utils.serialize.parse_yaml: ruamel.yaml, typ="safe", YAML 1.2), so a value
+    means the same to the stages as to `dvc params diff` and dvc.lock (`010` is 10, `yes` is a string); ruamel
+    refuses a key given twice and reads merge keys `<<:`."""
+    return YAML(typ="safe", pure=True)
+
+
+def _check_yaml_shape(text: str, path: Path) -> None:
+    """Refuse, before the composer can recurse or convert, a file too large, nested too deep, or with a huge
+    plain scalar. libyaml's event parser reads any depth without recursing, in milliseconds; a syntax error it
+    meets is left to the reading itself, which names it."""
+    if len(text) > MAX_YAML_BYTES:
+        raise DataError(f"{path} is {len(text)} characters: the limit is {MAX_YAML_BYTES}")
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    mark = event.start_mark
+                    raise DataError(f"{path} is nested more than {MAX_YAML_DEPTH} levels deep at line "
+                                    f"{mark.line + 1}, column {mark.column + 1}")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.ScalarEvent) and not event.style and len(event.value) > MAX_YAML_SCALAR:
+                mark = event.start_mark
+                raise DataError(f"{path} holds a plain value of {len(event.value)} characters at line "
+                                f"{mark.line + 1}, column {mark.column + 1}: the limit is {MAX_YAML_SCALAR} "
+                                "(quote a long string)")
+    except yaml.YAMLError:
+        return
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_yaml(text: str) -> Any:
+    """The reading itself, once per distinct text (a stage reads params.yaml more than once; ruamel is pure
+    Python, ~0.1 s for params.yaml)."""
+    return _yaml_loader().load(text)
+
+
 def read_yaml(path: Path) -> Any:
-    """A YAML file, or a DataError with the line and column of the fault."""
+    """A YAML file read as DVC reads it (YAML 1.2), or a DataError naming it, with the line and column of a fault:
+    a key given twice, a tag, too large or too deep a structure."""
     text = read_text(path)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
+        _check_yaml_shape(text, path)
+        return copy.deepcopy(_parsed_yaml(text))
+    except DataError:
+        raise
+    except DuplicateKeyError as err:
+        mark = err.problem_mark
+        key = re.search(r'duplicate key "(.*)" with value', err.problem or "")
+        raise DataError(f"{path} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}: key "
+                        f"{key.group(1) if key else '?'!r} appears twice") from None
+    except (YAMLError, yaml.YAMLError) as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise DataError(f"{path} is not valid YAML{where}: {problem}") from None
+    except (RecursionError, ValueError) as err:  # the limits above make these unreachable; named if not
+        raise DataError(f"{path} cannot be read as YAML: {str(err).splitlines()[0]}") from None
 
 
 def sha256_file(path: str | Path) -> str:

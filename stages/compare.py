@@ -28,14 +28,16 @@ def main() -> None:
     collected = read_sweep()  # a broken file stops the stage before the heavy imports
 
     from erasure.analysis.comparison import compare
-    from erasure.io import atomic_write_json, round_significant
+    from erasure.io import OutputSet, round_significant
     from erasure.models.planted import planted_truth
     from erasure.plotting.comparison import plot_comparison
 
     truth = planted_truth()
     result = round_significant(compare(collected, params.compare, truth), params.outputs.significant_digits)
-    plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
-    atomic_write_json(COMPARISON, result)
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(COMPARISON, result)
+        out.file(FIGURES["comparison"], lambda tmp: plot_comparison(result, tmp, params.compare.dpi,
+                                                                    truth_erasure=truth.total_erasure))
     control = result["control"]
     print(f"compare: {result['n_run']} of {len(result['models'])} models collected; control recovered: "
           f"{None if control is None else control['recovered']}; gelu-4l-like: {result['gelu4l_like'] or 'none'}",

@@ -3,7 +3,7 @@ and the tokens the writer's output aligns with (paper §3.5); from the activatio
 from dataclasses import replace
 
 from erasure.analysis.fig4 import check_points, fig4_metrics, load_points
-from erasure.io import atomic_write_csv, atomic_write_json, round_significant
+from erasure.io import OutputSet, round_significant
 from erasure.params.load import load_params, resolve_roles
 from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import aligned_token_rows, fig4_rows, scatter_sample
@@ -21,12 +21,14 @@ def main() -> None:
     result = replace(result, metrics=round_significant(result.metrics, digits))
     top = [t.model_dump() for t in meta.fig4.aligned_tokens]
     aligned = round_significant({"model": params.model, "writer": writer.name, "top": top}, digits)
-    plot_fig4(result, FIGURES["fig4"], settings.max_scatter_points, settings.seed, writer.name, settings.dpi)
     drawn = scatter_sample(result.x, result.y, settings.max_scatter_points, settings.seed)
-    atomic_write_csv(PLOTS["fig4"], fig4_rows(*drawn), digits)
-    atomic_write_csv(PLOTS["aligned_tokens"], aligned_token_rows(aligned["top"]), digits)
-    atomic_write_json(METRICS["fig4_dla"], result.metrics)
-    atomic_write_json(METRICS["aligned_tokens"], aligned)
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(METRICS["fig4_dla"], result.metrics)
+        out.json(METRICS["aligned_tokens"], aligned)
+        out.csv(PLOTS["fig4"], fig4_rows(*drawn), digits)
+        out.csv(PLOTS["aligned_tokens"], aligned_token_rows(aligned["top"]), digits)
+        out.file(FIGURES["fig4"], lambda tmp: plot_fig4(result, tmp, settings.max_scatter_points, settings.seed,
+                                                        writer.name, settings.dpi))
     m, c = result.metrics["paper"], result.metrics["code_variant"]
     print(f"fig4: r = {m['r']:.3f} [{m['r_low']:.3f}, {m['r_high']:.3f}], slope = {m['slope']:.3f} "
           f"[{m['slope_low']:.3f}, {m['slope_high']:.3f}], intercept = "

@@ -5,8 +5,9 @@ Exit 1 (after writing both reports) when a claim about the run's model FAILs, or
 planted-truth check FAILs, unless params `paper.strict` is false. Claims about another model are NOT RUN.
 """
 import sys
+from pathlib import Path
 
-from erasure.io import atomic_path, atomic_write_json, atomic_write_text, round_significant
+from erasure.io import OutputSet, json_text, round_significant
 from erasure.params.load import load_params
 from erasure.paths import HEADLINE_DIR, VERIFICATION_JSON, VERIFICATION_MD
 from erasure.stage import run_stage
@@ -17,18 +18,23 @@ from erasure.verification.report import render_report_md
 from erasure.verification.verify import exit_code, load_truth, run_verification
 
 
+def write_headline(folder: Path, rows: dict[str, dict]) -> None:
+    """metrics/headline/: one small JSON file per claim / planted check (written into the folder's temp)."""
+    folder.mkdir()
+    for name, row in rows.items():
+        (folder / f"{name}.json").write_text(json_text(row, path=HEADLINE_DIR / f"{name}.json"), encoding="utf-8")
+
+
 def main() -> None:
     params = load_params()
     registry = load_claims()
     report = round_significant(run_verification(".", params.raw, registry), params.outputs.significant_digits)
     truth = load_truth() if report["planted"] else None
     rows = headline_rows(report, registry, Metrics("."), truth)
-    with atomic_path(HEADLINE_DIR) as tmp:
-        tmp.mkdir()
-        for name, row in rows.items():
-            atomic_write_json(tmp / f"{name}.json", row)
-    atomic_write_json(VERIFICATION_JSON, report)
-    atomic_write_text(VERIFICATION_MD, render_report_md(report))
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(VERIFICATION_JSON, report)
+        out.text(VERIFICATION_MD, render_report_md(report))
+        out.file(HEADLINE_DIR, lambda tmp: write_headline(tmp, rows))
     s_c, s_p = report["summary"]["claims"], report["summary"]["planted"]
     print(f"verify ({report['model']}): claims {s_c['pass']} PASS / {s_c['fail']} FAIL / {s_c['not_run']} NOT RUN"
           + (f"; planted {s_p['pass']} PASS / {s_p['fail']} FAIL" if s_p["total"] else "") + f" -> {VERIFICATION_MD}")

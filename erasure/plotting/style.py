@@ -1,5 +1,6 @@
 """What every figure shares: the file backend (Agg, set once here), the authors' seaborn look for Figs 1-3, the
-percentile bands, and an atomic save (a failed stage leaves no half-written PNG)."""
+percentile bands, and the save (into the temp of a stage's output set, erasure.io.OutputSet: a failed stage
+leaves no half-written PNG and no new PNG beside old metrics)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,6 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from cycler import cycler
-
-from erasure.io import atomic_path
 
 __all__ = ["BANDS", "band_note", "bands_widest_first", "plt", "save", "seaborn_style"]
 
@@ -50,7 +49,8 @@ def band_note(bands: list[str]) -> str:
 
 
 def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
-    """Write the figure as PNG to a temp file renamed onto `path`, then close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
-    plt.close(fig)
+    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it."""
+    try:
+        fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
+    finally:
+        plt.close(fig)
