@@ -1,25 +1,23 @@
 """Stage compare: the sweep's per-model discovery results side by side (metrics/comparison.json, one figure).
 
 Its input, sweep/<model>.json, is collected from DVC experiments by `python -m scripts.collect_sweep`."""
-import json
 import sys
 
 from erasure.errors import DataError
 from erasure.params.load import load_params
 from erasure.paths import COMPARISON, FIGURES, SWEEP_DIR
+from erasure.schemas import SWEEP_REMEDY, read_sweep_file
 from erasure.stage import run_stage
 
 
 def read_sweep() -> dict[str, dict]:
-    """model -> its collected record, from every sweep/<model>.json."""
+    """model -> its collected record, from every sweep/<model>.json (each checked: erasure.schemas.SweepRecord)."""
     collected = {}
     for path in sorted(SWEEP_DIR.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            collected[record["model"]] = record
-        except (ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{path} is not a collected sweep result ({err}): "
-                            "rerun `python -m scripts.collect_sweep`") from None
+        record = read_sweep_file(path)
+        if record["model"] in collected:
+            raise DataError(f"{path} holds {record['model']!r} again (another sweep file has it): {SWEEP_REMEDY}")
+        collected[record["model"]] = record
     return collected
 
 

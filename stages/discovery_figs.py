@@ -1,12 +1,12 @@
 """Stage discovery_figs: discovery's figures from its cached results -- the erasure atlas (data/discovery_atlas.npz)
 and the persistence curves of the top writers (metrics/discovery.json) -- and the writers' plot data."""
 from erasure.analysis.discovery.atlas import load_atlas
-from erasure.analysis.records import DiscoveryFigsRecord, read_metrics
 from erasure.io import OutputSet
 from erasure.params.load import load_params
 from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import writer_rows
 from erasure.plotting.discovery import plot_atlas, plot_persistence
+from erasure.schemas import DiscoveryFigsRecord, read_metrics
 from erasure.stage import run_stage
 
 
