@@ -8,6 +8,7 @@ from erasure.params.load import load_params, resolve_roles
 from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import aligned_token_rows, fig4_rows, scatter_sample
 from erasure.plotting.fig4 import plot_fig4
+from erasure.plotting.style import fmt
 from erasure.stage import run_stage
 
 
@@ -30,10 +31,11 @@ def main() -> None:
         out.file(FIGURES["fig4"], lambda tmp: plot_fig4(result, tmp, settings.max_scatter_points, settings.seed,
                                                         writer.name, settings.dpi))
     m, c = result.metrics["paper"], result.metrics["code_variant"]
-    print(f"fig4: r = {m['r']:.3f} [{m['r_low']:.3f}, {m['r_high']:.3f}], slope = {m['slope']:.3f} "
-          f"[{m['slope_low']:.3f}, {m['slope_high']:.3f}], intercept = "
-          f"{m['intercept']:.3f} ({m['n_points']} points, {m['n_prompts']} prompts, positions {m['positions']}); "
-          f"full erasers r = {result.metrics['full_erasers']['r']:.3f}; code variant slope = {c['slope']}, "
+    print(f"fig4: r = {fmt(m['r'], '.3f')} [{fmt(m['r_low'], '.3f')}, {fmt(m['r_high'], '.3f')}], slope = "
+          f"{fmt(m['slope'], '.3f')} [{fmt(m['slope_low'], '.3f')}, {fmt(m['slope_high'], '.3f')}], intercept = "
+          f"{fmt(m['intercept'], '.3f')} ({m['n_points']} points, {m['n_prompts']} prompts, positions "
+          f"{m['positions']}); full erasers r = {fmt(result.metrics['full_erasers']['r'], '.3f')}; "
+          f"code variant slope = {c['slope']}, "
           f"r = {c['r']}; top aligned tokens: {[t['token'] for t in aligned['top'][:5]]}")
 
 

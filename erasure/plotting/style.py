@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from cycler import cycler
 
-__all__ = ["BANDS", "band_note", "bands_widest_first", "plt", "save", "seaborn_style"]
+__all__ = ["BANDS", "band_note", "bands_widest_first", "fmt", "plt", "save", "seaborn_style"]
 
 BANDS = {"25-75": ("q25", "q75"), "12.5-87.5": ("q12_5", "q87_5")}  # band -> (low, high) stats keys
 
@@ -54,3 +54,8 @@ def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
         fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
     finally:
         plt.close(fig)
+
+
+def fmt(value: float | None, spec: str) -> str:
+    """A number formatted for a label, or `undefined` for a documented null (docs/methods.md)."""
+    return "undefined" if value is None else format(value, spec)
