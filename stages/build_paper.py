@@ -17,9 +17,10 @@ def main() -> None:
     with OutputSet() as out:  # replaced together: never the md of one run beside the html of another
         out.text(PAPER_MD, md_text)
         out.text(PAPER_HTML, html_text)
-    missing = md_text.count("[missing:")
+    missing = md_text.count("[missing:") + md_text.count("[not a ")
     print(f"paper ({params.model}): {PAPER_MD}, {PAPER_HTML} ({len(html_text) // 1024} KiB)"
-          + (f"; {missing} value(s) missing from the metrics (shown as [missing: ...])" if missing else ""))
+          + (f"; {missing} value(s) missing from the metrics or of the wrong type (shown as [missing: ...] or "
+             "[not a ...])" if missing else ""))
 
 
 if __name__ == "__main__":

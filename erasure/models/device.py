@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from erasure.errors import ParamError
 
-
 # float16 matmuls on the CPU are emulated: a planted-4l forward of 4 x 256 tokens took 56 s in float16 against
 # 3.2 s in float32 (bfloat16: 2.1 s), torch 2 on this project's 2-core test machine (load ~7): refused, not slow.
 CPU_FLOAT16_SLOWDOWN = 17

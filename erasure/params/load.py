@@ -8,6 +8,7 @@ them (never implicitly).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from erasure.params.sections import (
     Stats,
 )
 from erasure.paths import METRICS, PARAMS_FILE
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Params(Section):
@@ -62,6 +65,10 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _within_the_models(self) -> Params:
+        for name in self.models:
+            if not MODEL_NAME.fullmatch(name):
+                raise ParamError(f"models.{name} is not allowed: a model's name is letters, digits, '.', '_' and '-' "
+                                 "(it names files, experiments and the paper's rows)")
         if self.model not in self.models:
             raise ParamError(f"model = {self.model!r} is not allowed: must be one of {', '.join(self.models)}")
         for name, entry in self.models.items():

@@ -210,7 +210,7 @@ def test_an_unusable_pair_is_an_error_whatever_the_direction(planted, direction)
     bos = model.tokenizer.bos_token_id
     settings = Fig5.model_validate({**repo_params()["fig5"], "direction": direction, "n_resample": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", pair, Component(3, 5))
-    with pytest.raises(ParamError, match=rf"^fig5\.prompts\.p3\.pair = \[' get', ' MyClass\.method'\] is not "
+    with pytest.raises(ParamError, match=r"^fig5\.prompts\.p3\.pair = \[' get', ' MyClass\.method'\] is not "
                                          r"allowed: each side must be one token"):
         analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
                        settings, Stats.model_validate(repo_params()["stats"]), bos, budget_bytes=2**30)
