@@ -8,6 +8,7 @@ one-line DataError naming the output.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import errno
@@ -20,7 +21,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,22 +137,17 @@ def atomic_write_json(path: str | Path, obj: Any, digits: int | None = None) -> 
         tmp.write_text(text)
 
 
-def staged(outputs: ExitStack, path: str | Path, write: Callable[[Path], Any]) -> None:
-    """`write` the output `path` into its temp now; it is renamed into place when `outputs` (an ExitStack holding
-    a stage's outputs, each entered with atomic_path) closes without error, so a fault in any output leaves none of
-    them. An OS fault while writing names `path`."""
-    path = Path(path)
-    tmp = outputs.enter_context(atomic_path(path))
-    try:
-        write(tmp)
-    except OSError as err:
-        raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
+def backup_path(path: Path) -> Path:
+    """Where OutputSet keeps an output's previous version while it renames the new set into place."""
+    return path.with_name(f".{path.name}.old{TMP_SUFFIX}")
 
 
 class OutputSet:
-    """A stage's outputs, replaced as one set: each is written into its temp sibling when added, and all are renamed
-    into place only when the `with` block ends without error; any fault (disk full, a read-only target, bad data,
-    SIGTERM) removes every temp and leaves the previous set as it was, so DVC never holds outputs of two runs.
+    """A stage's outputs, replaced as one set. Each is written into its temp sibling when added; when the `with`
+    block ends without error the set is committed: every previous output is moved aside (`.<name>.old.tmp`), every
+    temp renamed into place, then the old versions removed. Any fault -- disk full or a read-only file system
+    while writing, a rename refused (a read-only file, a mount point), bad data, SIGTERM -- removes the temps and
+    puts back every previous output, so DVC never holds outputs of two runs.
 
         with OutputSet() as out:
             out.json(METRICS["fig1_resid"], metrics)
@@ -159,18 +155,31 @@ class OutputSet:
     """
 
     def __init__(self) -> None:
-        self._stack = ExitStack()
+        self._outputs: list[tuple[Path, Path]] = []  # (output, its temp), in the order written
 
     def __enter__(self) -> OutputSet:
-        self._stack.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return bool(self._stack.__exit__(*exc))
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            self._commit()
+        else:
+            self._discard()
+        return False
 
-    def file(self, path: str | Path, write: Callable[[Path], Any]) -> None:
-        """`write(tmp)` writes the output (a file, or a folder it makes) at the temp path it is given."""
-        staged(self._stack, path, write)
+    def file(self, path: str | Path, write: Callable[[Path], Any]) -> Any:
+        """`write(tmp)` writes the output (a file, or a folder it makes) at the temp path it is given, now;
+        returns what `write` returns. An OS fault while writing names `path`."""
+        path = Path(path)
+        tmp = temp_path(path)
+        self._outputs.append((path, tmp))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _remove(tmp)  # a killed run's leftovers
+            _remove(backup_path(path))
+            return write(tmp)
+        except OSError as err:
+            raise DataError(f"cannot write {path}: {os_error_text(err)}") from None
 
     def text(self, path: str | Path, text: str) -> None:
         self.file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -180,6 +189,37 @@ class OutputSet:
 
     def csv(self, path: str | Path, rows: list[dict], digits: int) -> None:
         self.text(path, csv_text(rows, digits, path))
+
+    def _discard(self) -> None:
+        for _, tmp in self._outputs:
+            _remove(tmp)
+
+    def _commit(self) -> None:
+        moved: list[Path] = []  # outputs whose previous version is aside
+        placed: list[Path] = []  # outputs whose new version is in place
+        current = None
+        try:
+            for path, _ in self._outputs:
+                current = path
+                if path.exists() or path.is_symlink():
+                    os.replace(path, backup_path(path))
+                    moved.append(path)
+            for path, tmp in self._outputs:
+                current = path
+                os.replace(tmp, path)
+                placed.append(path)
+        except BaseException as err:  # OSError, or SIGTERM (erasure.stage.Terminated) mid-commit: roll back
+            for path in placed:
+                _remove(path)
+            for path in moved:
+                with contextlib.suppress(OSError):  # best effort: what cannot move back stays, hidden, aside
+                    os.replace(backup_path(path), path)
+            self._discard()
+            if isinstance(err, OSError):
+                raise DataError(f"cannot write {current}: {os_error_text(err)}") from None
+            raise
+        for path in moved:
+            _remove(backup_path(path))
 
 
 def atomic_write_csv(path: str | Path, rows: list[dict], digits: int) -> None:

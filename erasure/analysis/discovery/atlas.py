@@ -23,7 +23,7 @@ class Atlas:
 
 
 def write_atlas(atlas: Atlas, path: str | Path) -> None:
-    """The atlas into `path` as it stands (the stage writes it into its output's temp: erasure.io.staged)."""
+    """The atlas into `path` as it stands (the stage writes it into its output's temp: erasure.io.OutputSet)."""
     with open(path, "wb") as f:
         np.savez(f, writers=np.array(atlas.writers), components=np.array(atlas.components), matrix=atlas.matrix,
                  shape=np.array([atlas.n_layers, atlas.n_heads]))
