@@ -244,11 +244,23 @@ def read_text(path: Path, missing: str = "run from the repository root", corrupt
         raise DataError(f"{path} cannot be read: {os_error_text(err)}") from None
 
 
+class _NonFiniteConstant(Exception):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity, which strict JSON (and every writer here) never writes."""
+    raise _NonFiniteConstant(name)
+
+
 def read_json(path: Path, remedy: str) -> Any:
-    """A JSON file, or a DataError naming it and the line and column of the fault; `remedy` says how to remake it."""
+    """A JSON file, or a DataError naming it and the line and column of the fault, or the NaN/Infinity it holds;
+    `remedy` says how to remake it."""
     text = read_text(path, remedy, remedy)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _NonFiniteConstant as err:
+        raise DataError(f"{path} holds {err.args[0]} (not JSON: an undefined statistic is null): {remedy}") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}): "
                         f"{remedy}") from None

@@ -18,7 +18,7 @@ from pydantic import AllowInfNan, Field, StringConstraints, model_validator
 
 from erasure.errors import DataError
 from erasure.io import read_json
-from erasure.params.fields import Record, check_record, read_record
+from erasure.params.fields import Record, check_record, read_record, rule
 
 Finite = Annotated[float, Field(strict=True), AllowInfNan(False)]  # an int is a float here (JSON writes 1.0 as 1.0)
 Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
@@ -101,7 +101,8 @@ class Fig5Prompt(Record):
     def _heads_named(self) -> Fig5Prompt:
         for role in ("writer", "comparison_head", "auto_head"):
             if getattr(self, role) not in self.heads:
-                raise ValueError(f"{role} {getattr(self, role)!r} is not one of its heads {list(self.heads)}")
+                raise rule(f".{role} = {getattr(self, role)!r} is not allowed: it is not one of its heads "
+                           f"{list(self.heads)}")
         return self
 
 
@@ -143,6 +144,13 @@ class Subset(Record):
     erasure_centred: Finite | None = None
 
 
+class ErasedBy(Record):
+    """Who takes the writer away at its erasing checkpoint: heads and MLPs (other keys, e.g. the checkpoint, kept)."""
+
+    heads: Split | None = None
+    mlps: Split | None = None
+
+
 class SweepWriter(Record):
     """A top writer as erasure.analysis.comparison.writer_row reads it (absent keys: older records, null)."""
 
@@ -152,7 +160,7 @@ class SweepWriter(Record):
     top_frequency: Finite | None = None
     erasing_layer: Annotated[int, Field(strict=True, ge=0)] | None = None
     min_checkpoint: Name | None = None
-    erased_by: dict[Literal["heads", "mlps"], Split | None] | None = None
+    erased_by: ErasedBy | None = None
     erasers: list[NamedEraser] | None = None
     eraser_sum: EraserSum | None = None
     subset: Subset | None = None

@@ -60,15 +60,15 @@ class Params(Section):
     @classmethod
     def _entry_kinds(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            for name in data.get("models") or {} if isinstance(data.get("models"), dict) else {}:
+                if not (isinstance(name, str) and MODEL_NAME.fullmatch(name)):
+                    raise ParamError(f"models.{name} is not allowed: a model's name is letters, digits, '.', '_' "
+                                     "and '-' (it names files, experiments and the paper's rows)")
             check_tags(data.get("models"))
         return data
 
     @model_validator(mode="after")
     def _within_the_models(self) -> Params:
-        for name in self.models:
-            if not MODEL_NAME.fullmatch(name):
-                raise ParamError(f"models.{name} is not allowed: a model's name is letters, digits, '.', '_' and '-' "
-                                 "(it names files, experiments and the paper's rows)")
         if self.model not in self.models:
             raise ParamError(f"model = {self.model!r} is not allowed: must be one of {', '.join(self.models)}")
         for name, entry in self.models.items():

@@ -33,9 +33,10 @@ def load_atlas(path: str | Path) -> Atlas:
     """The atlas file, checked (erasure.schemas.check_atlas_arrays), or a DataError naming it and its fault."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise DataError(f"{path} is a single .npy array, not the atlas's .npz: {ACTIVATIONS_REMEDY}")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is a single .npy array, not the atlas's .npz: {ACTIVATIONS_REMEDY}")
+        with loaded as f:
             arrays = {key: f[key] for key in f.files}
     except FileNotFoundError:
         raise DataError(f"{path} not found: run `dvc repro activations` first") from None
