@@ -649,3 +649,62 @@ def test_hub_models_fail_fast_without_hub_or_cache(tmp_path, model, offline_flag
     assert line.startswith(f"error: {why} and {model} weights ({repo}) is not in the local cache"), line
     assert "hf download" in line and "planted-4l, smollm2-135m" in line and "\n" not in line
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+# ---- degenerate statistics: documented nulls (docs/methods.md, "Undefined statistics"), never NaN, never a crash ----
+
+def read_output(root: Path, rel: str) -> str:
+    text = (root / rel).read_text()
+    assert "NaN" not in text and "Infinity" not in text and "nan" not in text.lower().split(), rel
+    return text
+
+
+def test_a_fit_with_constant_x_is_a_documented_null(work, monkeypatch, capsys):
+    """Every writer DLA equal (x constant): no line is defined; scipy's ValueError used to end the stage."""
+    points(lambda a: a["writer"].fill(0.5))(work)
+    code, stderr = run_here("fig4_dla", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    m = json.loads(read_output(work, "metrics/fig4_dla.json"))
+    for fit in (m["paper"], m["full_erasers"]):
+        assert fit["r"] is None and fit["slope"] is None and fit["intercept"] is None
+        assert fit["undefined"] == "every x equals 0.5: no line through the points"
+        assert fit["r_low"] is None and fit["slope_high"] is None  # every bootstrap draw undefined too
+    read_output(work, "plots/fig4_dla.csv")
+    assert (work / "figures/fig4_dla.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_fit_with_constant_y_has_slope_0_and_no_r(work, monkeypatch, capsys):
+    """The erasers' V-composition part is 0 at every point: flat line, r undefined (it was written as NaN)."""
+    points(lambda a: a["vcomp"].fill(0.0))(work)
+    code, stderr = run_here("fig4_dla", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    paper = json.loads(read_output(work, "metrics/fig4_dla.json"))["paper"]
+    assert paper["r"] is None and paper["slope"] == 0.0 and paper["intercept"] == 0.0
+    assert paper["undefined"] == "every y equals 0: r is undefined (no variation to correlate)"
+    assert paper["r_low"] is None and paper["slope_low"] == paper["slope_high"] == 0.0
+
+
+def test_a_share_without_a_drop_to_undo_is_a_documented_null(work, monkeypatch, capsys):
+    """Fig 1's V-composition share divides by the layer's drop in PR: no drop (entering = clean after) used to
+    raise ZeroDivisionError; now the share and its interval are null, with the reason."""
+    names = checkpoint_names(4)
+    def same_median(a):
+        a = a.copy()
+        a[:, :, 0, names.index("resid_post1")] = a[:, :, 0, names.index("resid_mid2")]
+        return a
+    table("resid_pr.npy", same_median)(work)
+    code, stderr = run_here("fig1_resid", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    share = json.loads(read_output(work, "metrics/fig1_resid.json"))["vcomp_share"]
+    assert share["all"] is None and share["all_low"] is None and share["all_high"] is None
+    assert "resid_post1 and resid_mid2 (clean) have the same median PR" in share["undefined"]["all"]
+
+
+def test_a_writer_without_a_finite_score_is_listed_with_an_empty_cell(work, monkeypatch, capsys):
+    """Discovery writes null for a writer whose window has no finite median: the ranking's CSV shows an empty
+    cell (DVC's plots skip it), never NaN."""
+    json_edit(DISC, lambda d: d["ranking"][1].update(erasure=None))(work)
+    code, stderr = run_here("discovery_figs", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    rows = read_output(work, "plots/discovery_writers.csv").splitlines()
+    assert rows[2].split(",")[1] == "", rows[2]
