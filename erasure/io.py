@@ -1,10 +1,12 @@
-"""Files in and out: YAML and JSON read strictly (a fault named with its line and column), outputs written
-atomically (a stage that fails leaves no half-written file that DVC could cache).
+"""Files in and out: YAML read as DVC reads it and JSON read strictly (a fault named with its line and column), and
+outputs replaced as one set (a stage that fails leaves its previous outputs, never a mix or a half-written file
+that DVC could cache).
 
-Every output is written to one temp sibling, `.<name>.tmp`, and renamed onto its path. The name does not depend on
-the process, so a run killed with SIGKILL leaves a temp that the next run of the stage removes before writing
-(.dvcignore and .gitignore hide it meanwhile). An OS fault while writing (disk full, read-only file system) is a
-one-line DataError naming the output.
+Every output is written to one temp sibling, `.<name>.tmp`, and renamed onto its path when the stage's whole set
+is written (`OutputSet`). The name does not depend on the process, so a run killed with SIGKILL leaves a temp that
+the next run of the stage removes before writing (.dvcignore and .gitignore hide it meanwhile). An OS fault while
+writing (disk full, read-only file system) is a one-line DataError naming the output. No metrics or plot file holds
+NaN or inf: a writer refuses them (`json_text`, `csv_text`) and a reader too (`read_json`).
 """
 from __future__ import annotations
 
