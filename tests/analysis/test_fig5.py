@@ -170,7 +170,7 @@ def test_pair_direction_needs_two_different_single_tokens(planted, pair):
         {**repo_params()["fig5"], "direction": "pair", "n_resample": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
-    with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
+    with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* is not allowed: each side must be one token"):
         analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings,
                        Stats.model_validate(repo_params()["stats"]), 1, budget_bytes=2**30)
 
