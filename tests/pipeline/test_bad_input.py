@@ -708,3 +708,17 @@ def test_a_writer_without_a_finite_score_is_listed_with_an_empty_cell(work, monk
     assert code == 0, stderr
     rows = read_output(work, "plots/discovery_writers.csv").splitlines()
     assert rows[2].split(",")[1] == "", rows[2]
+
+
+def test_a_fortran_ordered_tokens_file_reads_as_the_same_ids(work):
+    """np.save of a Fortran-ordered array (another tool's, or a transpose) holds the same ids and the same sha256:
+    read row-major, not a traceback."""
+    from erasure.analysis.prompt_files import load_prompts
+    from erasure.params.load import load_params
+
+    path = work / TOK_NPY
+    ids = np.load(path)
+    np.save(path, np.asfortranarray(ids))
+    assert np.load(path).flags.f_contiguous and not np.load(path).flags.c_contiguous
+    tokens, _ = load_prompts(load_params(work / "params.yaml"), work / "data/prompts")
+    assert tokens.is_contiguous() and np.array_equal(tokens.numpy(), ids)
