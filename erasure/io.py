@@ -263,6 +263,8 @@ def read_json(path: Path, remedy: str) -> Any:
         return json.loads(text, parse_constant=_refuse_constant)
     except _NonFiniteConstant as err:
         raise DataError(f"{path} holds {err.args[0]} (not JSON: an undefined statistic is null): {remedy}") from None
+    except RecursionError:
+        raise DataError(f"{path} is nested too deep to be one of this pipeline's files: {remedy}") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}): "
                         f"{remedy}") from None

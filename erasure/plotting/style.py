@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from cycler import cycler
+from matplotlib.text import Text
 
 __all__ = ["BANDS", "band_note", "bands_widest_first", "fmt", "plt", "save", "seaborn_style"]
 
@@ -49,8 +50,13 @@ def band_note(bands: list[str]) -> str:
 
 
 def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
-    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it."""
+    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it.
+
+    No text is read as mathtext: titles and labels carry data (token strings, prompt text, names), and a `$` in them
+    made matplotlib parse (and, on `$\\frac$`, fail on) what is plain text. No figure here uses mathtext."""
     try:
+        for text in fig.findobj(Text):
+            text.set_parse_math(False)
         fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
     finally:
         plt.close(fig)

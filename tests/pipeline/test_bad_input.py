@@ -489,6 +489,7 @@ OTHER_HANDOFFS = {  # (stage, class, edit, expected)
     "table 0 bytes": ("fig2_components", "boundary", write("data/activations/component_pr.npy", b""), ["data/activations/component_pr.npy is corrupt"]),
     "points truncated": ("fig4_dla", "boundary", truncate(PTS), [f"{PTS} is unreadable"]),
     "a metric holds NaN (verify)": ("verify", "boundary", raw_text("metrics/fig4_dla.json", '"r": ', '"r": NaN, "was": '), ["metrics/fig4_dla.json holds NaN (not JSON"]),
+    "a metric nested too deep (verify)": ("verify", "boundary", write("metrics/fig2_components.json", "[" * 100_000 + "]" * 100_000), ["metrics/fig2_components.json is nested too deep"]),
     "figure 0 bytes (paper)": ("build_paper", "boundary", write("figures/fig1_resid.png", b""), ["figures/fig1_resid.png is not a PNG (0 bytes)"]),
     "figure not a PNG (paper)": ("build_paper", "boundary", write("figures/fig2_components.png", b"<svg></svg>"), ["figures/fig2_components.png is not a PNG (11 bytes"]),
     "template syntax (paper)": ("build_paper", "boundary", raw_text("paper/template.md", "## Summary", "## Summary {% if %}"), ["paper/template.md is not a valid template at line"]),
@@ -722,3 +723,13 @@ def test_a_fortran_ordered_tokens_file_reads_as_the_same_ids(work):
     assert np.load(path).flags.f_contiguous and not np.load(path).flags.c_contiguous
     tokens, _ = load_prompts(load_params(work / "params.yaml"), work / "data/prompts")
     assert tokens.is_contiguous() and np.array_equal(tokens.numpy(), ids)
+
+
+def test_data_text_with_dollars_is_drawn_as_text(work, monkeypatch, capsys):
+    """A prompt text or token holding `$...$` is plain text in a figure: matplotlib's mathtext parser used to read
+    it, and `$\\frac$` ended the stage with its ValueError."""
+    both(json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(text="It costs $\\frac$ or $5")),
+         json_edit(FIG5_JSON, lambda d: d["prompts"]["p2"].update(top2=["$\\", "$x^$"])))(work)
+    code, stderr = run_here("fig5_adversarial", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    assert (work / "figures/fig5_adversarial.png").read_bytes().startswith(b"\x89PNG")
