@@ -7,9 +7,10 @@ import numpy as np
 
 from erasure.analysis.fig4 import Fig4Result
 from erasure.plotting.data import scatter_sample
-from erasure.plotting.style import fmt, plt, save
+from erasure.plotting.style import fmt, plain_text, plt, save
 
 
+@plain_text
 def plot_fig4(result: Fig4Result, path: str | Path, max_points: int, seed: int, writer: str, dpi: int) -> None:
     """Scatter of the paper version with its OLS line; at most max_points random points are drawn."""
     m = result.metrics["paper"]

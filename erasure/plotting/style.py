@@ -3,16 +3,18 @@ percentile bands, and the save (into the temp of a stage's output set, erasure.i
 leaves no half-written PNG and no new PNG beside old metrics)."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from cycler import cycler
-from matplotlib.text import Text
 
-__all__ = ["BANDS", "band_note", "bands_widest_first", "fmt", "plt", "save", "seaborn_style"]
+__all__ = ["BANDS", "band_note", "bands_widest_first", "fmt", "plain_text", "plt", "save", "seaborn_style"]
 
 BANDS = {"25-75": ("q25", "q75"), "12.5-87.5": ("q12_5", "q87_5")}  # band -> (low, high) stats keys
 
@@ -49,14 +51,20 @@ def band_note(bands: list[str]) -> str:
     return "bands: " + ", ".join(f"{b} pct" for b in ("25-75", "12.5-87.5") if b in bands)
 
 
-def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
-    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it.
+def plain_text(draw: Callable) -> Callable:
+    """A drawing function whose texts are never read as mathtext: titles and labels carry data (token strings,
+    prompt text, names), and a `$` in them made matplotlib parse -- and on `$\\frac$` fail on -- plain text. No
+    figure here uses mathtext. The setting holds while `draw` runs (it creates, lays out and saves its figure)."""
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+    return drawn
 
-    No text is read as mathtext: titles and labels carry data (token strings, prompt text, names), and a `$` in them
-    made matplotlib parse (and, on `$\\frac$`, fail on) what is plain text. No figure here uses mathtext."""
+
+def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
+    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it."""
     try:
-        for text in fig.findobj(Text):
-            text.set_parse_math(False)
         fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
     finally:
         plt.close(fig)

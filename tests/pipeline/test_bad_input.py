@@ -728,7 +728,7 @@ def test_a_fortran_ordered_tokens_file_reads_as_the_same_ids(work):
 def test_data_text_with_dollars_is_drawn_as_text(work, monkeypatch, capsys):
     """A prompt text or token holding `$...$` is plain text in a figure: matplotlib's mathtext parser used to read
     it, and `$\\frac$` ended the stage with its ValueError."""
-    both(json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(text="It costs $\\frac$ or $5")),
+    both(json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(text="It costs $\\frac$ here")),
          json_edit(FIG5_JSON, lambda d: d["prompts"]["p2"].update(top2=["$\\", "$x^$"])))(work)
     code, stderr = run_here("fig5_adversarial", work, monkeypatch, capsys)
     assert code == 0, stderr
