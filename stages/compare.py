@@ -24,6 +24,9 @@ def read_sweep() -> dict[str, dict]:
 def main() -> None:
     params = load_params()
     collected = read_sweep()  # a broken file stops the stage before the heavy imports
+    if not any(name in collected for name in params.compare.models):
+        raise DataError(f"{SWEEP_DIR} holds none of compare.models ({', '.join(params.compare.models)}): collect "
+                        "their experiments first (`python -m scripts.collect_sweep`)")
 
     from erasure.analysis.comparison import compare
     from erasure.io import OutputSet, round_significant

@@ -480,6 +480,8 @@ SWEEP_FILES = {
     "sweep NaN erasure": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erasure=float("nan"))), [f"{SW} holds NaN (not JSON"]),
     "sweep not UTF-8": ("boundary", write(SW, b'{"model": "\xff"}'), [f"{SW} is not UTF-8 text"]),
     "sweep model twice": ("boundary", sweep(lambda d: d.update(model="planted-4l"), "smollm2-135m"), ["sweep/smollm2-135m.json holds 'planted-4l' again"]),
+    "sweep empty": ("degenerate", lambda root: [p.unlink() for p in (root / "sweep").glob("*.json")], ["sweep holds none of compare.models (planted-4l, smollm2-135m, gemma3-270m)"]),
+    "sweep of other models only": ("degenerate", both(remove("sweep/planted-4l.json"), remove("sweep/gemma3-270m.json"), param("compare.models", ["planted-4l", "gemma3-270m"])), ["sweep holds none of compare.models (planted-4l, gemma3-270m)"]),
     "sweep writers a mapping": ("boundary", sweep(lambda d: d["discovery"].update(writers={"a": 1})), [f"{SW}: discovery.writers = {{'a': 1}} is not allowed: must be a list"]),
 }
 
