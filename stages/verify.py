@@ -1,8 +1,9 @@
 """Stage verify: every claim of paper/claims.yaml against the metrics -> paper/verification.{md,json}, and the
 run's DVC metrics: metrics/headline/ (each claim's value and verdict, the counts).
 
-Exit 1 (after writing both reports) when a claim about the run's model FAILs, or on planted-4l when a
-planted-truth check FAILs, unless params `paper.strict` is false. Claims about another model are NOT RUN.
+A FAIL is a finding, not a crash: the stage exits 0 whatever the verdicts, so `dvc repro` goes on to the paper,
+which says what FAILed and why. The gate that exits 1 on a FAIL is `python -m scripts.check_claims`. Claims about
+another model are NOT RUN (their values are still shown).
 """
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from erasure.verification.headline import headline_rows
 from erasure.verification.metrics import Metrics
 from erasure.verification.registry import load_claims
 from erasure.verification.report import render_report_md
-from erasure.verification.verify import exit_code, load_truth, run_verification
+from erasure.verification.verify import failed_results, load_truth, run_verification, summary_line
 
 
 def write_headline(folder: Path, rows: dict[str, dict]) -> None:
@@ -28,24 +29,21 @@ def write_headline(folder: Path, rows: dict[str, dict]) -> None:
 def main() -> None:
     params = load_params()
     registry = load_claims()
-    report = round_significant(run_verification(".", params.raw, registry), params.outputs.significant_digits)
+    report = run_verification(".", params.raw, registry, compare=params.compare)
+    report = round_significant(report, params.outputs.significant_digits)
     truth = load_truth() if report["planted"] else None
     rows = headline_rows(report, registry, Metrics("."), truth)
     with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
         out.json(VERIFICATION_JSON, report)
-        out.text(VERIFICATION_MD, render_report_md(report))
+        out.text(VERIFICATION_MD, render_report_md(report, params.outputs.significant_digits))
         out.file(HEADLINE_DIR, lambda tmp: write_headline(tmp, rows))
-    s_c, s_p = report["summary"]["claims"], report["summary"]["planted"]
-    print(f"verify ({report['model']}): claims {s_c['pass']} PASS / {s_c['fail']} FAIL / {s_c['not_run']} NOT RUN"
-          + (f"; planted {s_p['pass']} PASS / {s_p['fail']} FAIL" if s_p["total"] else "") + f" -> {VERIFICATION_MD}")
-    for result in report["claims"] + report["planted"]:
-        if result["status"] == "FAIL":
-            print(f"FAIL {result['id']}: {result['reason']}", file=sys.stderr)
-    code = exit_code(report, params.paper.strict)
-    if code:
-        print(f"error: {s_c['fail'] + s_p['fail']} check(s) FAILed; see {VERIFICATION_MD} "
-              "(set paper.strict: false to build the paper anyway)", file=sys.stderr)
-    sys.exit(code)
+    print(f"{summary_line(report)} -> {VERIFICATION_MD}")
+    failed = failed_results(report)
+    for result in failed:
+        print(f"FAIL {result['id']}: {result['reason']}", file=sys.stderr)
+    if failed:
+        print(f"note: {len(failed)} check(s) FAILed; the paper reports them. `python -m scripts.check_claims` "
+              "exits 1 on them (for CI)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,22 @@ def criteria(top: dict | None, cp: Compare) -> dict[str, dict]:
             for k, (v, t) in values.items()}
 
 
+VERDICT_RULE = ("yes: the top writer meets every criterion of compare.gelu4l_like; partly: its output is erased "
+                "(lower bound of the erasure >= min_erasure) mostly by heads (head share >= min_head_share) but "
+                "it is not a stable pick or the erasure does not run through V-composition; no: otherwise (not "
+                "erased, erased mostly by MLPs, or no writer passes the relevance filters)")
+
+
+def erasure_verdict(checks: dict[str, dict], has_writer: bool) -> str:
+    """"gelu-4l-like erasure": yes / partly / no, by VERDICT_RULE (docs/methods.md, "Findings on the run's own
+    model")."""
+    if has_writer and all(c["pass"] for c in checks.values()):
+        return "yes"
+    if has_writer and checks["erasure_lower"]["pass"] and checks["head_share"]["pass"]:
+        return "partly"
+    return "no"
+
+
 def model_entry(name: str, collected: dict, cp: Compare) -> dict:
     """One model's row group: where it came from, its architecture, its top writers and the verdict."""
     record = collected["discovery"]
@@ -105,6 +121,7 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
         "writers": writers,
         "criteria": checks,
         "gelu4l_like": bool(writers) and all(c["pass"] for c in checks.values()),
+        "verdict": erasure_verdict(checks, bool(writers)),
         # the top writer's erasure vanishes once token-constant means are removed: a shared direction is cancelled
         "shared_direction": bool(writers) and writers[0]["erasure_centred"] is not None
         and writers[0]["erasure_centred"] < cp.gelu4l_like.min_erasure,

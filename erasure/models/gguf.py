@@ -96,9 +96,7 @@ def _processed_tl_state(spec: GgufModel, hf_model: PreTrainedModel, tokenizer) -
     from transformer_lens import HookedTransformer
 
     cfg = spec.tl_config(hf_model.config)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
-        model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
+    model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
     with torch.no_grad():
         state_dict = spec.convert(hf_model, cfg)
         missing = {name for name, _ in model.named_parameters()} - set(state_dict)
@@ -268,9 +266,7 @@ def load(spec: GgufModel, bos_token_id: int | None = None, cache_dir: Path | Non
     tokenizer = _load_tokenizer(spec, folder / "tokenizer", bos_token_id)
     cfg = spec.tl_config(AutoConfig.from_pretrained(folder, local_files_only=True))
     cfg.normalization_type = "RMSPre"  # what fold_ln made of the RMS norms before the weights were saved
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
-        model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
+    model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
     model.load_state_dict(safetensors.torch.load_file(str(folder / TL_FILE)), strict=True, assign=True)
     model.eval()
     model.requires_grad_(False)

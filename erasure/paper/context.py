@@ -14,11 +14,13 @@ from erasure.errors import DataError
 from erasure.io import read_json
 from erasure.markup import md_text
 from erasure.mechanism.stats import QUANTILES
+from erasure.paper.sentences import sentence_choices, writer_checkpoint
 from erasure.paper.values import Node
 from erasure.paths import COMPARISON, DVC_YAML, FIGURES, METRIC_FILES, PROMPTS_DIR
+from erasure.verification.findings import findings_md
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
-from erasure.verification.report import display, interval_cell, verdict_cell
+from erasure.verification.report import display, failure_lines, interval_cell, verdict_cell
 
 
 def pipeline_code(dvc_yaml: dict) -> list[str]:
@@ -189,7 +191,13 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
                   f"claims: the paper's values are shown for reference and every claim is NOT RUN.")
     fig5_params = (params.get("fig5") or {}).get("prompts")
     checkpoints = list(fig1["checkpoints"]) if isinstance(fig1.get("checkpoints"), dict) else []
+    says = sentence_choices(m)
+    table_cks = key_checkpoints(checkpoints, fig1, writer) or MISSING
     checkpoints = checkpoints or MISSING
+    failed = [r for r in (verification or {}).get("claims", []) + (verification or {}).get("planted", [])
+              if r["status"] == "FAIL"]
+    findings = (verification or {}).get("findings")
+    comparison = _read_json(root / COMPARISON)
     return {
         "model": run_model,
         "is_paper_model": is_paper_model,
@@ -200,20 +208,51 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "params": Node(params, "params"),
         "fig5_prompts": Node(fig5_params, "params.fig5.prompts"),
         "checkpoints": Node(checkpoints, "metrics.fig1_resid.checkpoints"),
+        "table_checkpoints": Node(table_cks, "metrics.fig1_resid.checkpoints"),
+        "says": Node(says, "says"),
+        "rules_table": rules_table(says),
+        "failures": "\n".join(failure_lines(failed, (verification or {}).get("figure_gaps") or [])),
+        "findings": findings_md(findings, _ci_label(m.get("fig4_dla"))) if findings else None,
         "q": {k: _ordinal(v) for k, v in QUANTILES.items()},  # q.q25 = "25th": percentile names from stats.py
         "ci": _ci_label(m.get("fig4_dla")),
         "writer": Node(writer, "writer"),
+        "roles_auto": ((params.get("models") or {}).get(run_model) or {}).get("writer") == "auto",
         "erasers": Node(erasers, "erasers"),
         "figs": figures,
         "commit": commit,
         "prompts": Node(prompt_info(root, params, fig1), "prompts"),
         "verification": Node(verification or {}, "verification"),
         "verification_table": verification_table(verification, registry),
-        "comparison": Node(_read_json(root / COMPARISON), "metrics.comparison"),
+        "comparison": Node(comparison, "metrics.comparison"),
+        "rotary_short_of_yes": [c["model"] for c in (comparison or {}).get("models") or []
+                                if c.get("ran") and c.get("positions") == "rotary" and c.get("verdict") != "yes"],
         "metric_models": Node((verification or {}).get("metric_models") or
                               {f: metrics.model_of(f) for f in METRIC_FILES if metrics.file(f) is not None},
                               "metric_models"),
     }
+
+
+def key_checkpoints(names: list[str], fig1: dict, writer: Any, most: int = 12) -> list[str]:
+    """The rows of the paper's Fig 1 table: every checkpoint up to `most`; in deeper models the first, the
+    writer's, the entering and erasure checkpoints, the one after it and the last (the full table is in
+    metrics/fig1_resid.json)."""
+    if len(names) <= most:
+        return names
+    first = writer_checkpoint(str(writer), names)
+    erase = fig1.get("erasure_checkpoint")
+    after = names[names.index(erase) + 1] if erase in names and names.index(erase) + 1 < len(names) else None
+    keep = {names[0], first, fig1.get("entering_checkpoint"), erase, after, names[-1]}
+    return [n for n in names if n in keep]
+
+
+def rules_table(says: dict) -> str:
+    """The appendix: every sentence rule, what it measured on this run, and the sentence it chose."""
+    rows = ["| sentence | rule | measured | chosen |", "|---|---|---|---|"]
+    for rule in says.values():
+        measured = ", ".join(f"{k} {display(v)}" for k, v in rule["measured"].items()) or "—"
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in (
+            rule["sentence"], rule["rule"], measured, rule["choice"].replace("_", " "))) + " |")
+    return "\n".join(rows)
 
 
 def _read_json(path: Path) -> Any:

@@ -176,5 +176,4 @@ class Outputs(Section):
 
 
 class Paper(Section):
-    strict: Bool  # verify exits 1 when a claim about the run's model (or a planted check) FAILs
     regression: Regression

@@ -20,8 +20,7 @@ def plot_atlas(atlas: Atlas, path: str | Path, rows: int, dpi: int, title: str =
     lim = float(min(max(np.quantile(finite, 0.99) if finite.size else 0.1, 0.05), 1.0))
     width = min(max(10.0, 4 + 0.12 * len(cols)), 26)
     fig, ax = plt.subplots(figsize=(width, 2 + 0.3 * max(len(names), 1)))
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(mat), aspect="auto", cmap=cmap,
                    norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), interpolation="nearest")
     ax.set_yticks(range(len(names)), names, fontsize=8)

@@ -29,8 +29,9 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
         for lo, hi, alpha in bands_widest_first(bands):
             ax.fill_between(x, [s[lo] for s in stats], [s[hi] for s in stats], color=colour, alpha=alpha, lw=0)
     ax.axhline(0, color="black", lw=0.8)
-    many = len(names) > 20  # deep models: 1 + 2 n_layers checkpoints
-    ax.set_xticks(x, names, rotation=90 if many else 30, fontsize=7 if many else 10)
+    shown = labelled_checkpoints(names, [metrics.get("erasure_checkpoint"), metrics.get("entering_checkpoint")])
+    ax.set_xticks(x, [n if n in shown else "" for n in names], rotation=45 if len(names) > 20 else 30, fontsize=10)
+    ax.tick_params(axis="x", length=3)
     ax.set_ylabel(f"PR(resid, {metrics['writer']})", fontsize=13)
     ax.set_xlabel("residual stream checkpoint", fontsize=13)
     ax.set_title(
@@ -40,6 +41,24 @@ def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> No
     )
     ax.legend(title="Run")
     save(fig, path, dpi, tight_bbox=True)
+
+
+def labelled_checkpoints(names: list[str], key: list[str | None], most: int = 14) -> set[str]:
+    """The checkpoints whose tick gets a label: all of them up to `most`; in deeper models (SmolLM2: 61) the key ones
+    first (where the writer's output is erased, where it enters the erasers' layer), then the first, the last and
+    every k-th resid_post, each only if no label already stands within a few ticks of it, so the labels never
+    overlap and at most about `most` remain."""
+    if len(names) <= most:
+        return set(names)
+    posts = [n for n in names if n.startswith("resid_post")]
+    step = -(-len(posts) // (most - 4))
+    gap = -(-len(names) // (2 * most))  # ticks between two labels, at least
+    chosen: list[int] = []
+    for name in [k for k in key if k in names] + [names[0], names[-1]] + posts[::step]:
+        i = names.index(name)
+        if all(abs(i - j) >= gap for j in chosen):
+            chosen.append(i)
+    return {names[i] for i in chosen}
 
 
 def _bar_panel(ax, labels, stats, colours, bands):

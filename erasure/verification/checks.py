@@ -180,7 +180,7 @@ def _check_keys_present(a: dict, ctx: Context) -> CheckOutcome:
         raise MissingMetric(f"{a['metric']} is not a mapping")
     missing = [k for k in a["value"] if k not in x]
     detail = f"keys {_fmt(list(a['value']))} present" + (f"; missing {_fmt(missing)}" if missing else "")
-    return CheckOutcome(not missing, detail, sorted(x))
+    return CheckOutcome(not missing, detail, [k for k in a["value"] if k in x])
 
 
 CHECKS: dict[str, tuple[Callable[[dict, Context], CheckOutcome], tuple[str, ...], tuple[str, ...]]] = {

@@ -6,6 +6,7 @@ from typing import Any
 from erasure.markup import md_text
 from erasure.mechanism.names import display_token
 from erasure.verification.checks import LEVEL_TEXT
+from erasure.verification.findings import findings_md
 from erasure.verification.verify import FAIL, PASS
 
 
@@ -19,8 +20,9 @@ def display(value: Any, digits: int = 4) -> str:
         return f"{value:.{digits}g}"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {display(v, digits)}" for k, v in value.items())
+    if isinstance(value, dict):  # labelled values; "; " between them when a value is itself a list
+        sep = "; " if any(isinstance(v, list) for v in value.values()) else ", "
+        return sep.join(f"{k}: {display(v, digits)}" for k, v in value.items())
     if isinstance(value, list):
         if value and all(isinstance(v, dict) and "token" in v for v in value):
             value = [v["token"] for v in value]
@@ -32,8 +34,10 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_report_md(report: dict) -> str:
-    """paper/verification.md: one row per claim, then every planted check, then the reasons in full."""
+def render_report_md(report: dict, digits: int = 6) -> str:
+    """paper/verification.md: what FAILed and why, the run's own findings, one row per claim, then every planted
+    check, then the reasons in full. Our values and intervals are shown with `digits` significant digits
+    (outputs.significant_digits: every digit the metrics keep, so the report and `dvc metrics show` agree)."""
     s_c, s_p = report["summary"]["claims"], report["summary"]["planted"]
     lines = [
         "# Verification of the paper's claims",
@@ -58,10 +62,16 @@ def render_report_md(report: dict) -> str:
         "(qualitative claims). Anything else is FAIL." + _bootstrap_text(report.get("bootstrap") or {}),
         "",
     ]
-    lines += _table(report["claims"], "paper")
+    failed = [r for r in report["claims"] + report["planted"] if r["status"] == FAIL]
+    if failed:
+        lines += ["## What FAILed, and why", "", *failure_lines(failed, report.get("figure_gaps") or []), ""]
+    if report.get("findings"):
+        lines += [f"## What this run found in {report['model']}", "", findings_md(report["findings"]), ""]
+    lines += ["## The paper's claims", ""]
+    lines += _table(report["claims"], "paper", digits)
     if report["planted"]:
         lines += ["", "## Planted-truth checks (planted-4l)", ""]
-        lines += _table(report["planted"], "planted")
+        lines += _table(report["planted"], "planted", digits)
     if report.get("figure_gaps"):
         lines += ["", *_gaps(report["figure_gaps"])]
     notes = [r for r in report["claims"] + report["planted"] if r["status"] != PASS or r["details"]]
@@ -74,6 +84,22 @@ def render_report_md(report: dict) -> str:
                 lines.append(f"  - {'ok' if d['ok'] else 'NOT ok'} `{d['check']}`: {d['detail']}"
                              + (f" ({keys})" if keys else ""))
     return "\n".join(lines) + "\n"
+
+
+def failure_lines(failed: list[dict], gaps: list[dict]) -> list[str]:
+    """One bullet per FAIL with its reason; where the paper's own figure disagrees with its text (Fig 1's pair),
+    what the authors' committed figure shows and whether sampling noise explains the paper-vs-figure gap."""
+    by_claim = {g["claim"]: g for g in gaps}
+    lines = []
+    for r in failed:
+        line = f"- **{r['id']}**: {md_text(r['reason'])}"  # reasons quote data (tokens): inert
+        gap = by_claim.get(r["id"])
+        if gap is not None:
+            line += (f" The authors' committed figure shows {display(gap['figure_value'])} where the paper prints "
+                     f"{display(gap['paper_value'])}; that gap is {gap['status']}"
+                     + (f" ({md_text(gap['reason'])})" if gap.get("reason") else "") + ": see the last table.")
+        lines.append(line)
+    return lines
 
 
 def _levels(summary: dict) -> str:
@@ -95,12 +121,12 @@ def _bootstrap_text(records: dict) -> str:
     return f" Intervals: {text}."
 
 
-def interval_cell(interval: Any) -> str:
+def interval_cell(interval: Any, digits: int = 4) -> str:
     if interval is None:
         return "—"
     if isinstance(interval, dict):
-        return ", ".join(f"{k}: {interval_cell(v)}" for k, v in interval.items())
-    return f"[{display(interval[0])}, {display(interval[1])}]"
+        return ", ".join(f"{k}: {interval_cell(v, digits)}" for k, v in interval.items())
+    return f"[{display(interval[0], digits)}, {display(interval[1], digits)}]"
 
 
 def verdict_cell(r: dict, fail_reason: bool = False) -> str:
@@ -112,7 +138,7 @@ def verdict_cell(r: dict, fail_reason: bool = False) -> str:
     return r["status"] + (f" ({md_text(r['reason'])})" if r["reason"] else "")
 
 
-def _table(results: list[dict], kind: str) -> list[str]:
+def _table(results: list[dict], kind: str, digits: int) -> list[str]:
     head = "paper" if kind == "paper" else "expected"
     lines = [f"| id | claim | {head} | ours | interval | decided by | verdict | stage | md5 (dvc.lock) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -120,7 +146,8 @@ def _table(results: list[dict], kind: str) -> list[str]:
         stages = ", ".join(dict.fromkeys(f["stage"] or "?" for f in r["files"])) or "—"
         md5s = ", ".join(_md5_cell(f) for f in r["files"]) or "—"
         lines.append("| " + " | ".join(_cell(c) for c in (
-            r["id"], r["text"], display(r["paper_value"]), display(r["reproduced"]), interval_cell(r.get("interval")),
+            r["id"], r["text"], display(r["paper_value"]), display(r["reproduced"], digits),
+            interval_cell(r.get("interval"), digits),
             r["tolerance"] or "—", verdict_cell(r), stages, md5s)) + " |")
     return lines
 

@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from erasure.params.sections import Compare
 from erasure.paths import DVC_LOCK, DVC_YAML, INPUTS, METRIC_FILES
 from erasure.verification.checks import LEVELS, Context, run_check
+from erasure.verification.findings import run_findings
 from erasure.verification.gaps import figure_gaps
 from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
 from erasure.verification.provenance import provenance, read_yaml
@@ -113,7 +115,7 @@ def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_valu
             continue
         result.details.append({"check": next(iter(check)), "ok": outcome.ok, "detail": outcome.detail,
                                "keys": ctx.used[start:]})
-        outcomes.append(outcome.value if is_number(outcome.value) else None)
+        outcomes.append(outcome.value if is_number(outcome.value) or isinstance(outcome.value, (str, list)) else None)
         if i < len(parts):
             levels.append(outcome.level)
             if outcome.interval is not None:
@@ -140,12 +142,42 @@ def evaluate_entry(entry: dict, metrics: Metrics, value_field: str = "paper_valu
             result.reproduced = None
         if is_number(result.reproduced) and is_number(result.paper_value):
             result.diff = result.reproduced - result.paper_value
-    elif any(o is not None for o in outcomes):  # a rule-only claim: show what each rule measured
-        result.reproduced = outcomes
+    elif any(o is not None for o in outcomes):  # a rule-only claim: what each rule measured, by name
+        labels = outcome_labels([d["keys"] for d in result.details], [d["check"] for d in result.details])
+        result.reproduced = {label: o for label, o in zip(labels, outcomes) if o is not None}
     result.metrics = list(dict.fromkeys(ctx.used))
     if failures:
         result.status = FAIL
         result.reason = "; ".join(failures)
+    return result
+
+
+QUANTITY = {"rel_change_below": "relative change", "rel_change_above": "relative change",
+            "abs_diff_below": "difference", "abs_below": "value"}
+
+
+def outcome_labels(keys: list[list[str]], kinds: list[str]) -> list[str]:
+    """A label per rule of a claim: the part of its metric key that tells it from the claim's other rules (the
+    shared prefix and suffix dropped), plus what it measured: `p1 relative change`, `comparison_head`."""
+    firsts = [k[0].split(":", 1)[-1].split(".") if k else [] for k in keys]
+    pre = 0
+    while all(len(f) > pre for f in firsts) and len({tuple(f[:pre + 1]) for f in firsts}) == 1:
+        pre += 1
+    suf = 0
+    while all(len(f) > pre + suf for f in firsts) and len({tuple(f[len(f) - suf - 1:]) for f in firsts}) == 1:
+        suf += 1
+    labels = []
+    for i, (f, kind) in enumerate(zip(firsts, kinds)):
+        core = ".".join(f[pre:len(f) - suf]) if len(firsts) > 1 else ".".join(f[-2:])
+        label = " ".join(x for x in (core or kind, QUANTITY.get(kind, "")) if x)
+        labels.append(label if label not in labels else f"{label} ({i + 1})")
+    return labels
+
+
+def not_run(result: Result, reason: str) -> Result:
+    """A claim about another model: its value as this run measured it (and our interval), but no verdict, so
+    nothing in the report reads as if it passed or failed."""
+    result.status, result.reason, result.level, result.diff, result.details = NOT_RUN, reason, None, None, []
     return result
 
 
@@ -166,9 +198,7 @@ def verify_claims(registry: dict, metrics: Metrics, run_model: str) -> list[Resu
             stale = sorted({m for m in models.values() if m and m != run_model})
             if stale:
                 reason += f" (and some metrics files are stale, from {', '.join(stale)})"
-            results.append(Result(
-                id=claim["id"], status=NOT_RUN, text=claim["claim"], paper_value=claim["paper_value"],
-                tolerance=_tolerance_text(claim, "paper_value"), reason=reason))
+            results.append(not_run(evaluate_entry(claim, metrics), reason))
             continue
         stale = {f: m for f, m in models.items() if m is not None and m != run_model}
         if stale:
@@ -240,8 +270,9 @@ def load_truth() -> Any:
 
 
 def run_verification(root: str | Path, params: dict, registry: dict,
-                     truth_loader: Callable[[], Any] | None = load_truth) -> dict:
-    """Check every claim (and, for planted-4l, the planted truth) against the metrics under `root`."""
+                     truth_loader: Callable[[], Any] | None = load_truth, compare: Compare | None = None) -> dict:
+    """Check every claim (and, for planted-4l, the planted truth) against the metrics under `root`; with the
+    `compare` params, also say what the run found in its own model (`findings`)."""
     root = Path(root)
     metrics = Metrics(root)
     run_model = params.get("model")
@@ -285,6 +316,7 @@ def run_verification(root: str | Path, params: dict, registry: dict,
         "claims": [r.to_json() for r in claims],
         "planted": [r.to_json() for r in planted],
         "figure_gaps": figure_gaps(registry, metrics, run_model),
+        "findings": run_findings(metrics, run_model, compare) if compare is not None else None,
     }
     report["ok"] = report["summary"]["claims"]["fail"] == 0 and report["summary"]["planted"]["fail"] == 0
     return _json_safe(report)
@@ -315,6 +347,14 @@ def _count(results: list[Result]) -> dict:
             "levels": {level: passed.count(level) for level in (*LEVELS, "rule") if level in passed}}
 
 
-def exit_code(report: dict, strict: bool = True) -> int:
-    """1 when a checked claim or planted check FAILed (and the run is strict), else 0."""
-    return 1 if strict and not report["ok"] else 0
+def failed_results(report: dict) -> list[dict]:
+    """The claims (about the run's model) and planted checks that FAILed: what the gate,
+    `python -m scripts.check_claims`, exits 1 on. NOT RUN claims are about another model and never fail it."""
+    return [r for r in report["claims"] + report["planted"] if r["status"] == FAIL]
+
+
+def summary_line(report: dict) -> str:
+    """One line of counts: `verify (gelu-4l): claims 20 PASS / 4 FAIL / 0 NOT RUN; planted ...`."""
+    s_c, s_p = report["summary"]["claims"], report["summary"]["planted"]
+    return (f"verify ({report['model']}): claims {s_c['pass']} PASS / {s_c['fail']} FAIL / {s_c['not_run']} NOT RUN"
+            + (f"; planted {s_p['pass']} PASS / {s_p['fail']} FAIL" if s_p["total"] else ""))

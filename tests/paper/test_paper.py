@@ -14,12 +14,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import yaml
 
 import synthetic_metrics as tc
 from erasure.errors import DataError
 from erasure.mechanism.names import display_token
 from erasure.paper.build import build
 from erasure.paper.template_rules import hand_typed_numbers
+from erasure.params.sections import Compare
 from erasure.paths import FIGURES
 from erasure.verification.verify import run_verification
 from html_page import parse
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "paper/template.md").read_text()
 CSS = (ROOT / "paper/style.css").read_text()
 ALL_FIGURES = tuple(FIGURES.values())
+COMPARE = Compare.model_validate(yaml.safe_load((ROOT / "params.yaml").read_text())["compare"])
 
 
 def tiny_png(rgb: tuple[int, int, int] = (76, 114, 176)) -> bytes:
@@ -55,7 +58,7 @@ def params_for(model: str, writer: str = "L0H2") -> dict:
             "p3": {"text": "class MyClass:\n\tdef", "pair": [" __", " get"]},
             "p4": {"text": "The church I go to is the Seventh-day Adventist", "pair": [" Church", " church"]}}},
         "discovery": {"top_writers": 5},
-        "paper": {"strict": True},
+        "paper": {"regression": {"abs": 1.0e-4, "rel": 1.0e-4}},
     }
 
 
@@ -69,7 +72,7 @@ def make_tree(root: Path, model: str, files: dict | None = None, figures=ALL_FIG
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(tiny_png((10 * i, 100, 200)))
     params = params_for(model)
-    report = run_verification(root, params, tc.REGISTRY, None)
+    report = run_verification(root, params, tc.REGISTRY, None, compare=COMPARE)
     (root / "paper").mkdir(exist_ok=True)
     (root / "paper/verification.json").write_text(json.dumps(report))
     return params
@@ -266,7 +269,8 @@ def test_beyond_gelu4l_section_comes_from_the_comparison(tmp_path):
     assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f} to {smol['erasure_ci95'][1]:.2f})" in section
     assert f"{100 * smol['top_frequency']:.0f}% of the prompt resamples" in section
     assert "recovers the planted truth" in section and "| **gemma3-270m** | | | not run |" in section
-    assert "rotary positions (smollm2-135m)" in section
+    assert "rotary positions whose verdict is short of yes (smollm2-135m)" in section
+    assert "| **smollm2-135m** |" in section and "| **no** |" in section
     assert "[missing" not in section
 
 

@@ -69,7 +69,7 @@ BAD = {  # case: (edit, the whole one-line message)
     "batch size true": (_set("activations.batch_size", True), "activations.batch_size = True is not allowed: must be an integer from 1 to 1024"),
     "batch size 2.5": (_set("activations.batch_size", 2.5), "activations.batch_size = 2.5 is not allowed: must be an integer from 1 to 1024"),
     "batch size 0": (_set("activations.batch_size", 0), "activations.batch_size = 0 is not allowed: must be an integer from 1 to 1024"),
-    "strict no": (_set("paper.strict", "no"), "paper.strict = 'no' is not allowed: must be true or false"),
+    "the removed paper.strict": (_set("paper.strict", False), "paper.strict is not allowed: unknown key; the known keys are regression"),
     "tolerance tiny": (_set("paper.regression.abs", "tiny"), "paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"),
     "tolerance nan": (_set("paper.regression.rel", float("nan")), "paper.regression.rel = nan is not allowed: must be a number from 0 to 1"),
     # unknown and missing keys
@@ -132,7 +132,7 @@ def test_the_repository_params_are_valid_for_every_model():
     params = validate_params(repo_params("planted-4l"))
     assert params.entry.writer == Component(0, 2) and params.shape.n_ctx == 1024
     assert params.discovery.n_prompts is None and params.discovery.horizon_layers == 4  # `all` is None
-    assert params.fig4.code_variant.start_pos == 32 and params.paper.strict is True
+    assert params.fig4.code_variant.start_pos == 32 and params.paper.regression.abs == 1e-4
 
 
 def test_discovery_records_its_rules_not_its_figure_resolution():

@@ -267,8 +267,7 @@ PARAM_VALUES = {
     "tolerance tiny": ("traceback", param("paper.regression.abs", "tiny"), ["paper.regression.abs = 'tiny' is not allowed: must be a number from 0 to 1"]),
     "tolerance nan": ("silent", param("paper.regression.rel", float("nan")), ["paper.regression.rel = nan is not allowed"]),
     "tolerance inf": ("silent", param("paper.regression.abs", float("inf")), ["paper.regression.abs = inf is not allowed"]),
-    "strict no": ("silent", param("paper.strict", "no"), ["paper.strict = 'no' is not allowed: must be true or false"]),
-    "strict 1": ("silent", param("paper.strict", 1), ["paper.strict = 1 is not allowed: must be true or false"]),
+    "the removed paper.strict": ("silent", param("paper.strict", False), ["paper.strict is not allowed: unknown key; the known keys are regression"]),
     "include_bos yes": ("silent", param("discovery.include_bos", "yes"), ["discovery.include_bos = 'yes' is not allowed"]),
     "typo in a section": ("silent", param("fig1.positons", 3), ["fig1.positons is not allowed: unknown key; the known keys are bands, dpi"]),
     "typo in a nested section": ("silent", param(f"{P}.prompts.seqlen", 64), [f"{P}.prompts.seqlen is not allowed: unknown key"]),
@@ -610,7 +609,7 @@ def test_the_suite_covers_each_class_with_many_cases():
 
 @pytest.mark.parametrize("stage, edit, expected", [
     ("prompts", write("params.yaml", b"model: planted-4l\nmodels: \xff\xfe\n"), "params.yaml is not UTF-8 text (byte 26)"),
-    ("fig1_resid", param("paper.strict", "no"), "paper.strict = 'no' is not allowed: must be true or false"),
+    ("fig1_resid", param("paper.regression.abs", "no"), "paper.regression.abs = 'no' is not allowed: must be a number from 0 to 1"),
     ("fig2_components", table("component_pr.npy", at((3, 7, 0, 20), np.inf)), "data/activations/component_pr.npy holds 1 NaN/inf values"),
     pytest.param("activations", param("compute.device", "cuda"),
                  "compute.device = 'cuda' is not allowed on this machine: torch ", marks=NO_CUDA),

@@ -173,7 +173,7 @@ def test_sigterm_mid_activations_removes_the_temp_folder(tmp_path):
 
 def small_pipeline(params: dict) -> None:
     """planted-4l on 8 prompts of 64 tokens, batches of one (the activation pass lasts long enough to be killed);
-    the planted checks are reported but do not stop the run (paper.strict false: 8 prompts are too few for their
+    the planted checks are reported but do not stop the run (a FAIL never does: 8 prompts are too few for their
     tolerances, and this test is about the files)."""
     params["model"] = MODEL
     params["models"][MODEL]["prompts"].update(n_text=6, n_code=2, seq_len=64)
@@ -182,7 +182,6 @@ def small_pipeline(params: dict) -> None:
     params["fig4"].update(n_prompts=4, code_variant={"n_prompts": 4, "start_pos": 8})
     params["stats"]["n_bootstrap"] = 50
     params["fig5"]["n_resample"] = 8
-    params["paper"]["strict"] = False
 
 
 def child_running(pid: int, marker: str) -> psutil.Process | None:

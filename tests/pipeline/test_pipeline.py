@@ -163,3 +163,34 @@ def test_dvc_plots_page_declares_utf8(planted_run, tmp_path):
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert page.index('<meta charset="utf-8">') < page.index("<script")
     assert r"\u2423" in page or "␣" in page  # the token `␣bottom` of the aligned-tokens plot, JSON-escaped
+
+
+def _gate(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.check_claims"], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_failed_check_is_reported_and_the_paper_still_built(planted_run, tmp_path, progress):
+    """One planted check forced to FAIL (its expected value moved in paper/claims.yaml, in a copy of the run):
+    `dvc repro` exits 0, reruns only verify and paper, and the paper says what FAILed and why; the gate exits 1
+    on that run and 0 on the unedited one."""
+    import shutil
+
+    assert _gate(planted_run).returncode == 0
+    work = tmp_path / "run"
+    shutil.copytree(planted_run, work, symlinks=True)
+    claims = work / "paper" / "claims.yaml"
+    text = claims.read_text()
+    edited = text.replace("    expected: {truth: total_erasure, scale: -1}\n", "    expected: -0.5\n", 1)
+    assert edited != text
+    claims.write_text(edited)
+    result = run_dvc(["repro"], work, progress, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"verify", "paper"}, ran
+    md_text = (work / "paper" / "paper.md").read_text()
+    total = json.loads((planted_run / "paper" / "verification.json").read_text())["summary"]["planted"]["total"]
+    assert f"planted-truth checks: {total - 1} PASS, 1 FAIL" in " ".join(md_text.split())
+    assert "> **What FAILed, and why.**" in md_text and "> - **planted_eraser_sum**: " in md_text
+    gate = _gate(work)
+    assert gate.returncode == 1 and gate.stdout.startswith("FAIL planted_eraser_sum: ")

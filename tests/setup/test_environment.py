@@ -31,7 +31,7 @@ def _entries(path: Path) -> tuple[dict[str, tuple[Version, set[str]]], list[str]
 
 
 def test_lock_satisfies_every_top_level_requirement():
-    lock, _ = _entries(REPO / "requirements.lock")
+    lock, _ = _entries(REPO / "requirements.txt")
     for line in (REPO / "requirements.in").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             req = Requirement(line)
@@ -41,7 +41,7 @@ def test_lock_satisfies_every_top_level_requirement():
 
 
 def test_torch_is_the_cpu_build_and_both_files_pin_the_same_wheel():
-    lock, lock_options = _entries(REPO / "requirements.lock")
+    lock, lock_options = _entries(REPO / "requirements.txt")
     torch_file, torch_options = _entries(REPO / "requirements-torch-cpu.txt")
     assert lock["torch"][0].local == "cpu"
     assert not [n for n in lock if n.startswith("nvidia-") or n == "triton"], "a CUDA package is locked"

