@@ -508,7 +508,7 @@ YAML_FILES = {
     "merge of a scalar": ("yaml", write("params.yaml", "a: &a 1\nmodel:\n  <<: *a\n"), ["params.yaml is not valid YAML"]),
     "merge brings an unknown key": ("yaml", raw_text("params.yaml", "fig1:", "base: &b {typo: 1}\nfig1:\n  <<: *b"), ["base is not allowed: unknown key"]),
     "merge into a section, typo inside": ("yaml", raw_text("params.yaml", "fig3:", "fig3_base: &f3 {dpi: 120, bandz: []}\nfig3:\n  <<: *f3"), ["fig3_base is not allowed: unknown key"]),
-    "YAML 1.1 yes is a string": ("yaml", raw_text("params.yaml", "strict: true", "strict: yes"), ["paper.strict = 'yes' is not allowed: must be true or false"]),
+    "YAML 1.1 yes is a string": ("yaml", raw_text("params.yaml", "include_bos: true", "include_bos: yes"), ["discovery.include_bos = 'yes' is not allowed: must be true or false"]),
     "sexagesimal is a string": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 1:30"), ["fig5.seed = '1:30' is not allowed"]),
     "date is not a seed": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 2024-01-01"), ["fig5.seed = datetime.date(2024, 1, 1) is not allowed"]),
     "duplicate key in a nested mapping": ("yaml", raw_text("params.yaml", "  n_resample: 300", "  n_resample: 300\n  n_resample: 301"), ["params.yaml is not valid YAML at line 167, column 3: key 'n_resample' appears twice"]),
