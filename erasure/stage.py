@@ -6,6 +6,7 @@ their settings at import).
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -36,6 +37,8 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
     and exit 143 and 130.
     """
     signal.signal(signal.SIGTERM, _terminate)
+    if not sys.stderr.isatty():  # tqdm's rule for its bars (erasure/progress.py), applied to the Hugging Face
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # libraries' (read at import; a user's value kept)
     try:
         params = load_params()
         if needs_model and params.entry.loader == "hub":

@@ -12,13 +12,15 @@
 
 A step longer than about 30 s shows its progress: the end-to-end runs print each DVC stage as it starts
 (`progress`), and `--durations` (CI) lists the slowest tests. No test reads what the workspace's params.yaml
-selects: each writes the params it needs (helpers.repo_params, copy_checkout).
+selects: each writes the params it needs (helpers.repo_params, copy_checkout). No test reads the workspace's run
+outputs either: a test about the committed run reads it from git HEAD (`committed`), so the suite passes with any
+experiment applied.
 """
 from __future__ import annotations
 
 import pytest
 
-from helpers import copy_checkout, run_dvc, tiny_model
+from helpers import committed_run, copy_checkout, run_dvc, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,12 @@ def progress(pytestconfig):
             reporter.ensure_newline()  # not after the dots of -q
             reporter.write_line(line)
     return say
+
+
+@pytest.fixture(scope="session")
+def committed(tmp_path_factory):
+    """A scratch directory holding the committed run's outputs as at git HEAD (helpers.committed_run)."""
+    return committed_run(tmp_path_factory.mktemp("committed"))
 
 
 @pytest.fixture(scope="session")

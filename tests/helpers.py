@@ -3,9 +3,11 @@ copy of the checkout."""
 from __future__ import annotations
 
 import copy
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -65,11 +67,31 @@ def tiny_model(normalization_type: str = "LNPre", n_key_value_heads: int | None 
 
 
 RUN_OUTPUTS = ("metrics/", "plots/", "figures/", "paper/paper.", "paper/verification.")
+COMMITTED_RUN = ("dvc.lock", "metrics", "plots", "figures", "paper/paper.md", "paper/paper.html",
+                 "paper/verification.md", "paper/verification.json")
+
+
+def committed_run(dest: Path) -> Path:
+    """The committed run's outputs (dvc.lock, metrics/, plots/, figures/, paper and report) as at git HEAD, written
+    under dest. Tests about the committed run read these, never the workspace's, which an applied experiment
+    (`dvc exp run -S ...`) replaces with its own run. Skips outside a git checkout."""
+    import pytest
+
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", "--", *COMMITTED_RUN], cwd=ROOT,
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"the committed run is read from git HEAD: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
 SNAPSHOT_DATE = "2024-01-01T00:00:00+00:00"  # fixed: two copies of one checkout get one commit (the paper names it)
 
 
 def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
-    """A git repo at dest holding this checkout's files (not its run outputs), params edited, committed.
+    """A git repo at dest holding this checkout's files (not its run outputs), the committed params.yaml edited,
+    committed.
 
     Outputs of a previous run are left out so `dvc repro` must regenerate them, never copy them. The commit is
     dated SNAPSHOT_DATE, so copies with the same files have the same commit (and build the same paper).
@@ -81,7 +103,10 @@ def copy_checkout(dest: Path, edit_params: Callable[[dict], None]) -> Path:
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+    # params.yaml as committed: an experiment applied to the workspace (`dvc exp run -S ...`) edits it, and the
+    # end-to-end runs are compared with the stored reference of the committed params
+    params = yaml.safe_load(subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True,
+                                           text=True, check=True).stdout)
     edit_params(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost"]

@@ -12,10 +12,10 @@ from typing import Protocol
 
 import torch
 from jaxtyping import Int
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from erasure.mechanism.hooks import run_capture
+from erasure.progress import progress
 
 
 class Consumer(Protocol):
@@ -32,7 +32,7 @@ def clean_pass(
     each consumer (by class name)."""
     seconds = {"forward": 0.0} | {type(c).__name__: 0.0 for c in consumers}
     device = model.cfg.device
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, unit="batch"):
+    for start in progress(range(0, tokens.shape[0], batch_size), desc=desc, unit="batch"):
         batch = tokens[start : start + batch_size].to(device)
         names = set().union(*(c.names_for(start) for c in consumers))
         t0 = time.perf_counter()

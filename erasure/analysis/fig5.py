@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from jaxtyping import Float, Int
-from tqdm import tqdm
 
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.bootstrap import PromptBootstrap, add_quantile_intervals, bootstrap_record
@@ -43,6 +42,7 @@ from erasure.mechanism.hooks import (
 from erasure.mechanism.names import Component
 from erasure.mechanism.stats import summarize
 from erasure.params.sections import Fig5, Stats
+from erasure.progress import progress
 
 RESAMPLED_STATS = ("median", "q25", "q75", "q12_5", "q87_5")
 
@@ -172,8 +172,7 @@ def resampled_head_out(
     resid_pre = model(tokens, stop_at_layer=L)  # (1, n, d): the clean residual entering layer L
     starts = range(0, normalized.shape[0], batch_size)
     with split_qkv(model):
-        # disable=None: tqdm decides (no bar off a terminal, nor with TQDM_DISABLE set)
-        for start in tqdm(starts, desc=desc, disable=True if desc is None else None, leave=False):
+        for start in (starts if desc is None else progress(starts, desc=desc, unit="batch", leave=False)):
             state["src"] = normalized[start : start + batch_size]
             batch = resid_pre.expand(state["src"].shape[0], -1, -1)
             model.run_with_hooks(batch, fwd_hooks=hooks, start_at_layer=L, stop_at_layer=L + 1)

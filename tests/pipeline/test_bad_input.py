@@ -30,15 +30,15 @@ import yaml
 
 from erasure.analysis.prompt_files import save_prompts
 from erasure.mechanism.names import all_components, checkpoint_names
-from helpers import repo_params, write_params
+from helpers import committed_run, repo_params, write_params
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
 MODEL = "planted-4l"
 ERASERS = ["L2H2", "L2H3", "L2H4", "L2H5", "L2H6", "L2H7"]
 N_DLA = 2  # prompts with Fig 4 points
-REPO_FILES = ["dvc.yaml", "dvc.lock", "paper/claims.yaml", "paper/template.md", "paper/style.css",
-              "paper/verification.json", *(f"metrics/{p.name}" for p in (REPO / "metrics").glob("*.json"))]
+REPO_FILES = ["dvc.yaml", "paper/claims.yaml", "paper/template.md", "paper/style.css"]
+COMMITTED_FILES = ["dvc.lock", "paper/verification.json", "metrics/*.json"]  # git HEAD's: not an applied experiment's
 FAST_YAML = (getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper))
 SMALL = {"n_text": 3, "n_code": 1, "seq_len": 16}  # the scratch run's prompt set: small files, fast copies
 ATLAS = "data/discovery_atlas.npz"
@@ -47,7 +47,7 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine 
 
 def build_inputs(root: Path) -> None:
     """A finished planted-4l run's layout: params (a small prompt set), prompts, activation tables and DLA cache
-    (synthetic, in the documented shapes), and the committed metrics, registry and template."""
+    (synthetic, in the documented shapes), the committed run's metrics (git HEAD), registry and template."""
     write_params(root, lambda raw: (raw["models"][MODEL]["prompts"].update(SMALL),
                                     raw["fig4"]["code_variant"].update(n_prompts=1, start_pos=2)))
     cfg = {**repo_params(MODEL)["models"][MODEL]["prompts"], **SMALL}
@@ -77,7 +77,13 @@ def build_inputs(root: Path) -> None:
     for rel in REPO_FILES:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
-    writers = [r["name"] for r in json.loads((REPO / "metrics/discovery.json").read_text())["ranking"]]
+    committed = committed_run(root / ".committed")
+    for pattern in COMMITTED_FILES:
+        for path in committed.glob(pattern):
+            (root / path.relative_to(committed)).parent.mkdir(parents=True, exist_ok=True)
+            path.rename(root / path.relative_to(committed))
+    shutil.rmtree(committed)
+    writers = [r["name"] for r in json.loads((root / "metrics/discovery.json").read_text())["ranking"]]
     matrix = rng.normal(size=(len(writers), len(components)))
     matrix[:, :8] = np.nan  # layer 0's components read no writer
     np.savez(root / ATLAS, writers=np.array(writers), components=np.array(components), matrix=matrix,

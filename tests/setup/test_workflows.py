@@ -70,7 +70,7 @@ def test_pull_request_workflow_runs_planted_and_reports_both_diffs():
     workflow = _workflow("pr-report.yml")
     assert "pull_request" in workflow["on"]
     runs = _runs(workflow)
-    for command in ("dvc exp run -S model=planted-4l", "dvc metrics diff \"$BASE\" --md", "dvc plots diff",
+    for command in ("dvc exp run -S model=planted-4l", "dvc metrics diff \"$BASE\" --md", "npm ci", "dvc plots diff",
                     "gh pr comment"):
         assert command in runs, command
     assert {"uses": "./.github/actions/locked-env"} in _uses(workflow)

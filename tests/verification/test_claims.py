@@ -3,7 +3,8 @@
 Synthetic values for quantitative claims are constructed as paper_value + k * step (the paper's rounding for a
 claim judged by our interval, its tolerance otherwise), with intervals placed just inside or just outside the
 widened paper value, never copied from an output. At the end, generated tests check every claim (and planted
-check) against real metrics in metrics/ when a run has produced them, and skip with the reason otherwise.
+check) against the committed run's metrics (git HEAD, not the workspace, which an applied experiment changes) when
+they are of the claim's model, and skip with the reason otherwise.
 """
 from __future__ import annotations
 
@@ -41,9 +42,6 @@ from synthetic_metrics import (
     synthetic_metrics,
     write_tree,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 # --------------------------------------------------------------------------------------------------------
 # synthetic metrics in the documented shapes (docs/DESIGN.md + the fig4/fig5/aligned/discovery keys)
@@ -492,12 +490,12 @@ def test_regression_flags_only_moves_beyond_tolerance():
 
 
 # --------------------------------------------------------------------------------------------------------
-# generated: every claim against the real metrics of the last run, when there is one
+# generated: every claim against the real metrics of the committed run (git HEAD), when they are of its model
 
 
-def _real_model(entry_files: list[str]) -> str | None:
+def _real_model(root: Path, entry_files: list[str]) -> str | None:
     for f in entry_files:
-        path = ROOT / f
+        path = root / f
         if path.exists():
             try:
                 return json.loads(path.read_text()).get("model")
@@ -512,38 +510,38 @@ def _files_of(entry: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("claim", REGISTRY["claims"], ids=lambda c: c["id"])
-def test_claim_against_real_metrics(claim):
+def test_claim_against_real_metrics(claim, committed):
     files = _files_of(claim)
-    model = _real_model(files)
+    model = _real_model(committed, files)
     if model is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(files) or 'metrics/'}")
+        pytest.skip(f"not run: no committed metrics in {', '.join(files) or 'metrics/'}")
     if model != claim["model"]:
-        pytest.skip(f"not run: metrics are from {model}")
-    result = verify_claims({"claims": [claim]}, Metrics(ROOT), model)[0]
+        pytest.skip(f"not run: the committed metrics are from {model}")
+    result = verify_claims({"claims": [claim]}, Metrics(committed), model)[0]
     assert result.status == PASS, f"{claim['id']}: {result.reason}"
 
 
 @pytest.mark.parametrize("claim", numeric_claims(), ids=lambda c: c["id"])
-def test_only_claims_without_an_interval_in_real_metrics_have_a_tolerance(claim):
+def test_only_claims_without_an_interval_in_real_metrics_have_a_tolerance(claim, committed):
     """The judgement tolerance is kept only where the pipeline produces no sampling interval."""
     keys = list(claim["metric"].values()) if isinstance(claim["metric"], dict) else [claim["metric"]]
-    if _real_model(_files_of(claim)) is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(_files_of(claim))}")
-    metrics = Metrics(ROOT)
+    if _real_model(committed, _files_of(claim)) is None:
+        pytest.skip(f"not run: no committed metrics in {', '.join(_files_of(claim))}")
+    metrics = Metrics(committed)
     has_interval = {lookup(metrics.file(k.split(":")[0]), k.split(":", 1)[1] + "_low") is not MISSING for k in keys}
     assert has_interval == {judged_by_interval(claim)}, claim["id"]
 
 
 @pytest.mark.parametrize("check", REGISTRY["planted_checks"], ids=lambda c: c["id"])
-def test_planted_check_against_real_metrics(check):
+def test_planted_check_against_real_metrics(check, committed):
     files = _files_of(check)
-    model = _real_model(files)
+    model = _real_model(committed, files)
     if model is None:
-        pytest.skip(f"not run: no metrics from a run in {', '.join(files) or 'metrics/'}")
+        pytest.skip(f"not run: no committed metrics in {', '.join(files) or 'metrics/'}")
     if model != "planted-4l":
-        pytest.skip(f"not run: metrics are from {model}")
+        pytest.skip(f"not run: the committed metrics are from {model}")
     from erasure.models.planted import planted_truth
-    results = verify_planted({"planted_checks": [check]}, Metrics(ROOT), planted_truth(), "planted-4l")
+    results = verify_planted({"planted_checks": [check]}, Metrics(committed), planted_truth(), "planted-4l")
     failed = {r.id: r.reason for r in results if r.status != PASS}
     assert not failed
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
@@ -23,6 +22,7 @@ from erasure.analysis.discovery.scan import positions
 from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hooks, resid_pre_hook, run_capture
 from erasure.mechanism.vcomp import vcomp_patch_hooks
 from erasure.params.sections import Discovery
+from erasure.progress import Steps
 
 
 def _quant(x: torch.Tensor, q: float) -> float | None:
@@ -69,7 +69,7 @@ def vcomp_pass(
     acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": [], "split": []}
                                        for r in top}
     is_head = torch.tensor([c.is_head for c in layout.components], device=mean_out.device)
-    bar = tqdm(total=n * (1 + sum(bool(v) for v in patch_layers.values())), desc="discover: V-comp", unit="run")
+    bar = Steps(total=n * (1 + sum(bool(v) for v in patch_layers.values())), desc="discover: V-comp", unit="run")
     p = 0
     for outs, store in subset:
         p = outs.shape[1]
