@@ -48,7 +48,7 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
         if needs_model:
             from erasure.models.device import compute_device
 
-            compute_device(params.compute.device)  # `cuda` without one: one line before any work
+            compute_device(params.compute.device, params.compute.dtype)  # `cuda` without one: one line first
         main()
     except (ParamError, DataError) as err:
         _fail(str(err))

@@ -5,7 +5,6 @@ import json
 import resource
 import sys
 import time
-from contextlib import ExitStack
 
 from erasure.params.load import load_params
 from erasure.paths import ACTIVATIONS_DIR, DISCOVERY_ATLAS, METRICS
@@ -23,22 +22,26 @@ def main() -> None:
     from erasure.analysis.discovery.discover import atlas_of
     from erasure.analysis.fig4_points import check_start_pos
     from erasure.analysis.passes import run_passes
-    from erasure.io import atomic_path, json_text, round_significant, staged
+    from erasure.io import OutputSet, round_significant
     from erasure.models.load import bos_token_id, load_model
 
     check_start_pos(params.fig4.code_variant.start_pos, tokens.shape[1])
     model = load_model(params)
     t_load = time.perf_counter() - t0
-    with ExitStack() as outputs:  # renamed into place together, once every output is written (erasure.io.staged)
-        tables = outputs.enter_context(atomic_path(ACTIVATIONS_DIR))
-        done = run_passes(model, tokens, params, tables, bos_token_id(params, model.tokenizer))
-        digits = params.outputs.significant_digits
+    digits = params.outputs.significant_digits
+
+    def tables(tmp):  # the long pass writes the tables into the folder's temp as it goes
+        done = run_passes(model, tokens, params, tmp, bos_token_id(params, model.tokenizer))
+        write_meta(tmp, done.tables_meta | {"model": params.model, "prompts_sha256": info.sha256,
+                                            "is_code": info.is_code})
+        return done
+
+    with OutputSet() as out:  # replaced together, once every output is written (erasure.io.OutputSet)
+        done = out.file(ACTIVATIONS_DIR, tables)
         record = round_significant(done.discovery.record | {"prompts_sha256": info.sha256}, digits)
-        write_meta(tables, done.tables_meta | {"model": params.model, "prompts_sha256": info.sha256,
-                                               "is_code": info.is_code})
-        staged(outputs, DISCOVERY_ATLAS, lambda tmp: write_atlas(atlas_of(done.discovery), tmp))
-        staged(outputs, METRICS["discovery"], lambda tmp: tmp.write_text(json_text(record)))
-        staged(outputs, METRICS["fig5_adversarial"], lambda tmp: tmp.write_text(json_text(done.fig5, digits)))
+        out.file(DISCOVERY_ATLAS, lambda tmp: write_atlas(atlas_of(done.discovery), tmp))
+        out.json(METRICS["discovery"], record)
+        out.json(METRICS["fig5_adversarial"], done.fig5, digits)
     sel = record["selected"]
     print(
         f"activations: {params.model}, {tokens.shape[0]} x {tokens.shape[1]} tokens on {model.cfg.device} "

@@ -1,44 +1,47 @@
 """Stage compare: the sweep's per-model discovery results side by side (metrics/comparison.json, one figure).
 
 Its input, sweep/<model>.json, is collected from DVC experiments by `python -m scripts.collect_sweep`."""
-import json
 import sys
 
 from erasure.errors import DataError
 from erasure.params.load import load_params
 from erasure.paths import COMPARISON, FIGURES, SWEEP_DIR
+from erasure.schemas import SWEEP_REMEDY, read_sweep_file
 from erasure.stage import run_stage
 
 
 def read_sweep() -> dict[str, dict]:
-    """model -> its collected record, from every sweep/<model>.json."""
+    """model -> its collected record, from every sweep/<model>.json (each checked: erasure.schemas.SweepRecord)."""
     collected = {}
     for path in sorted(SWEEP_DIR.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            collected[record["model"]] = record
-        except (ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{path} is not a collected sweep result ({err}): "
-                            "rerun `python -m scripts.collect_sweep`") from None
+        record = read_sweep_file(path)
+        if record["model"] in collected:
+            raise DataError(f"{path} holds {record['model']!r} again (another sweep file has it): {SWEEP_REMEDY}")
+        collected[record["model"]] = record
     return collected
 
 
 def main() -> None:
     params = load_params()
     collected = read_sweep()  # a broken file stops the stage before the heavy imports
+    if not any(name in collected for name in params.compare.models):
+        raise DataError(f"{SWEEP_DIR} holds none of compare.models ({', '.join(params.compare.models)}): collect "
+                        "their experiments first (`python -m scripts.collect_sweep`)")
 
     from erasure.analysis.comparison import compare
-    from erasure.io import atomic_write_json, round_significant
+    from erasure.io import OutputSet, round_significant
     from erasure.models.planted import planted_truth
     from erasure.plotting.audit import plot_depth
     from erasure.plotting.comparison import plot_comparison
 
     truth = planted_truth()
     result = round_significant(compare(collected, params.compare, truth), params.outputs.significant_digits)
-    plot_comparison(result, FIGURES["comparison"], params.compare.dpi, truth_erasure=truth.total_erasure)
-    plot_depth({m: collected.get(m, {}).get("audit") for m in params.compare.models}, FIGURES["audit_depth"],
-               params.compare.dpi)
-    atomic_write_json(COMPARISON, result)
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(COMPARISON, result)
+        out.file(FIGURES["comparison"], lambda tmp: plot_comparison(result, tmp, params.compare.dpi,
+                                                                    truth_erasure=truth.total_erasure))
+        out.file(FIGURES["audit_depth"], lambda tmp: plot_depth(
+            {m: collected.get(m, {}).get("audit") for m in params.compare.models}, tmp, params.compare.dpi))
     control = result["control"]
     print(f"compare: {result['n_run']} of {len(result['models'])} models collected; control recovered: "
           f"{None if control is None else control['recovered']}; gelu-4l-like: {result['gelu4l_like'] or 'none'}",

@@ -6,7 +6,6 @@ plots/dla_audit.csv and figures/dla_audit.png."""
 import resource
 import sys
 import time
-from contextlib import ExitStack
 
 from erasure.errors import DataError, ParamError
 from erasure.io import read_json
@@ -32,15 +31,6 @@ def eraser_sets(params, writer: Component, erasers: list[Component]) -> dict[str
     return sets | {writer.name: erasers}
 
 
-def write_rows(folder, rows: dict[str, dict]) -> None:
-    """One JSON file per DVC metrics row."""
-    from erasure.io import json_text
-
-    folder.mkdir()
-    for stem, row in rows.items():
-        (folder / f"{stem}.json").write_text(json_text(row))
-
-
 def main() -> None:
     from erasure.analysis.prompt_files import load_prompts
 
@@ -55,8 +45,8 @@ def main() -> None:
     sets = eraser_sets(params, writer, erasers)
 
     from erasure.analysis.audit import run_audit
-    from erasure.analysis.audit_pool import AuditConfig, audit_record, csv_text, headline, plot_rows
-    from erasure.io import json_text, round_significant, staged
+    from erasure.analysis.audit_pool import AuditConfig, audit_record, headline, plot_rows
+    from erasure.io import OutputSet, round_significant
     from erasure.mechanism.bootstrap import PromptBootstrap
     from erasure.models.load import load_model
     from erasure.plotting.audit import plot_audit
@@ -74,11 +64,11 @@ def main() -> None:
     digits = params.outputs.significant_digits
     record = round_significant(audit_record(result.tokens, result.valid, result.logit_rms, cfg, boot, header,
                                             model.cfg.n_layers), digits)
-    with ExitStack() as outputs:  # all four renamed into place together, once every one is written
-        staged(outputs, METRICS["dla_audit"], lambda tmp: tmp.write_text(json_text(record)))
-        staged(outputs, AUDIT_HEADLINE, lambda tmp: write_rows(tmp, headline(record)))
-        staged(outputs, PLOTS["audit"], lambda tmp: tmp.write_text(csv_text(plot_rows(record))))
-        staged(outputs, FIGURES["audit"], lambda tmp: plot_audit(record, tmp, settings.dpi))
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(METRICS["dla_audit"], record)
+        out.json_folder(AUDIT_HEADLINE, headline(record))
+        out.csv(PLOTS["audit"], plot_rows(record), digits)
+        out.file(FIGURES["audit"], lambda tmp: plot_audit(record, tmp, settings.dpi))
     top = [(c, record["components"][c]["repair_share"]) for c in record["ranking"][:5]]
     seconds = {"load": round(t_load, 1), **{k: round(v, 1) for k, v in result.seconds.items()},
                "total": round(time.perf_counter() - t0, 1)}

@@ -7,16 +7,17 @@ from erasure.stage import run_stage
 def main() -> None:
     from erasure.analysis.figs123 import fig1_metrics
     from erasure.analysis.tables import load_tables
-    from erasure.io import atomic_write_csv, atomic_write_json, round_significant
+    from erasure.io import OutputSet, round_significant
     from erasure.plotting.data import fig1_rows
     from erasure.plotting.figs123 import fig1
 
     params = load_params()
     cfg, digits = params.fig1, params.outputs.significant_digits
     metrics = round_significant(fig1_metrics(load_tables(), params.stats), digits)
-    fig1(metrics, params.stats.headline, cfg.bands, FIGURES["fig1"], cfg.dpi)
-    atomic_write_csv(PLOTS["fig1"], fig1_rows(metrics, params.stats.headline), digits)
-    atomic_write_json(METRICS["fig1_resid"], metrics)
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(METRICS["fig1_resid"], metrics)
+        out.csv(PLOTS["fig1"], fig1_rows(metrics, params.stats.headline), digits)
+        out.file(FIGURES["fig1"], lambda tmp: fig1(metrics, params.stats.headline, cfg.bands, tmp, cfg.dpi))
 
 
 if __name__ == "__main__":

@@ -7,16 +7,17 @@ from erasure.stage import run_stage
 def main() -> None:
     from erasure.analysis.figs123 import fig3_metrics
     from erasure.analysis.tables import load_tables
-    from erasure.io import atomic_write_csv, atomic_write_json, round_significant
+    from erasure.io import OutputSet, round_significant
     from erasure.plotting.data import FIG3_FIELDS, fig3_rows
     from erasure.plotting.figs123 import fig3
 
     params = load_params()
     cfg, digits = params.fig3, params.outputs.significant_digits
     metrics = round_significant(fig3_metrics(load_tables(), params.stats), digits)
-    fig3(metrics, params.stats.headline, cfg.bands, FIGURES["fig3"], cfg.dpi)
-    atomic_write_csv(PLOTS["fig3"], fig3_rows(metrics, params.stats.headline), digits, FIG3_FIELDS)
-    atomic_write_json(METRICS["fig3_heads"], metrics)
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(METRICS["fig3_heads"], metrics)
+        out.csv(PLOTS["fig3"], fig3_rows(metrics, params.stats.headline), digits, FIG3_FIELDS)
+        out.file(FIGURES["fig3"], lambda tmp: fig3(metrics, params.stats.headline, cfg.bands, tmp, cfg.dpi))
 
 
 if __name__ == "__main__":

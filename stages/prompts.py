@@ -8,7 +8,7 @@ from erasure.stage import run_stage
 def main() -> None:
     from erasure.analysis.prompt_files import save_prompts
     from erasure.analysis.prompts import build_prompts
-    from erasure.io import atomic_path, atomic_write_json
+    from erasure.io import OutputSet
     from erasure.models.load import LoadedFrom, bos_token_id, model_tokenizer
 
     params = load_params()
@@ -16,9 +16,11 @@ def main() -> None:
     tokenizer = model_tokenizer(params, loaded)
     tokens, info = build_prompts(params, tokenizer, bos_token_id(params, tokenizer))
     info["hub"] = {**loaded.repos, **info.pop("datasets")}
-    with atomic_path(PROMPTS_DIR) as tmp:
-        info = save_prompts(tmp, tokens, info)
-    atomic_write_json(INPUTS, {"model": params.model, "hub": info["hub"], "prompts_sha256": info["sha256"]})
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        saved = {}
+        out.file(PROMPTS_DIR, lambda tmp: saved.update(save_prompts(tmp, tokens, info)))
+        info = saved
+        out.json(INPUTS, {"model": params.model, "hub": info["hub"], "prompts_sha256": info["sha256"]})
     print(f"prompts: {tuple(tokens.shape)} ({info['n_text']} text + {info['n_code']} code) for {params.model}")
 
 

@@ -7,7 +7,7 @@ another model are NOT RUN (their values are still shown).
 """
 import sys
 
-from erasure.io import atomic_path, atomic_write_json, atomic_write_text, round_significant
+from erasure.io import OutputSet, round_significant
 from erasure.params.load import load_params
 from erasure.paths import HEADLINE_DIR, VERIFICATION_JSON, VERIFICATION_MD
 from erasure.stage import run_stage
@@ -25,12 +25,10 @@ def main() -> None:
     report = round_significant(report, params.outputs.significant_digits)
     truth = load_truth() if report["planted"] else None
     rows = headline_rows(report, registry, Metrics("."), truth)
-    with atomic_path(HEADLINE_DIR) as tmp:
-        tmp.mkdir()
-        for name, row in rows.items():
-            atomic_write_json(tmp / f"{name}.json", row)
-    atomic_write_json(VERIFICATION_JSON, report)
-    atomic_write_text(VERIFICATION_MD, render_report_md(report, params.outputs.significant_digits))
+    with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
+        out.json(VERIFICATION_JSON, report)
+        out.text(VERIFICATION_MD, render_report_md(report, params.outputs.significant_digits))
+        out.json_folder(HEADLINE_DIR, rows)
     print(f"{summary_line(report)} -> {VERIFICATION_MD}")
     failed = failed_results(report)
     for result in failed:

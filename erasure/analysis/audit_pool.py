@@ -7,8 +7,6 @@ resamples the prompts and takes the top k of ITS token multiset, so the interval
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 
@@ -237,15 +235,6 @@ def headline(record: dict) -> dict[str, dict]:
                                      "high": r["repair_share_high"], "status": STATUS[r["verdict"]]}
     rows["audit_nulls"] = {"value": record["n_null"]}
     return rows
-
-
-def csv_text(rows: list[dict]) -> str:
-    """Rows (already rounded) as CSV; None as an empty cell."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def plot_rows(record: dict) -> list[dict]:

@@ -26,7 +26,6 @@ so the patched runs execute block L alone, starting from the prompt's clean resi
 """
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -243,8 +242,9 @@ def resampled_head_out(
 
 def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple[list[int], list[bool], bool]:
     """The first token id of each side of a prompt's stated pair, whether each side is one token, and whether the
-    pair is a direction (both single, different tokens); with `direction: pair` it must be (a ParamError naming
-    the prompt otherwise), with `top2` a note says its logit difference and DLA are null."""
+    pair is a direction (both single, different tokens). It must be, whatever `fig5.direction` is (a ParamError
+    naming the prompt otherwise): under `top2` the pair's logit difference is reported too, and a malformed
+    value is an error in any mode (the user typed it for a reason)."""
     pair_ids, single = zip(*(target_ids(model, t) for t in pair))
     used = [ids[0] for ids in pair_ids]
     usable = all(single) and used[0] != used[1]
@@ -252,10 +252,7 @@ def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple
         param = f"fig5.prompts.{key}.pair = {list(pair)!r}"
         why = ("each side must be one token of the model's tokenizer and the two must differ "
                f"(got ids {[list(i) for i in pair_ids]})")
-        if direction == "pair":
-            raise ParamError(f"{param} is not allowed with fig5.direction = pair: {why}")
-        print(f"note: {param} is no direction: {why}; its logit difference and DLA are null "
-              "(fig5.direction = top2 does not use it)", file=sys.stderr)
+        raise ParamError(f"{param} is not allowed: {why}")
     return used, list(single), usable
 
 
@@ -263,8 +260,7 @@ def check_prompts(model, settings: Fig5, bos_id: int, seq_len: int) -> None:
     """What analyse_prompt would refuse, refused before the activations stage's long pass: a stated pair the
     direction cannot use, a prompt longer than the prompt set's rows."""
     for key, prompt in settings.prompts.items():
-        if settings.direction == "pair":
-            stated_pair(model, key, tuple(prompt.pair), settings.direction)
+        stated_pair(model, key, tuple(prompt.pair), settings.direction)
         check_length(tokenize_prompt(model, prompt.text, bos_id).shape[1], seq_len, key)
 
 

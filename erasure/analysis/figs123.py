@@ -66,7 +66,13 @@ def fig1_metrics(tables: ActivationTables, stats: Stats) -> dict:
     share: dict = {}
     for pool in ("all", "no_bos"):
         parts = [(after, "patched"), (after, "clean"), (before, "clean")]
-        share[pool] = _share(*(checkpoints[c][run][pool]["median"] for c, run in parts))
+        patched, clean, entering = (checkpoints[c][run][pool]["median"] for c, run in parts)
+        if entering == clean:  # no drop in PR to undo: the share is undefined (docs/methods.md)
+            share[pool] = None
+            share.setdefault("undefined", {})[pool] = (f"{before} and {after} (clean) have the same median "
+                                                       f"PR {clean:.6g}: the layer erases nothing to undo")
+        else:
+            share[pool] = _share(patched, clean, entering)
         with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate draw gives NaN, dropped from the interval
             add_interval(share, pool, _share(*(draws[key][pool]["median"] for key in parts)), boot.level)
     return {

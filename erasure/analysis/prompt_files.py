@@ -77,6 +77,10 @@ def load_prompts(params: Params, prompt_dir: str | Path = PROMPTS_DIR) -> tuple[
         raise DataError(f"{path} not found: {REMEDY}") from None
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path} is corrupt ({type(err).__name__}): {REMEDY}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under the .npy name
+        array.close()
+        raise DataError(f"{path} is an .npz archive, not one .npy array: it is corrupt; {REMEDY}")
+    array = np.ascontiguousarray(array)  # a Fortran-ordered file holds the same ids; torch wants them row-major
     if array.dtype != np.int64 or array.ndim != 2 or _sha256(array) != info.sha256:
         raise DataError(f"{path} does not match the sha256 in {INFO_FILE}: it is corrupt; {REMEDY}")
     cfg, base = params.entry.prompts, f"models.{params.model}.prompts"

@@ -91,6 +91,9 @@ def _table(path: Path, shape: tuple) -> np.ndarray:
         raise DataError(f"{path} not found: run `dvc repro activations` first") from None
     except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{path} is corrupt ({type(err).__name__}): {REMEDY}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under the .npy name
+        array.close()
+        raise DataError(f"{path} is an .npz archive, not one .npy array: it is corrupt; {REMEDY}")
     if array.dtype != np.float32 or array.shape != shape:
         raise DataError(f"{path} is {array.dtype} {array.shape}, but meta.json says float32 {shape}: {REMEDY}")
     return array

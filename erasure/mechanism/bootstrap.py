@@ -32,9 +32,15 @@ def prompt_draws(n: int, n_draws: int, seed: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_draws * n).reshape(n_draws, n)
 
 
-def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
-    """Central `level` percentile interval of the draws (NaN draws, e.g. an undefined r, are dropped)."""
-    lo, hi = np.nanpercentile(np.asarray(draws, np.float64), [50 * (1 - level), 50 * (1 + level)])
+def percentile_interval(draws: np.ndarray, level: float) -> tuple[float | None, float | None]:
+    """Central `level` percentile interval of the draws. Undefined draws (NaN or inf: an r or a ratio with a zero
+    denominator, a prompt draw without a finite value) are dropped; with none left the interval is undefined:
+    (None, None), written as null."""
+    draws = np.asarray(draws, np.float64)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return None, None
+    lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
 
 

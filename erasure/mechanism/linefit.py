@@ -10,11 +10,22 @@ from erasure.mechanism.bootstrap import PromptBootstrap, add_interval
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> dict:
-    """Pearson r and the OLS fit y = slope * x + intercept (scipy.stats.linregress) on the pooled points."""
+    """Pearson r and the OLS fit y = slope * x + intercept (scipy.stats.linregress) on the pooled points.
+
+    Degenerate points give documented nulls, never NaN (docs/methods.md, "Undefined statistics"): with every x
+    equal no line is defined (r, slope, intercept null); with every y equal the line is flat (slope 0) but r is
+    undefined (null). `undefined` then says which and why.
+    """
     x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
     if x.size < 3:
         raise DataError(f"a line fit needs at least 3 points, got {x.size}")
+    if np.ptp(x) == 0:
+        return {"r": None, "slope": None, "intercept": None,
+                "undefined": f"every x equals {x[0]:.6g}: no line through the points"}
     res = sps.linregress(x, y)
+    if np.ptp(y) == 0:
+        return {"r": None, "slope": 0.0, "intercept": float(y[0]),
+                "undefined": f"every y equals {y[0]:.6g}: r is undefined (no variation to correlate)"}
     return {"r": float(res.rvalue), "slope": float(res.slope), "intercept": float(res.intercept)}
 
 

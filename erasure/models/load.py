@@ -146,7 +146,7 @@ def load_model(params: Params, loaded: LoadedFrom | None = None) -> HookedTransf
     """
     import torch
 
-    device = compute_device(params.compute.device)
+    device = compute_device(params.compute.device, params.compute.dtype)
     cfg = params.entry
     if cfg.loader == "hub":
         model = load_from_hub(params.model, cfg, loaded if loaded is not None else LoadedFrom())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from erasure.paper.template_rules import hand_typed_numbers
 from erasure.paper.values import (
     f_change,
     f_ci,
+    f_code,
     f_md,
     f_na,
     f_names,
@@ -54,10 +56,13 @@ class VerificationReport(Record):
     planted: list[ReportRow]
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # the first 8 bytes of every PNG file
+
+
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ci=f_ci, na=f_na, num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names,
+    env.filters.update(ci=f_ci, code=f_code, na=f_na, num=f_num, pct=f_pct, tok=f_tok, toks=f_toks, names=f_names,
                        words=f_words, md=f_md, change=f_change, neg=f_neg, status=f_status)
     return env
 
@@ -71,6 +76,10 @@ def render_markdown(template: str, context: dict) -> str:
         return make_env().from_string(template).render(**context)
     except jinja2.UndefinedError as err:
         raise DataError(f"paper template uses an undefined variable: {err}") from None
+    except jinja2.TemplateSyntaxError as err:
+        raise DataError(f"{TEMPLATE} is not a valid template at line {err.lineno}: {err.message}") from None
+    except jinja2.TemplateError as err:
+        raise DataError(f"{TEMPLATE} cannot be rendered: {type(err).__name__}: {err}") from None
 
 
 def to_html(md_text: str, root: str | Path, css: str, title: str) -> str:
@@ -84,7 +93,12 @@ def to_html(md_text: str, root: str | Path, css: str, title: str) -> str:
         if not path.is_file():
             return match.group(0)
         mime = "image/png" if path.suffix.lower() == ".png" else "image/" + path.suffix.lower().lstrip(".")
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        raw = path.read_bytes()
+        if mime == "image/png" and not raw.startswith(PNG_SIGNATURE):
+            found = "0 bytes" if not raw else f"{len(raw)} bytes starting {raw[:8]!r}"
+            raise DataError(f"{os.path.relpath(path, root.resolve())} is not a PNG ({found}): re-run the stage "
+                            "that draws it (`dvc repro -f <stage>`)")
+        data = base64.b64encode(raw).decode("ascii")
         return f'{match.group(1)}data:{mime};base64,{data}{match.group(3)}'
 
     body = re.sub(r'(<img[^>]*?\bsrc=")([^"]+)(")', inline, body)

@@ -12,6 +12,7 @@ from typing import Any
 
 from erasure.errors import DataError
 from erasure.io import read_json
+from erasure.markup import md_text
 from erasure.mechanism.stats import QUANTILES
 from erasure.paper.sentences import sentence_choices, writer_checkpoint
 from erasure.paper.values import Node
@@ -269,7 +270,8 @@ def verification_table(verification: dict | None, registry: dict) -> str:
         return "> **Verification has not run:** `paper/verification.json` is absent."
     not_run = [r for r in verification.get("claims", []) if r["status"] == "NOT RUN"]
     reasons = Counter(r["reason"] for r in not_run)
-    rows = [f"**NOT RUN** ({n} of {len(verification['claims'])} claims): {reason}." for reason, n in reasons.items()]
+    rows = [f"**NOT RUN** ({n} of {len(verification['claims'])} claims): {md_text(reason)}."
+            for reason, n in reasons.items()]
     rows += ["", "| claim | source | paper | reproduced | interval | decided by | verdict |",
              "|---|---|---|---|---|---|---|"]
     sections = {e["id"]: f"{e['source']} {e['section']}" for e in registry["claims"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from erasure.markup import md_code, md_text
 from erasure.mechanism.names import display_token
 from erasure.verification.metrics import MISSING
 from erasure.verification.report import display
@@ -96,10 +97,8 @@ def f_num(x: Any, digits: int = 3) -> str:
     miss = _missing_text(x)
     if miss:
         return miss
-    v = unwrap(x)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    return f"{v:.{digits}f}"
+    v = _number(x)
+    return _not_a("a number", x) if v is None else f"{v:.{digits}f}"
 
 
 def f_pct(x: Any, digits: int = 0) -> str:
@@ -128,11 +127,12 @@ def f_na(x: Any, digits: int = 2) -> str:
 
 
 def f_tok(x: Any, token_id: Any = None) -> str:
-    """A token as an inline code span with its whitespace visible: `␣bottom` (a token without text: its id)."""
+    """A token in a code font with its whitespace visible, `␣bottom` (a token without text: its id); its
+    characters inert for Markdown and HTML (erasure.markup: a vocabulary entry `</td><script>` shows as text)."""
     miss = _missing_text(x)
     if miss:
         return miss
-    return "`" + display_token(str(unwrap(x)), unwrap(token_id)) + "`"
+    return md_code(display_token(str(unwrap(x)), unwrap(token_id)))
 
 
 def f_toks(xs: Any) -> str:
@@ -150,8 +150,8 @@ def f_names(xs: Any) -> str:
         return miss
     v = unwrap(xs)
     if isinstance(v, list):
-        return ", ".join(str(unwrap(x)) for x in v) if v else "none"
-    return str(v)
+        return ", ".join(md_text(unwrap(x)) for x in v) if v else "none"
+    return _not_a("a list", xs)
 
 
 def f_change(new: Any, ref: Any, digits: int = 0) -> str:
@@ -187,6 +187,14 @@ def f_words(n: Any) -> str:
     return words[v] if isinstance(v, int) and 0 <= v < len(words) else f_num(n, 0)
 
 
+def f_code(text: Any) -> str:
+    """Text from a data file (a prompt) in a code font, inert (erasure.markup.md_code); never inside backticks."""
+    miss = _missing_text(text)
+    return miss if miss else md_code(unwrap(text))
+
+
 def f_md(text: Any) -> str:
-    """Text from a data file made safe inside a Markdown table cell or inline: pipes and newlines escaped."""
-    return str(unwrap(text)).replace("|", "\\|").replace("\n", "\\n").replace("\t", "\\t")
+    """Text from a data file (a prompt) made inert inside a Markdown table cell or inline: markup characters as
+    character references, line breaks visible (erasure.markup.md_text)."""
+    miss = _missing_text(text)
+    return miss if miss else md_text(unwrap(text))

@@ -9,6 +9,7 @@ for scripts outside the pipeline (benchmarks/calibration.py).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from erasure.params.sections import (
 )
 from erasure.paths import METRICS, PARAMS_FILE
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 
 class Params(Section):
     """The whole of params.yaml; `model` selects one entry of `models`."""
@@ -60,6 +63,10 @@ class Params(Section):
     @classmethod
     def _entry_kinds(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            for name in data.get("models") or {} if isinstance(data.get("models"), dict) else {}:
+                if not (isinstance(name, str) and MODEL_NAME.fullmatch(name)):
+                    raise ParamError(f"models.{name} is not allowed: a model's name is letters, digits, '.', '_' "
+                                     "and '-' (it names files, experiments and the paper's rows)")
             check_tags(data.get("models"))
         return data
 

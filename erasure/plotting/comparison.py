@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from erasure.plotting.style import plt, save
+from erasure.plotting.style import plain_text, plt, save
 
 BARS = (  # (key, its interval, label, colour)
     ("erasure", "erasure_ci95", "erased within the window", "#4c72b0"),
@@ -20,6 +20,7 @@ def _value(x) -> float:
     return np.nan if x is None else float(x)
 
 
+@plain_text
 def plot_comparison(result: dict, path: Path, dpi: int, truth_erasure: float | None = None) -> None:
     """Grouped bars per top writer, one panel per model; the control panel marks the planted total erasure."""
     models = result["models"]

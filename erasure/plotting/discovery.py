@@ -9,9 +9,10 @@ from matplotlib.colors import TwoSlopeNorm
 
 from erasure.analysis.discovery.atlas import Atlas
 from erasure.mechanism.names import checkpoint_names
-from erasure.plotting.style import plt, save
+from erasure.plotting.style import plain_text, plt, save
 
 
+@plain_text
 def plot_atlas(atlas: Atlas, path: str | Path, rows: int, dpi: int, title: str = "") -> None:
     """The best `rows` writers of the atlas."""
     names, cols, mat = atlas.writers[:rows], atlas.components, atlas.matrix[:rows]
@@ -40,6 +41,7 @@ def plot_atlas(atlas: Atlas, path: str | Path, rows: int, dpi: int, title: str =
     save(fig, path, dpi)
 
 
+@plain_text
 def plot_persistence(record: dict, n_layers: int, path: str | Path, dpi: int, title: str = "") -> None:
     """The top writers of a discovery record (metrics/discovery.json) of a model with n_layers."""
     ckpts = checkpoint_names(n_layers)

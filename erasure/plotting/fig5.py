@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from erasure.mechanism.names import display_token
-from erasure.plotting.style import plt, save
+from erasure.plotting.style import plain_text, plt, save
 
 
+@plain_text
 def plot_fig5(prompts: dict, path: str | Path, model_name: str, dpi: int) -> None:
     """Per adversarial prompt (rows): the writer clean vs resampled (left); comparison and auto heads (right).
 

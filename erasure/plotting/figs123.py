@@ -10,12 +10,21 @@ from pathlib import Path
 import numpy as np
 
 from erasure.mechanism.names import Component
-from erasure.plotting.style import band_note, bands_widest_first, not_applicable, plt, save, seaborn_style
+from erasure.plotting.style import (
+    band_note,
+    bands_widest_first,
+    not_applicable,
+    plain_text,
+    plt,
+    save,
+    seaborn_style,
+)
 
 RUN_COLOURS = {"clean": "C0", "patched": "C1"}
 RUN_LABELS = {"clean": "Original", "patched": "V-composition patched"}
 
 
+@plain_text
 def fig1(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
     seaborn_style()
     names = list(metrics["checkpoints"])
@@ -74,6 +83,7 @@ def _bar_panel(ax, labels, stats, colours, bands):
     ax.set_xticks(x, labels, rotation=90, fontsize=6 if len(labels) > 80 else 10)
 
 
+@plain_text
 def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dpi: int) -> None:
     """Bars for every component (layers after the writer only when layers == 'after_writer', as the paper)."""
     seaborn_style()
@@ -100,6 +110,7 @@ def fig2(metrics: dict, pool: str, bands: list[str], layers: str, path: Path, dp
     save(fig, path, dpi, tight_bbox=True)
 
 
+@plain_text
 def fig3(metrics: dict, pool: str, bands: list[str], path: Path, dpi: int) -> None:
     if not metrics["applicable"]:
         not_applicable(path, f"Fig 3: heads of the patched layer onto {metrics['writer']} ({metrics['model']})",

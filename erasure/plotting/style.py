@@ -1,8 +1,12 @@
 """What every figure shares: the file backend (Agg, set once here), the authors' seaborn look for Figs 1-3, the
-percentile bands, and an atomic save (a failed stage leaves no half-written PNG)."""
+percentile bands, and the save (into the temp of a stage's output set, erasure.io.OutputSet: a failed stage
+leaves no half-written PNG and no new PNG beside old metrics)."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,9 +14,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from cycler import cycler
 
-from erasure.io import atomic_path
-
-__all__ = ["BANDS", "band_note", "bands_widest_first", "plt", "save", "seaborn_style"]
+__all__ = ["BANDS", "band_note", "bands_widest_first", "fmt", "plain_text", "plt", "save", "seaborn_style"]
 
 BANDS = {"25-75": ("q25", "q75"), "12.5-87.5": ("q12_5", "q87_5")}  # band -> (low, high) stats keys
 
@@ -49,13 +51,31 @@ def band_note(bands: list[str]) -> str:
     return "bands: " + ", ".join(f"{b} pct" for b in ("25-75", "12.5-87.5") if b in bands)
 
 
+def plain_text(draw: Callable) -> Callable:
+    """A drawing function whose texts are never read as mathtext: titles and labels carry data (token strings,
+    prompt text, names), and a `$` in them made matplotlib parse -- and on `$\\frac$` fail on -- plain text. No
+    figure here uses mathtext. The setting holds while `draw` runs (it creates, lays out and saves its figure)."""
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+    return drawn
+
+
 def save(fig, path: str | Path, dpi: int, tight_bbox: bool = False) -> None:
-    """Write the figure as PNG to a temp file renamed onto `path`, then close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
-    plt.close(fig)
+    """Write the figure as PNG to `path` (a stage passes its output's temp: erasure.io.OutputSet), then close it."""
+    try:
+        fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight" if tight_bbox else None)
+    finally:
+        plt.close(fig)
 
 
+def fmt(value: float | None, spec: str) -> str:
+    """A number formatted for a label, or `undefined` for a documented null (docs/methods.md)."""
+    return "undefined" if value is None else format(value, spec)
+
+
+@plain_text
 def not_applicable(path: str | Path, title: str, reason: str, dpi: int) -> None:
     """The figure's file when it does not apply to this run: its title and why, so the paper shows the reason."""
     import textwrap

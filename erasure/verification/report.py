@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from erasure.markup import md_text
 from erasure.mechanism.names import display_token
 from erasure.verification.checks import LEVEL_TEXT
 from erasure.verification.findings import findings_md
@@ -25,8 +26,8 @@ def display(value: Any, digits: int = 4) -> str:
     if isinstance(value, list):
         if value and all(isinstance(v, dict) and "token" in v for v in value):
             value = [v["token"] for v in value]
-        return ", ".join(display_token(v) if isinstance(v, str) else display(v, digits) for v in value)
-    return str(value)
+        return ", ".join(md_text(display_token(v)) if isinstance(v, str) else display(v, digits) for v in value)
+    return md_text(value)  # text from data (a token, a name): inert in the Markdown table (erasure.markup)
 
 
 def _cell(text: Any) -> str:
@@ -77,7 +78,7 @@ def render_report_md(report: dict, digits: int = 6) -> str:
     if notes:
         lines += ["", "## Details", ""]
         for r in notes:
-            lines.append(f"- **{r['id']}** ({r['status']}){': ' + r['reason'] if r['reason'] else ''}")
+            lines.append(f"- **{r['id']}** ({r['status']}){': ' + md_text(r['reason']) if r['reason'] else ''}")
             for d in r["details"]:
                 keys = ", ".join(f"`{k}`" for k in dict.fromkeys(d.get("keys") or []))
                 lines.append(f"  - {'ok' if d['ok'] else 'NOT ok'} `{d['check']}`: {d['detail']}"
@@ -91,12 +92,12 @@ def failure_lines(failed: list[dict], gaps: list[dict]) -> list[str]:
     by_claim = {g["claim"]: g for g in gaps}
     lines = []
     for r in failed:
-        line = f"- **{r['id']}**: {r['reason']}"
+        line = f"- **{r['id']}**: {md_text(r['reason'])}"  # reasons quote data (tokens): inert
         gap = by_claim.get(r["id"])
         if gap is not None:
             line += (f" The authors' committed figure shows {display(gap['figure_value'])} where the paper prints "
                      f"{display(gap['paper_value'])}; that gap is {gap['status']}"
-                     + (f" ({gap['reason']})" if gap.get("reason") else "") + ": see the last table.")
+                     + (f" ({md_text(gap['reason'])})" if gap.get("reason") else "") + ": see the last table.")
         lines.append(line)
     return lines
 
@@ -134,7 +135,7 @@ def verdict_cell(r: dict, fail_reason: bool = False) -> str:
         return f"PASS: {LEVEL_TEXT[r.get('level')]}"
     if r["status"] == FAIL and not fail_reason:
         return "FAIL (see Details)"
-    return r["status"] + (f" ({r['reason']})" if r["reason"] else "")
+    return r["status"] + (f" ({md_text(r['reason'])})" if r["reason"] else "")
 
 
 def _table(results: list[dict], kind: str, digits: int) -> list[str]:
@@ -161,7 +162,7 @@ def _gaps(gaps: list[dict]) -> list[str]:
              "| claim | paper | authors' figure | gap | prompts (paper, figure; ours) | our interval | noise bound | "
              "verdict |", "|---|---|---|---|---|---|---|---|"]
     for g in gaps:
-        verdict = g["status"] + (f" ({g['reason']})" if g.get("reason") else "")
+        verdict = g["status"] + (f" ({md_text(g['reason'])})" if g.get("reason") else "")
         lines.append("| " + " | ".join(_cell(c) for c in (
             g["claim"], display(g["paper_value"]), display(g["figure_value"]), display(g["gap"], 2),
             f"{g['n_paper']}, {g['n_figure']}; {display(g.get('n_ours'))}", interval_cell(g.get("interval")),

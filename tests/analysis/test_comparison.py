@@ -136,7 +136,8 @@ def test_stage_refuses_a_broken_sweep_file_in_one_line(tmp_path):
     run = _stage(tmp_path, {"smollm2-135m.json": "{not json"})
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: sweep/smollm2-135m.json is not a collected sweep result")
+    assert lines == ["error: sweep/smollm2-135m.json is not valid JSON at line 1, column 2 (Expecting property name "
+                     "enclosed in double quotes): rerun `python -m scripts.collect_sweep`"]
     assert not (tmp_path / "metrics/comparison.json").exists()
 
 

@@ -234,7 +234,7 @@ def test_pair_direction_needs_two_different_single_tokens(planted, pair):
         {**repo_params()["fig5"], "direction": "pair", "n_resample": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", tuple(pair), Component(3, 5))
     rows = _rows(4, 16, len(model.tokenizer), 1, 2)
-    with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* fig5\.direction = pair: each side must be one token"):
+    with pytest.raises(ParamError, match=r"fig5\.prompts\.p3\.pair = .* is not allowed: each side must be one token"):
         analyse_prompt(model, spec, Component.parse(truth.writer), rows, settings,
                        Stats.model_validate(repo_params()["stats"]), 1, budget_bytes=2**30)
 
@@ -265,21 +265,19 @@ def test_the_budget_changes_the_batching_not_the_numbers(planted):
         np.testing.assert_allclose(one["heads"][name]["_values"], all_["heads"][name]["_values"], atol=ATOL, rtol=0)
 
 
-def test_top2_runs_with_an_unusable_pair_and_leaves_its_numbers_null(planted, capsys):
-    """With direction top2 the pair is only reported: a model whose tokenizer splits a side still runs, the record
-    says which side is not one token, and no number is computed from the truncated pair."""
-    pair, single = (" get", " MyClass.method"), [True, False]
+@pytest.mark.parametrize("direction", ["top2", "pair"])
+def test_an_unusable_pair_is_an_error_whatever_the_direction(planted, direction):
+    """A side the tokenizer splits is refused under `top2` too (it used to pass with a note): the user typed the
+    pair for a reason, and top2 reports its logit difference."""
+    pair = (" get", " MyClass.method")
     model, truth = planted
     bos = model.tokenizer.bos_token_id
-    settings = Fig5.model_validate({**repo_params()["fig5"], "direction": "top2", "n_resample": 4, "seed": 0})
+    settings = Fig5.model_validate({**repo_params()["fig5"], "direction": direction, "n_resample": 4, "seed": 0})
     spec = PromptSpec("p3", "class MyClass:\n\tdef", pair, Component(3, 5))
-    res = strip_values(analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
-                                      settings, Stats.model_validate(repo_params()["stats"]), bos, budget_bytes=2**30))
-    assert res["paper_pair"]["single_token"] == single
-    assert res["paper_pair_logit_diff"] is None and res["writer_clean_dla"]["pair"] is None
-    assert res["writer_clean_dla"]["top2"] == pytest.approx(res["heads"][truth.writer]["clean"], abs=1e-6)
-    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]  # tqdm bars aside
-    assert len(notes) == 1 and notes[0].startswith(f"note: fig5.prompts.p3.pair = {list(pair)!r} is no direction")
+    with pytest.raises(ParamError, match=r"^fig5\.prompts\.p3\.pair = \[' get', ' MyClass\.method'\] is not "
+                                         r"allowed: each side must be one token"):
+        analyse_prompt(model, spec, Component.parse(truth.writer), _rows(4, 16, len(model.tokenizer), bos, 2),
+                       settings, Stats.model_validate(repo_params()["stats"]), bos, budget_bytes=2**30)
 
 
 def test_a_prompt_longer_than_the_rows_names_its_parameter(planted):

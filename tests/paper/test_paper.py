@@ -10,6 +10,7 @@ import json
 import re
 import struct
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import yaml
 
 import synthetic_metrics as tc
 from erasure.errors import DataError
+from erasure.mechanism.names import display_token
 from erasure.paper.build import build
 from erasure.paper.template_rules import hand_typed_numbers
 from erasure.params.sections import Compare
@@ -221,7 +223,7 @@ def test_banner_for_a_model_that_is_not_the_papers(model, tmp_path):
 def test_tokens_are_shown_readably(tmp_path):
     params = make_tree(tmp_path, "gelu-4l")
     md_text, _ = build_in(tmp_path, params)
-    assert "`␣bottom`, `␣State`, `␣__`, `␣Church`" in md_text  # the aligned tokens, in order
+    assert "<code>␣bottom</code>, <code>␣State</code>, <code>␣&#95;&#95;</code>, <code>␣Church</code>" in md_text
     assert '" bottom"' not in md_text.split("## Verification")[0]
 
 
@@ -276,3 +278,64 @@ def test_without_a_comparison_the_section_says_so(tmp_path):
     params = make_tree(tmp_path, "planted-4l", with_comparison=False)
     md_text, _ = build_in(tmp_path, params)
     assert "The cross-model comparison has not run" in md_text
+
+
+class TagLog(HTMLParser):
+    """Every element and attribute of a page: what markup it holds, whatever its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attrs += attrs
+
+
+HOSTILE = ["</td><script>alert(1)</script>", "`|**x**`", "[a](javascript:alert(1))", "<img src=x onerror=y>", "a|b"]
+
+
+def test_text_from_data_is_shown_as_text_never_as_markup(tmp_path):
+    """Vocabulary entries and a prompt text holding HTML and Markdown (a tokenizer can hold any string): each shows
+    as its characters in paper.html, no element is injected and the tables keep their columns."""
+    files = tc.gelu_metrics(0.2)
+    files["metrics/aligned_tokens.json"]["top"][:len(HOSTILE)] = [
+        {"token": t, "score": 1.0 - i / 40} for i, t in enumerate(HOSTILE)]
+    files["metrics/fig5_adversarial.json"]["prompts"]["p1"]["top2"] = HOSTILE[:2]
+    params = make_tree(tmp_path, "gelu-4l", files)
+    params["fig5"]["prompts"]["p1"]["text"] = "</td></tr></table><script>x</script>"
+    _, html_text = build_in(tmp_path, params)
+    elements = TagLog()
+    elements.feed(html_text)
+    assert "script" not in elements.tags and not [a for a in elements.attrs if a[0].startswith("on")]
+    assert not [a for a in elements.attrs if a[0] == "href" and "javascript" in (a[1] or "")]
+    page = parse(html_text)
+    visible = "".join(page.text)
+    for token in HOSTILE:
+        assert display_token(token) in visible, token  # its characters, spaces shown as ␣
+    fig5_rows = [r for r in page.rows if r and r[0].startswith("</td></tr></table>")]
+    assert len(fig5_rows) == 1 and len(fig5_rows[0]) == 6, fig5_rows
+    assert fig5_rows[0][1] == "</td><script>alert(1)</script>, `|**x**`", fig5_rows[0]
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "figures/fig1_resid.png is not a PNG (0 bytes)"),
+    (b"GIF89a not a png", "figures/fig1_resid.png is not a PNG (16 bytes starting b'GIF89a n')"),
+])
+def test_a_figure_that_is_not_a_png_is_refused_in_one_line(tmp_path, content, expected):
+    params = make_tree(tmp_path, "gelu-4l")
+    (tmp_path / "figures/fig1_resid.png").write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(expected)):
+        build_in(tmp_path, params)
+
+
+@pytest.mark.parametrize("injected, expected", [
+    ("{% if x %}never closed", "paper/template.md is not a valid template at line"),
+    ("{{ 'a' | nosuchfilter }}", "paper/template.md is not a valid template at line"),
+    ("{{ x(", "paper/template.md is not a valid template at line"),
+])
+def test_a_template_error_is_one_line(tmp_path, injected, expected):
+    params = make_tree(tmp_path, "gelu-4l")
+    with pytest.raises(DataError, match=re.escape(expected)):
+        build_in(tmp_path, params, TEMPLATE.replace("## Summary", f"## Summary\n\n{injected}\n", 1))

@@ -41,6 +41,7 @@ REPO_FILES = ["dvc.yaml", "paper/claims.yaml", "paper/template.md", "paper/style
 COMMITTED_FILES = ["dvc.lock", "paper/verification.json", "metrics/*.json"]  # git HEAD's: not an applied experiment's
 FAST_YAML = (getattr(yaml, "CSafeLoader", yaml.SafeLoader), getattr(yaml, "CSafeDumper", yaml.SafeDumper))
 SMALL = {"n_text": 3, "n_code": 1, "seq_len": 16}  # the scratch run's prompt set: small files, fast copies
+ATLAS = "data/discovery_atlas.npz"
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 
@@ -83,6 +84,12 @@ def build_inputs(root: Path) -> None:
             (root / path.relative_to(committed)).parent.mkdir(parents=True, exist_ok=True)
             path.rename(root / path.relative_to(committed))
     shutil.rmtree(committed)
+    writers = [r["name"] for r in json.loads((root / "metrics/discovery.json").read_text())["ranking"]]
+    matrix = rng.normal(size=(len(writers), len(components)))
+    matrix[:, :8] = np.nan  # layer 0's components read no writer
+    np.savez(root / ATLAS, writers=np.array(writers), components=np.array(components), matrix=matrix,
+             shape=np.array([4, 8]))
+    shutil.copytree(REPO / "sweep", root / "sweep")
     audit = root / "metrics/dla_audit.json"
     if not audit.exists():  # a checkout whose committed run predates stage dla_audit: its synthetic record
         from synthetic_metrics import audit_metrics
@@ -397,6 +404,147 @@ ENVIRONMENT = {  # a file where the output folder should be (the tmpfs faults ar
     "figures is a file": ("traceback", write("figures", "not a folder"), ["cannot write figures/fig1_resid.png: File exists (EEXIST)"]),
 }
 
+# ---- issue 21: every file a stage reads, every param in any mode, YAML as DVC reads it --------------------------
+# Classes: `boundary` (a hand-off file between stages damaged, of the wrong type or shape, non-finite),
+# `yaml` (what the YAML reader must refuse before the parser crashes or misreads), `mode` (a param malformed
+# though the current mode does not use it, or one the machine cannot honour), `degenerate` (data a statistic
+# cannot use). Documented nulls (not errors) are tested below the cases.
+
+def atlas(change):
+    def edit(root: Path):
+        with np.load(root / ATLAS) as f:
+            arrays = dict(f)
+        change(arrays)
+        with open(root / ATLAS, "wb") as f:
+            np.savez(f, **arrays)
+    return edit
+
+
+def truncate(rel: str, keep: float = 0.5):
+    def edit(root: Path):
+        data = (root / rel).read_bytes()
+        (root / rel).write_bytes(data[: int(len(data) * keep)])
+    return edit
+
+
+def sweep(change, model: str = MODEL):
+    return json_edit(f"sweep/{model}.json", change)
+
+
+def as_npz(rel: str):
+    """The .npy file replaced by an .npz archive holding it (np.load then returns an NpzFile)."""
+    def edit(root: Path):
+        array = np.load(root / rel)
+        with open(root / rel, "wb") as f:
+            np.savez(f, tokens=array)
+    return edit
+
+
+def raw_text(rel: str, old: str, new: str):
+    def edit(root: Path):
+        text = (root / rel).read_text()
+        assert old in text, old
+        (root / rel).write_text(text.replace(old, new, 1))
+    return edit
+
+
+DISC, FIG5_JSON = "metrics/discovery.json", "metrics/fig5_adversarial.json"
+P1 = "prompts.p1"
+DISCOVERY_FIGS_FILES = {
+    "atlas truncated": ("boundary", truncate(ATLAS), [f"{ATLAS} is unreadable (BadZipFile"]),
+    "atlas 0 bytes": ("boundary", write(ATLAS, b""), [f"{ATLAS} is unreadable (EOFError"]),
+    "atlas garbage": ("boundary", write(ATLAS, b"PK\x03\x04 not a zip"), [f"{ATLAS} is unreadable"]),
+    "atlas a single .npy": ("boundary", lambda root: np.save(open(root / ATLAS, "wb"), np.zeros(3)), [f"{ATLAS} is a single .npy array"]),
+    "atlas lacks matrix": ("boundary", atlas(lambda a: a.pop("matrix")), [f"{ATLAS}: lacks matrix"]),
+    "atlas matrix shape": ("boundary", atlas(lambda a: a.update(matrix=a["matrix"][:, :-1])), [f"{ATLAS}: matrix is float64 (27, 35), expected floats (writers, components) = (27, 36)"]),
+    "atlas matrix of strings": ("boundary", atlas(lambda a: a.update(matrix=a["matrix"].astype(str))), [f"{ATLAS}: matrix is <U"]),
+    "atlas all NaN": ("degenerate", atlas(lambda a: a["matrix"].fill(np.nan)), [f"{ATLAS}: matrix holds no finite value"]),
+    "atlas inf": ("boundary", atlas(lambda a: a["matrix"].__setitem__((0, 9), np.inf)), [f"{ATLAS}: matrix holds inf values"]),
+    "atlas shape negative": ("boundary", atlas(lambda a: a.update(shape=np.array([-4, 8]))), [f"{ATLAS}: shape must be two positive integers (n_layers, n_heads), not [-4, 8]"]),
+    "atlas writers numbers": ("boundary", atlas(lambda a: a.update(writers=np.arange(27))), [f"{ATLAS}: writers must be a non-empty list of names"]),
+    "discovery.json without ranking": ("boundary", json_edit(DISC, lambda d: d.pop("ranking") and None), [f"{DISC}: ranking is missing"]),
+    "discovery.json ranking empty": ("degenerate", json_edit(DISC, lambda d: d.update(ranking=[])), [f"{DISC}: ranking = [] is not allowed"]),
+    "discovery.json erasure a string": ("boundary", json_edit(DISC, lambda d: d["ranking"][0].update(erasure="0.86")), [f"{DISC}: ranking[0].erasure = '0.86' is not allowed"]),
+    "discovery.json erasure NaN": ("boundary", json_edit(DISC, lambda d: d["ranking"][1].update(erasure=float("nan"))), [f"{DISC} holds NaN (not JSON: an undefined statistic is null)"]),
+    "discovery.json excluded_by a string": ("boundary", json_edit(DISC, lambda d: d["ranking"][0].update(excluded_by="none")), [f"{DISC}: ranking[0].excluded_by = 'none' is not allowed"]),
+    "discovery.json window of one": ("boundary", json_edit(DISC, lambda d: d["writers"][0].update(window=["resid_post0"])), [f"{DISC}: writers[0].window = ['resid_post0'] is not allowed: must have at least 2 entries"]),
+    "discovery.json persistence a list": ("boundary", json_edit(DISC, lambda d: d["writers"][0].update(persistence=[1.0])), [f"{DISC}: writers[0].persistence = [1.0] is not allowed: must be a mapping"]),
+    "discovery.json n_prompts 0": ("boundary", json_edit(DISC, lambda d: d.update(n_prompts=0)), [f"{DISC}: n_prompts = 0 is not allowed"]),
+    "discovery.json of another model": ("boundary", json_edit(DISC, lambda d: d.update(model="gelu-4l")), [f"{DISC} is of model 'gelu-4l', not 'planted-4l'"]),
+    "discovery.json a number": ("boundary", write(DISC, "3"), [f"{DISC} holds 3: must be a mapping of"]),
+}
+
+FIG5_FILES = {
+    "fig5 logit_diff a string": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(logit_diff="1.45")), [f"{FIG5_JSON}: {P1}.logit_diff = '1.45' is not allowed"]),
+    "fig5 clean DLA null": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p2"]["heads"]["L0H2"].update(clean=None)), [f"{FIG5_JSON}: prompts.p2.heads.L0H2.clean = None is not allowed"]),
+    "fig5 Infinity": ("boundary", raw_text(FIG5_JSON, '"clean": ', '"clean": Infinity, "was": '), [f"{FIG5_JSON} holds Infinity (not JSON"]),
+    "fig5 resampled lacks q25": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"]["heads"]["L0H2"]["resampled"].pop("q25") and None), [f"{FIG5_JSON}: {P1}.heads.L0H2.resampled.q25 is missing"]),
+    "fig5 comparison head not computed": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(comparison_head="L2H6")), [f"{FIG5_JSON}: {P1}.comparison_head = 'L2H6' is not allowed: it is not one of its heads ['L0H2', 'L3H1']"]),
+    "fig5 no prompts": ("degenerate", json_edit(FIG5_JSON, lambda d: d.update(prompts={})), [f"{FIG5_JSON}: prompts = {{}} is not allowed: must have at least 1 entry"]),
+    "fig5 top2 of three": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p3"].update(top2=["a", "b", "c"])), [f"{FIG5_JSON}: prompts.p3.top2 = ['a', 'b', 'c'] is not allowed: must have at most 2 entries"]),
+    "fig5 direction unknown": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p4"].update(direction="both")), [f"{FIG5_JSON}: prompts.p4.direction = 'both' is not allowed"]),
+    "fig5 n_resample 0": ("degenerate", json_edit(FIG5_JSON, lambda d: d["prompts"]["p4"].update(n_resample=0)), [f"{FIG5_JSON}: prompts.p4.n_resample = 0 is not allowed"]),
+    "fig5 heads a list": ("boundary", json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(heads=[1])), [f"{FIG5_JSON}: {P1}.heads = [1] is not allowed: must be a mapping"]),
+    "fig5 truncated": ("boundary", truncate(FIG5_JSON), [f"{FIG5_JSON} is not valid JSON at line"]),
+}
+
+SW = f"sweep/{MODEL}.json"
+SWEEP_FILES = {
+    "sweep without discovery": ("boundary", sweep(lambda d: d.pop("discovery") and None), [f"{SW}: discovery is missing"]),
+    "sweep top_frequency a string": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(top_frequency="high")), [f"{SW}: discovery.writers[0].top_frequency = 'high' is not allowed"]),
+    "sweep interval of three": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erasure_ci95=[0.1, 0.2, 0.3])), [f"{SW}: discovery.writers[0].erasure_ci95 = [0.1, 0.2, 0.3] is not allowed: must have at most 2 entries"]),
+    "sweep erased_by a list": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erased_by=[1])), [f"{SW}: discovery.writers[0].erased_by = [1] is not allowed: must be a mapping"]),
+    "sweep model a number": ("boundary", sweep(lambda d: d.update(model=4)), [f"{SW}: model = 4 is not allowed"]),
+    "sweep a list": ("boundary", write(SW, "[]"), [f"{SW} holds []: must be a mapping of"]),
+    "sweep NaN erasure": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erasure=float("nan"))), [f"{SW} holds NaN (not JSON"]),
+    "sweep not UTF-8": ("boundary", write(SW, b'{"model": "\xff"}'), [f"{SW} is not UTF-8 text"]),
+    "sweep model twice": ("boundary", sweep(lambda d: d.update(model="planted-4l"), "smollm2-135m"), ["sweep/smollm2-135m.json holds 'planted-4l' again"]),
+    "sweep empty": ("degenerate", lambda root: [p.unlink() for p in (root / "sweep").glob("*.json")], ["sweep holds none of compare.models (planted-4l, smollm2-135m, gemma3-270m)"]),
+    "sweep of other models only": ("degenerate", both(remove("sweep/planted-4l.json"), remove("sweep/gemma3-270m.json"), param("compare.models", ["planted-4l", "gemma3-270m"])), ["sweep holds none of compare.models (planted-4l, gemma3-270m)"]),
+    "sweep writers a mapping": ("boundary", sweep(lambda d: d["discovery"].update(writers={"a": 1})), [f"{SW}: discovery.writers = {{'a': 1}} is not allowed: must be a list"]),
+}
+
+OTHER_HANDOFFS = {  # (stage, class, edit, expected)
+    "tokens.npy is an .npz": ("activations", "boundary", as_npz(TOK_NPY), [f"{TOK_NPY} is an .npz archive, not one .npy array"]),
+    "table is an .npz": ("fig1_resid", "boundary", as_npz("data/activations/resid_pr.npy"), ["data/activations/resid_pr.npy is an .npz archive"]),
+    "table 0 bytes": ("fig2_components", "boundary", write("data/activations/component_pr.npy", b""), ["data/activations/component_pr.npy is corrupt"]),
+    "points truncated": ("fig4_dla", "boundary", truncate(PTS), [f"{PTS} is unreadable"]),
+    "a metric holds NaN (verify)": ("verify", "boundary", raw_text("metrics/fig4_dla.json", '"r": ', '"r": NaN, "was": '), ["metrics/fig4_dla.json holds NaN (not JSON"]),
+    "a metric nested too deep (verify)": ("verify", "boundary", write("metrics/fig2_components.json", "[" * 100_000 + "]" * 100_000), ["metrics/fig2_components.json is nested too deep"]),
+    "figure 0 bytes (paper)": ("build_paper", "boundary", write("figures/fig1_resid.png", b""), ["figures/fig1_resid.png is not a PNG (0 bytes)"]),
+    "figure not a PNG (paper)": ("build_paper", "boundary", write("figures/fig2_components.png", b"<svg></svg>"), ["figures/fig2_components.png is not a PNG (11 bytes"]),
+    "template syntax (paper)": ("build_paper", "boundary", raw_text("paper/template.md", "## Summary", "## Summary {% if %}"), ["paper/template.md is not a valid template at line"]),
+    "template unknown filter (paper)": ("build_paper", "boundary", raw_text("paper/template.md", "## Summary", "## Summary {{ model | shout }}"), ["paper/template.md is not a valid template at line", "shout"]),
+    "template unclosed block (paper)": ("build_paper", "boundary", raw_text("paper/template.md", "## Summary", "## Summary {% for x in y %}"), ["paper/template.md is not a valid template at line"]),
+}
+
+DEEP = "model: planted-4l\nx: " + "[" * 100_000 + "]" * 100_000 + "\n"
+YAML_FILES = {
+    "deep nesting": ("yaml", write("params.yaml", DEEP), ["params.yaml is nested more than 32 levels deep at line 2, column 35"]),
+    "deep block nesting": ("yaml", write("params.yaml", "model: planted-4l\n" + "".join(f"{' ' * i}k{i}:\n" for i in range(40)) + " " * 40 + "v: 1\n"), ["params.yaml is nested more than 32 levels deep at line 34, column 33"]),
+    "5000-digit integer": ("yaml", param(f"{P}.seed", int("9" * 4000)), ["params.yaml holds a plain value of 4000 characters"]),
+    "huge file": ("yaml", write("params.yaml", "model: planted-4l\n#" + "x" * (1 << 20) + "\n"), ["params.yaml is 1048596 characters: the limit is 1048576"]),
+    "python tag": ("yaml", write("params.yaml", "model: !!python/object/apply:os.system [echo pwned]\n"), ["params.yaml is not valid YAML at line 1, column 8: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"]),
+    "merge of a scalar": ("yaml", write("params.yaml", "a: &a 1\nmodel:\n  <<: *a\n"), ["params.yaml is not valid YAML"]),
+    "merge brings an unknown key": ("yaml", raw_text("params.yaml", "fig1:", "base: &b {typo: 1}\nfig1:\n  <<: *b"), ["base is not allowed: unknown key"]),
+    "merge into a section, typo inside": ("yaml", raw_text("params.yaml", "fig3:", "fig3_base: &f3 {dpi: 120, bandz: []}\nfig3:\n  <<: *f3"), ["fig3_base is not allowed: unknown key"]),
+    "YAML 1.1 yes is a string": ("yaml", raw_text("params.yaml", "include_bos: true", "include_bos: yes"), ["discovery.include_bos = 'yes' is not allowed: must be true or false"]),
+    "sexagesimal is a string": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 1:30"), ["fig5.seed = '1:30' is not allowed"]),
+    "date is not a seed": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 2024-01-01"), ["fig5.seed = datetime.date(2024, 1, 1) is not allowed"]),
+    "duplicate key in a nested mapping": ("yaml", raw_text("params.yaml", "  n_resample: 300", "  n_resample: 300\n  n_resample: 301"), ["params.yaml is not valid YAML at line 167, column 3: key 'n_resample' appears twice"]),
+    "billion laughs under an unknown key": ("yaml", write("params.yaml", "model: planted-4l\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))), ["a is not allowed: unknown key"]),
+}
+
+MODE_PARAMS = {  # (stage, edit, expected)
+    "float16 on the CPU": ("prompts", both(param("compute.device", "cpu"), param("compute.dtype", "float16")), ["compute.dtype = 'float16' is not allowed on the CPU: it runs about 17x slower than float32"]),
+    "a model name with markup": ("fig1_resid", lambda root: (param("models.<b>x</b>", repo_params(MODEL)["models"][MODEL])(root)), ["models.<b>x</b> is not allowed: a model's name is letters, digits"]),
+    "another model's writer beyond it": ("fig1_resid", param("models.smollm2-135m.writer", "L40H0"), ["models.smollm2-135m.writer = 'L40H0' is not allowed"]),
+    "another model's prompts too long": ("fig1_resid", param("models.gemma3-270m.prompts.seq_len", 100_000), ["models.gemma3-270m.prompts.seq_len = 100000 is not allowed"]),
+    "unused discovery param": ("fig1_resid", param("discovery.hist_bins", 3), ["discovery.hist_bins = 3 is not allowed"]),
+    "unused compare param": ("fig1_resid", param("compare.gelu4l_like.min_head_share", 1.5), ["compare.gelu4l_like.min_head_share = 1.5 is not allowed"]),
+    "unused fig5 pair, direction top2": ("fig1_resid", param("fig5.prompts.p3.pair", [" __", " __"]), ["fig5.prompts.p3.pair = [' __', ' __'] is not allowed: must be two different tokens"]),
+}
+
 CASES = (
     [("params.yaml: " + k, "fig1_resid", *v) for k, v in PARAMS_FILE.items()]
     + [("param: " + k, "fig1_resid", *v) for k, v in PARAM_VALUES.items()]
@@ -412,6 +560,14 @@ CASES = (
     + [(f"fig1_resid: {k}", "fig1_resid", *v) for k, v in ENVIRONMENT.items()]
     + [(f"dla_audit: {k}", "dla_audit", *v) for k, v in AUDIT.items()]
 )
+CASES_21 = (
+    [(f"discovery_figs: {k}", "discovery_figs", *v) for k, v in DISCOVERY_FIGS_FILES.items()]
+    + [(f"fig5_adversarial: {k}", "fig5_adversarial", *v) for k, v in FIG5_FILES.items()]
+    + [(f"compare: {k}", "compare", *v) for k, v in SWEEP_FILES.items()]
+    + [(f"{stage}: {k}", stage, cls, edit, expected) for k, (stage, cls, edit, expected) in OTHER_HANDOFFS.items()]
+    + [(f"params.yaml: {k}", "fig1_resid", *v) for k, v in YAML_FILES.items()]
+    + [(f"{stage}: {k}", stage, "mode", edit, expected) for k, (stage, edit, expected) in MODE_PARAMS.items()]
+)
 
 
 @pytest.mark.parametrize("name, stage, cls, edit, expected", CASES, ids=[c[0] for c in CASES])
@@ -422,6 +578,24 @@ def test_bad_input_is_one_line_and_leaves_the_tree_as_it_was(work, monkeypatch, 
     code, stderr = run_here(stage, work, monkeypatch, capsys)
     assert_one_line(code, stderr, expected)
     assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("name, stage, cls, edit, expected", CASES_21, ids=[c[0] for c in CASES_21])
+def test_every_file_and_param_is_checked_where_it_is_read(work, monkeypatch, capsys, name, stage, cls, edit,
+                                                          expected):
+    """Issue 21's cases: exit 2, one line naming the file or param, no traceback, the tree as it was."""
+    edit(work)
+    before = snapshot(work)
+    code, stderr = run_here(stage, work, monkeypatch, capsys)
+    assert_one_line(code, stderr, expected)
+    assert snapshot(work) == before
+
+
+def test_issue_21_cases_by_class():
+    counts = Counter(case[2] for case in CASES_21)
+    print(f"issue-21 cases by class: {dict(counts)} (total {len(CASES_21)})")
+    assert set(counts) == {"boundary", "yaml", "mode", "degenerate"}
+    assert counts["boundary"] >= 30 and counts["yaml"] >= 10
 
 
 @pytest.mark.parametrize("stage, outputs", [
@@ -498,3 +672,86 @@ def test_hub_models_fail_fast_without_hub_or_cache(tmp_path, model, offline_flag
     assert line.startswith(f"error: {why} and {model} weights ({repo}) is not in the local cache"), line
     assert "hf download" in line and "planted-4l, smollm2-135m" in line and "\n" not in line
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+# ---- degenerate statistics: documented nulls (docs/methods.md, "Undefined statistics"), never NaN, never a crash ----
+
+def read_output(root: Path, rel: str) -> str:
+    text = (root / rel).read_text()
+    assert "NaN" not in text and "Infinity" not in text and "nan" not in text.lower().split(), rel
+    return text
+
+
+def test_a_fit_with_constant_x_is_a_documented_null(work, monkeypatch, capsys):
+    """Every writer DLA equal (x constant): no line is defined; scipy's ValueError used to end the stage."""
+    points(lambda a: a["writer"].fill(0.5))(work)
+    code, stderr = run_here("fig4_dla", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    m = json.loads(read_output(work, "metrics/fig4_dla.json"))
+    for fit in (m["paper"], m["full_erasers"]):
+        assert fit["r"] is None and fit["slope"] is None and fit["intercept"] is None
+        assert fit["undefined"] == "every x equals 0.5: no line through the points"
+        assert fit["r_low"] is None and fit["slope_high"] is None  # every bootstrap draw undefined too
+    read_output(work, "plots/fig4_dla.csv")
+    assert (work / "figures/fig4_dla.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_fit_with_constant_y_has_slope_0_and_no_r(work, monkeypatch, capsys):
+    """The erasers' V-composition part is 0 at every point: flat line, r undefined (it was written as NaN)."""
+    points(lambda a: a["vcomp"].fill(0.0))(work)
+    code, stderr = run_here("fig4_dla", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    paper = json.loads(read_output(work, "metrics/fig4_dla.json"))["paper"]
+    assert paper["r"] is None and paper["slope"] == 0.0 and paper["intercept"] == 0.0
+    assert paper["undefined"] == "every y equals 0: r is undefined (no variation to correlate)"
+    assert paper["r_low"] is None and paper["slope_low"] == paper["slope_high"] == 0.0
+
+
+def test_a_share_without_a_drop_to_undo_is_a_documented_null(work, monkeypatch, capsys):
+    """Fig 1's V-composition share divides by the layer's drop in PR: no drop (entering = clean after) used to
+    raise ZeroDivisionError; now the share and its interval are null, with the reason."""
+    names = checkpoint_names(4)
+    def same_median(a):
+        a = a.copy()
+        a[:, :, 0, names.index("resid_post1")] = a[:, :, 0, names.index("resid_mid2")]
+        return a
+    table("resid_pr.npy", same_median)(work)
+    code, stderr = run_here("fig1_resid", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    share = json.loads(read_output(work, "metrics/fig1_resid.json"))["vcomp_share"]
+    assert share["all"] is None and share["all_low"] is None and share["all_high"] is None
+    assert "resid_post1 and resid_mid2 (clean) have the same median PR" in share["undefined"]["all"]
+
+
+def test_a_writer_without_a_finite_score_is_listed_with_an_empty_cell(work, monkeypatch, capsys):
+    """Discovery writes null for a writer whose window has no finite median: the ranking's CSV shows an empty
+    cell (DVC's plots skip it), never NaN."""
+    json_edit(DISC, lambda d: d["ranking"][1].update(erasure=None))(work)
+    code, stderr = run_here("discovery_figs", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    rows = read_output(work, "plots/discovery_writers.csv").splitlines()
+    assert rows[2].split(",")[1] == "", rows[2]
+
+
+def test_a_fortran_ordered_tokens_file_reads_as_the_same_ids(work):
+    """np.save of a Fortran-ordered array (another tool's, or a transpose) holds the same ids and the same sha256:
+    read row-major, not a traceback."""
+    from erasure.analysis.prompt_files import load_prompts
+    from erasure.params.load import load_params
+
+    path = work / TOK_NPY
+    ids = np.load(path)
+    np.save(path, np.asfortranarray(ids))
+    assert np.load(path).flags.f_contiguous and not np.load(path).flags.c_contiguous
+    tokens, _ = load_prompts(load_params(work / "params.yaml"), work / "data/prompts")
+    assert tokens.is_contiguous() and np.array_equal(tokens.numpy(), ids)
+
+
+def test_data_text_with_dollars_is_drawn_as_text(work, monkeypatch, capsys):
+    """A prompt text or token holding `$...$` is plain text in a figure: matplotlib's mathtext parser used to read
+    it, and `$\\frac$` ended the stage with its ValueError."""
+    both(json_edit(FIG5_JSON, lambda d: d["prompts"]["p1"].update(text="It costs $\\frac$ here")),
+         json_edit(FIG5_JSON, lambda d: d["prompts"]["p2"].update(top2=["$\\", "$x^$"])))(work)
+    code, stderr = run_here("fig5_adversarial", work, monkeypatch, capsys)
+    assert code == 0, stderr
+    assert (work / "figures/fig5_adversarial.png").read_bytes().startswith(b"\x89PNG")

@@ -242,3 +242,110 @@ def test_dvc_repro_after_kill_9_mid_activations_equals_a_clean_run(tmp_path):
         outs = [subprocess.run(cmd, cwd=d, capture_output=True, text=True, check=True).stdout for d in (clean, killed)]
         assert outs[0] == outs[1], (cmd, outs)
     assert "up to date" in outs[1]
+
+
+# ---- issue 21: a stage's outputs are replaced as one set --------------------------------------------------------
+# A figure stage (fig4_dla: 2 metrics, 2 plot files, 1 PNG) and the paper stage (md + html), each with its previous
+# set in place (marked `old`, so a replaced file shows): a full disk and a read-only target partway through the set
+# end in one line, and every previous output is left as it was -- what DVC recorded for them stays true.
+
+FIG4_SET = ["metrics/fig4_dla.json", "metrics/aligned_tokens.json", "plots/fig4_dla.csv", "plots/aligned_tokens.csv",
+            "figures/fig4_dla.png"]
+PAPER_SET = ["paper/paper.md", "paper/paper.html"]
+
+
+def inputs_with_old_set(root: Path, outputs: list[str], figures: bool = False) -> Path:
+    from test_bad_input import build_inputs
+
+    build_inputs(root)
+    if figures:  # the committed figures: the paper's html then holds ~1 MB of data URIs, its md ~20 KB
+        shutil.copytree(REPO / "figures", root / "figures", dirs_exist_ok=True)
+    for rel in outputs:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"old {rel}\n")
+    return root
+
+
+@contextmanager
+def read_only_file(path: Path) -> Iterator[None]:
+    """`path` bind-mounted read-only onto itself: it can be read, not replaced (rename onto it: EBUSY)."""
+    result = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def tmpfs_size_for(folder: Path, spare: int) -> str:
+    """A tmpfs size holding `folder`'s files (whole 4 KiB pages) plus `spare` bytes."""
+    used = sum(-(-p.stat().st_size // 4096) * 4096 for p in folder.rglob("*") if p.is_file())
+    return f"{(used + spare) // 1024}k"
+
+
+def test_the_control_run_replaces_every_output_of_the_set(tmp_path):
+    """Without a fault the same stages replace every `old` file: the faults below are what keeps them."""
+    root = inputs_with_old_set(tmp_path, FIG4_SET + PAPER_SET, figures=True)
+    for stage in ("fig4_dla", "build_paper"):
+        result = run(stage, root)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert not [rel for rel in FIG4_SET + PAPER_SET if (root / rel).read_bytes().startswith(b"old ")]
+
+
+def test_a_figure_stage_on_a_full_disk_keeps_its_old_set(tmp_path):
+    """figures/ full: the two metrics and two plot files are written (into temps) before the PNG does not fit."""
+    root = inputs_with_old_set(tmp_path, FIG4_SET)
+    keep = tmp_path / "figures_copy"
+    shutil.copytree(root / "figures", keep)
+    with tmpfs(root / "figures", tmpfs_size_for(keep, 4096), keep=keep):
+        before = snapshot(root)
+        assert_one_line(run("fig4_dla", root), "error: cannot write figures/fig4_dla.png: No space left on device "
+                                                "(ENOSPC)")
+        assert snapshot(root) == before
+
+
+def test_a_figure_stage_with_a_read_only_folder_partway_keeps_its_old_set(tmp_path):
+    """plots/ read-only: the metrics are written (into temps), the plot data cannot be."""
+    root = inputs_with_old_set(tmp_path, FIG4_SET)
+    keep = tmp_path / "plots_copy"
+    shutil.copytree(root / "plots", keep)
+    with tmpfs(root / "plots", "1m", keep=keep, read_only=True):
+        before = snapshot(root)
+        assert_one_line(run("fig4_dla", root), "error: cannot write plots/fig4_dla.csv: Read-only file system "
+                                                "(EROFS)")
+        assert snapshot(root) == before
+
+
+def test_a_figure_stage_with_a_read_only_file_partway_keeps_its_old_set(tmp_path):
+    """Every temp is written; then metrics/aligned_tokens.json (the set's second output) cannot be replaced. The
+    first, already moved aside, is put back: the commit is all or nothing."""
+    root = inputs_with_old_set(tmp_path, FIG4_SET)
+    with read_only_file(root / "metrics/aligned_tokens.json"):
+        before = snapshot(root)
+        assert_one_line(run("fig4_dla", root), "error: cannot write metrics/aligned_tokens.json: Device or "
+                                                "resource busy (EBUSY)")
+        assert snapshot(root) == before
+
+
+def test_the_paper_on_a_full_disk_keeps_its_old_md_and_html(tmp_path):
+    """paper/ has room for the new md (~20 KB), not the html (~1 MB): the old pair stays, not a new md beside an
+    old html."""
+    root = inputs_with_old_set(tmp_path, PAPER_SET, figures=True)
+    keep = tmp_path / "paper_copy"
+    shutil.copytree(root / "paper", keep)
+    with tmpfs(root / "paper", tmpfs_size_for(keep, 256 * 1024), keep=keep):
+        before = snapshot(root)
+        assert_one_line(run("build_paper", root), "error: cannot write paper/paper.html: No space left on device "
+                                                   "(ENOSPC)")
+        assert snapshot(root) == before
+
+
+def test_the_paper_with_a_read_only_html_keeps_its_old_md(tmp_path):
+    root = inputs_with_old_set(tmp_path, PAPER_SET, figures=True)
+    with read_only_file(root / "paper/paper.html"):
+        before = snapshot(root)
+        assert_one_line(run("build_paper", root), "error: cannot write paper/paper.html: Device or resource busy "
+                                                   "(EBUSY)")
+        assert snapshot(root) == before

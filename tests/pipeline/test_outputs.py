@@ -6,7 +6,7 @@ import csv
 import errno
 import json
 import math
-from contextlib import ExitStack
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import yaml
 import synthetic_metrics as tc
 from erasure.analysis.audit_pool import plot_rows
 from erasure.errors import DataError
-from erasure.io import atomic_path, atomic_write_csv, atomic_write_json, round_significant, staged
+from erasure.io import OutputSet, atomic_write_csv, atomic_write_json, round_significant
 from erasure.mechanism.names import display_token
 from erasure.paths import PLOTS
 from erasure.plotting import data
@@ -156,23 +156,46 @@ def test_the_dvc_metrics_are_the_headline_alone():
     assert json.loads(json.dumps(DVC_YAML)).get("metrics") is None  # no top-level metrics either
 
 
-def test_staged_outputs_appear_together_or_not_at_all(tmp_path):
-    """A stage's outputs entered in one ExitStack: all renamed into place at the end; an OS fault in a later one
-    (here ENOSPC raised by its writer) names that output and leaves none of them, nor any temp."""
+def test_an_output_set_appears_together_or_not_at_all(tmp_path):
+    """A stage's outputs in one OutputSet: all renamed into place at the end; an OS fault in a later one (here
+    ENOSPC raised by its writer) names that output and leaves the previous set, without any temp."""
     def full(path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with ExitStack() as outputs:
-        folder = outputs.enter_context(atomic_path(tmp_path / "tables"))
-        folder.mkdir()
-        staged(outputs, tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
-        assert not (tmp_path / "a.json").exists()  # not before the stack closes
+    with OutputSet() as out:
+        out.file(tmp_path / "tables", lambda tmp: tmp.mkdir())
+        out.text(tmp_path / "a.json", "{}")
+        assert not (tmp_path / "a.json").exists()  # not before the set is committed
     assert (tmp_path / "a.json").read_text() == "{}" and (tmp_path / "tables").is_dir()
-    for name in ("tables", "a.json"):
-        (tmp_path / name).rename(tmp_path / f"old-{name}")
+    before = snapshot_tree(tmp_path)
     with pytest.raises(DataError, match=r"^cannot write .*b\.json: No space left on device \(ENOSPC\)$"):
-        with ExitStack() as outputs:
-            outputs.enter_context(atomic_path(tmp_path / "tables")).mkdir()
-            staged(outputs, tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
-            staged(outputs, tmp_path / "b.json", full)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["old-a.json", "old-tables"]
+        with OutputSet() as out:
+            out.file(tmp_path / "tables", lambda tmp: (tmp.mkdir(), (tmp / "new").write_text("x")))
+            out.text(tmp_path / "a.json", "[]")
+            out.file(tmp_path / "b.json", full)
+    assert snapshot_tree(tmp_path) == before
+
+
+def test_a_rename_refused_partway_through_the_commit_puts_the_old_set_back(tmp_path, monkeypatch):
+    """Every temp written, then the rename of the second output fails (a read-only file or a mount point says
+    EBUSY/EROFS/EACCES): the first output, already replaced, is put back; the old set is whole, no temp left."""
+    for name, text in (("a.json", "old a"), ("b.json", "old b"), ("c.json", "old c")):
+        (tmp_path / name).write_text(text)
+    before = snapshot_tree(tmp_path)
+    real_replace = os.replace
+
+    def refuse_b(src, dst):
+        if Path(src).name == ".b.json.tmp":  # the new b.json cannot be put in place
+            raise OSError(errno.EBUSY, "Device or resource busy", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_b)
+    with pytest.raises(DataError, match=r"^cannot write .*b\.json: Device or resource busy \(EBUSY\)$"):
+        with OutputSet() as out:
+            for name in ("a.json", "b.json", "c.json"):
+                out.text(tmp_path / name, f"new {name}")
+    assert snapshot_tree(tmp_path) == before
+
+
+def snapshot_tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): (p.read_text() if p.is_file() else "/") for p in sorted(root.rglob("*"))}

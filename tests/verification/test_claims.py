@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.errors import ClaimError
+from erasure.errors import ClaimError, DataError
 from erasure.verification.checks import CHECKS
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.registry import is_quantitative, metric_keys_of, validate_registry
@@ -274,14 +274,25 @@ def test_stale_metrics_from_another_model_fail_a_gelu_run():
     assert all(r.status == FAIL and "stale" in r.reason for r in results)
 
 
-def test_a_nan_metric_fails_and_the_report_stays_valid_json(tmp_path):
+def test_a_null_metric_fails_and_the_report_stays_valid_json(tmp_path):
+    """An undefined statistic is written as null (docs/methods.md, "Undefined statistics"): its claim FAILs with
+    the reason; the report is strict JSON."""
     files = gelu_metrics(0.0)
-    set_key(files, "metrics/fig4_dla.json:paper.r", float("nan"))
+    set_key(files, "metrics/fig4_dla.json:paper.r", None)
     write_tree(tmp_path, files, "gelu-4l")
     report = run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
     corr = next(r for r in report["claims"] if r["id"] == "dla_corr")
-    assert corr["status"] == FAIL and "not a finite number" in corr["reason"]
+    assert corr["status"] == FAIL and corr["reason"] == "cannot evaluate: metrics/fig4_dla.json:paper.r is null"
     json.loads(json.dumps(report, allow_nan=False))
+
+
+def test_a_nan_in_a_metrics_file_is_refused_naming_the_file(tmp_path):
+    """No writer here writes NaN (strict JSON has none): a file holding one is damaged, and stops verification."""
+    files = gelu_metrics(0.0)
+    set_key(files, "metrics/fig4_dla.json:paper.r", float("nan"))
+    write_tree(tmp_path, files, "gelu-4l")
+    with pytest.raises(DataError, match=r"metrics/fig4_dla\.json holds NaN \(not JSON"):
+        run_verification(tmp_path, {"model": "gelu-4l"}, REGISTRY, None)
 
 
 def test_a_missing_metric_fails_a_gelu_run_with_the_reason():

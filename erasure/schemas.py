@@ -1,0 +1,229 @@
+"""The files one stage hands another, typed where they are read: what each reader uses, with its type, its keys,
+its shapes and finiteness, so a damaged, hand-edited or old file stops the reading stage in one line naming the
+file, the key and the remedy (never a KeyError, a format-code ValueError or a NaN drawn into a plot).
+
+JSON records are pydantic models (`Record`: extra keys are kept, readers check only what they use) built from
+pydantic's own strict types and constraints; `read_metrics` and `read_sweep_file` read them. Arrays (the atlas)
+are checked by `check_atlas_arrays`. The records the model stages write for the table readers (tokens.json,
+activations' meta.json, Fig 4's points) are typed beside their readers: erasure/analysis/prompt_files.py,
+tables.py, fig4.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import AllowInfNan, Field, StringConstraints, model_validator
+
+from erasure.errors import DataError
+from erasure.io import read_json
+from erasure.params.fields import Record, check_record, read_record, rule
+
+Finite = Annotated[float, Field(strict=True), AllowInfNan(False)]  # an int is a float here (JSON writes 1.0 as 1.0)
+Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
+Count = Annotated[int, Field(strict=True, ge=1)]
+Interval = Annotated[list[Finite], Field(min_length=2, max_length=2)]
+
+ACTIVATIONS_REMEDY = "re-run `dvc repro activations`"
+SWEEP_REMEDY = "rerun `python -m scripts.collect_sweep`"
+
+
+# ---- metrics/discovery.json, as the discovery_figs stage reads it ------------------------------------------------
+
+class RankedWriter(Record):
+    """One entry of discovery's ranking (plots/writers.csv); `erasure` is null when no checkpoint of the writer's
+    window has a finite median (the writer is then excluded, with `no_finite_persistence`)."""
+
+    name: Name
+    erasure: Finite | None
+    excluded_by: list[Name]
+
+
+class CentredSubset(Record):
+    persistence_centred: dict[Name, Finite | None]
+
+
+class TopWriter(Record):
+    """A top writer's persistence curve (the persistence figure)."""
+
+    name: Name
+    erasure: Finite
+    window: Annotated[list[Name], Field(min_length=2, max_length=2)]
+    persistence: dict[Name, Finite | None]
+    subset: CentredSubset | None = None
+
+
+class DiscoveryFigsRecord(Record):
+    """metrics/discovery.json as the discovery_figs stage reads it."""
+
+    model: Name
+    n_prompts: Count
+    seq_len: Annotated[int, Field(strict=True, ge=2)]
+    writers: list[TopWriter]
+    ranking: Annotated[list[RankedWriter], Field(min_length=1)]
+
+
+# ---- metrics/fig5_adversarial.json, as the fig5_adversarial stage reads it ---------------------------------------
+
+class Resampled(Record):
+    median: Finite
+    q25: Finite
+    q75: Finite
+    q12_5: Finite
+    q87_5: Finite
+
+
+class HeadDla(Record):
+    clean: Finite
+    resampled: Resampled
+
+
+class PaperPair(Record):
+    used_tokens: Annotated[list[str], Field(min_length=2, max_length=2)]
+
+
+class Fig5Prompt(Record):
+    """One adversarial prompt: its heads' clean and resampled DLA."""
+
+    text: Annotated[str, Field(strict=True)]
+    top2: Annotated[list[str], Field(min_length=2, max_length=2)]
+    direction: Literal["top2", "pair"]
+    logit_diff: Finite
+    writer: Name
+    comparison_head: Name
+    auto_head: Name
+    n_resample: Count
+    paper_pair: PaperPair
+    heads: Annotated[dict[Name, HeadDla], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _heads_named(self) -> Fig5Prompt:
+        for role in ("writer", "comparison_head", "auto_head"):
+            if getattr(self, role) not in self.heads:
+                raise rule(f".{role} = {getattr(self, role)!r} is not allowed: it is not one of its heads "
+                           f"{list(self.heads)}")
+        return self
+
+
+class Fig5Record(Record):
+    """metrics/fig5_adversarial.json as the fig5_adversarial stage reads it."""
+
+    model: Name
+    prompts: Annotated[dict[Name, Fig5Prompt], Field(min_length=1)]
+
+
+def read_metrics(path: Path, cls: type[Record], model: str) -> Record:
+    """The activations stage's record at `path`, checked as `cls` and as written for `model` (a DataError
+    otherwise)."""
+    remedy = ACTIVATIONS_REMEDY if path.exists() else "run `dvc repro activations` first"
+    record = read_record(path, cls, remedy)
+    if record.model != model:
+        raise DataError(f"{path} is of model {record.model!r}, not {model!r}: run `dvc repro activations`")
+    return record
+
+
+# ---- sweep/<model>.json, as the compare stage reads it -----------------------------------------------------------
+
+class Split(Record):
+    median: Finite | None = None
+    ci95: Interval | None = None
+
+
+class NamedEraser(Record):
+    name: Name
+
+
+class EraserSum(Record):
+    clean_median: Finite | None = None
+    vcomp_share: Finite | None = None
+    vcomp_share_ci95: Interval | None = None
+
+
+class Subset(Record):
+    erasure_centred: Finite | None = None
+
+
+class ErasedBy(Record):
+    """Who takes the writer away at its erasing checkpoint: heads and MLPs (other keys, e.g. the checkpoint, kept)."""
+
+    heads: Split | None = None
+    mlps: Split | None = None
+
+
+class SweepWriter(Record):
+    """A top writer as erasure.analysis.comparison.writer_row reads it (absent keys: older records, null)."""
+
+    name: Name
+    erasure: Finite | None = None
+    erasure_ci95: Interval | None = None
+    top_frequency: Finite | None = None
+    erasing_layer: Annotated[int, Field(strict=True, ge=0)] | None = None
+    min_checkpoint: Name | None = None
+    erased_by: ErasedBy | None = None
+    erasers: list[NamedEraser] | None = None
+    eraser_sum: EraserSum | None = None
+    subset: Subset | None = None
+
+
+class Selected(Record):
+    writer: Name
+    erasers: list[Name]
+
+
+class SweepDiscovery(Record):
+    """An experiment's metrics/discovery.json, as comparison.model_entry reads it."""
+
+    model: Name
+    bootstrap: dict | None = None  # required by model_entry, which names the remedy
+    architecture: dict[Name, str | int | bool | None] = {}
+    n_prompts: Count | None = None
+    seq_len: Count | None = None
+    selected: Selected | None = None
+    n_writers: Annotated[int, Field(strict=True, ge=0)] | None = None
+    n_writers_relevant: Annotated[int, Field(strict=True, ge=0)] | None = None
+    writers: list[SweepWriter] = []
+
+
+class SweepRecord(Record):
+    """sweep/<model>.json: one experiment's discovery results, collected by scripts/collect_sweep.py."""
+
+    model: Name
+    experiment: Name | None = None
+    rev: Name | None = None
+    discovery: SweepDiscovery
+
+
+def read_sweep_file(path: Path) -> dict:
+    """One sweep/<model>.json, checked (a DataError naming the file, the key and the remedy), as a dict."""
+    return check_record(read_json(path, SWEEP_REMEDY), SweepRecord, path, SWEEP_REMEDY).model_dump()
+
+
+# ---- data/discovery_atlas.npz ------------------------------------------------------------------------------------
+
+ATLAS_KEYS = ("writers", "components", "matrix", "shape")
+
+
+def check_atlas_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """The atlas's arrays: the four keys; string names; a float (writers, components) matrix whose finite values are
+    the medians (NaN marks a component that does not read the writer: not every value may be NaN); the model's
+    shape as two positive integers."""
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}: {ACTIVATIONS_REMEDY}")
+
+    missing = [k for k in ATLAS_KEYS if k not in arrays]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)}")
+    writers, components, matrix, shape = (arrays[k] for k in ATLAS_KEYS)
+    for key, names in (("writers", writers), ("components", components)):
+        if names.ndim != 1 or names.dtype.kind != "U" or names.size == 0:
+            raise bad(f"{key} must be a non-empty list of names, not {names.dtype} {names.shape}")
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 1).any():
+        raise bad(f"shape must be two positive integers (n_layers, n_heads), not {shape.tolist()}")
+    if matrix.dtype.kind != "f" or matrix.shape != (writers.size, components.size):
+        raise bad(f"matrix is {matrix.dtype} {matrix.shape}, expected floats "
+                  f"(writers, components) = ({writers.size}, {components.size})")
+    if np.isinf(matrix).any():
+        raise bad("matrix holds inf values")
+    if not np.isfinite(matrix).any():
+        raise bad("matrix holds no finite value")
