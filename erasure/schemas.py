@@ -93,6 +93,8 @@ class Fig5Prompt(Record):
     writer: Name
     comparison_head: Name
     auto_head: Name
+    comparison_source: Annotated[str, Field(strict=True, min_length=1)]  # "params" or the auto rule's name
+    writer_input: Annotated[str, Field(strict=True, min_length=1)]  # what of the writer was resampled
     n_resample: Count
     paper_pair: PaperPair
     heads: Annotated[dict[Name, HeadDla], Field(min_length=1)]

@@ -531,7 +531,7 @@ YAML_FILES = {
     "YAML 1.1 yes is a string": ("yaml", raw_text("params.yaml", "include_bos: true", "include_bos: yes"), ["discovery.include_bos = 'yes' is not allowed: must be true or false"]),
     "sexagesimal is a string": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 1:30"), ["fig5.seed = '1:30' is not allowed"]),
     "date is not a seed": ("yaml", raw_text("params.yaml", "seed: 42", "seed: 2024-01-01"), ["fig5.seed = datetime.date(2024, 1, 1) is not allowed"]),
-    "duplicate key in a nested mapping": ("yaml", raw_text("params.yaml", "  n_resample: 300", "  n_resample: 300\n  n_resample: 301"), ["params.yaml is not valid YAML at line 167, column 3: key 'n_resample' appears twice"]),
+    "duplicate key in a nested mapping": ("yaml", raw_text("params.yaml", "  n_resample: 300", "  n_resample: 300\n  n_resample: 301"), ["params.yaml is not valid YAML at line ", ", column 3: key 'n_resample' appears twice"]),
     "billion laughs under an unknown key": ("yaml", write("params.yaml", "model: planted-4l\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))), ["a is not allowed: unknown key"]),
 }
 
