@@ -53,8 +53,9 @@ def main() -> None:
     from erasure.analysis.audit import run_audit
     from erasure.analysis.audit_pool import AuditConfig
     from erasure.analysis.prompt_files import load_prompts
+    from erasure.analysis.roles import resolve_roles
     from erasure.models.load import load_model
-    from erasure.params.load import load_params, resolve_roles
+    from erasure.params.load import load_params
     from stages.dla_audit import eraser_sets
 
     params = load_params()

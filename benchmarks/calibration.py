@@ -27,13 +27,13 @@ from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.fig4 import load_points
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
 from erasure.analysis.prompts import build_prompts
-from erasure.analysis.roles import Roles
+from erasure.analysis.roles import Roles, resolve_roles
 from erasure.analysis.tables import ActivationMeta, ActivationTables
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import all_components, checkpoint_names
 from erasure.models.load import bos_token_id, load_model
-from erasure.params.load import load_params, resolve_roles, validate_params
+from erasure.params.load import load_params, validate_params
 
 MODEL = "planted-4l"
 

@@ -1,8 +1,9 @@
 """Entry point shared by the stage scripts: bad params or data end in one line, never a traceback.
 
-Stage scripts import heavy modules (torch, TransformerLens) inside main(): checking params takes a moment, and for a
-Hub model (`needs_model=True`) online or offline is decided before any Hugging Face library is imported (they read
-their settings at import).
+params.yaml is read and checked once, here, and passed: a stage is `main(params)`. Stage scripts import heavy
+modules (torch, TransformerLens) inside main(); a stage that loads a model passes `setup=prepare_model_stage`
+(erasure/models/setup.py), which settles the Hub and the device first. This module imports no model code, so the
+stages that load no model do not depend on it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 from erasure.errors import DataError, ParamError
 from erasure.io import os_error_text
-from erasure.params.load import load_params
+from erasure.params.load import Params, load_params
 
 
 class Terminated(BaseException):
@@ -29,8 +30,8 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
-    """Validate params (and, when the stage loads a model, its device and the Hub), then run main().
+def run_stage(main: Callable[[Params], None], setup: Callable[[Params], None] | None = None) -> None:
+    """Load and check params, run `setup(params)` (a model stage's Hub and device), then `main(params)`.
 
     A ParamError/DataError, or an OS fault outside the outputs (a file that cannot be read, a folder that cannot be
     made), prints one line `error: ...` on stderr and exits 2; SIGTERM and Ctrl-C remove the outputs' temp files
@@ -41,15 +42,9 @@ def run_stage(main: Callable[[], None], needs_model: bool = False) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # libraries' (read at import; a user's value kept)
     try:
         params = load_params()
-        if needs_model and params.entry.loader == "hub":
-            from erasure.models.hub import prepare_hub
-
-            prepare_hub(params.entry.hub_timeout_s)
-        if needs_model:
-            from erasure.models.device import compute_device
-
-            compute_device(params.compute.device, params.compute.dtype)  # `cuda` without one: one line first
-        main()
+        if setup is not None:
+            setup(params)
+        main(params)
     except (ParamError, DataError) as err:
         _fail(str(err))
     except OSError as err:

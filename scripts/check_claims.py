@@ -11,14 +11,13 @@ import sys
 
 from erasure.errors import DataError
 from erasure.io import read_json
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import VERIFICATION_JSON
 from erasure.stage import run_stage
 from erasure.verification.verify import failed_results, summary_line
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     report = read_json(VERIFICATION_JSON, "run `dvc repro` to write it")
     if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
         raise DataError(f"{VERIFICATION_JSON} is not a verification report: run `dvc repro` to rewrite it")

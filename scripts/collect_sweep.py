@@ -16,14 +16,14 @@ import subprocess
 import sys
 
 from erasure.errors import DataError
+from erasure.params.load import Params
 from erasure.paths import SWEEP_DIR
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.comparison import audit_at, collect_experiments, discovery_at
     from erasure.io import atomic_write_json
-    from erasure.params.load import load_params
 
     parser = argparse.ArgumentParser(description="Copy each model's newest experiment results into sweep/.")
     parser.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
@@ -35,7 +35,7 @@ def main() -> None:
     if args.audit_from:
         audit_from_checkout(args.audit_from)
         return
-    models = load_params().compare.models
+    models = params.compare.models
     cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if args.all_commits else [])
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:

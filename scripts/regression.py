@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from erasure.errors import DataError
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import METRIC_FILES
 from erasure.stage import run_stage
 from erasure.verification.metrics import Metrics, lookup
@@ -26,7 +26,7 @@ from erasure.verification.regression import git_old_file, regression_report
 from erasure.verification.verify import load_truth
 
 
-def main() -> None:
+def main(params: Params) -> None:
     parser = argparse.ArgumentParser(description="Fail when a metric used by a claim moved since a reference run.")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--rev", default="main", help="git revision to compare against (default main)")
@@ -36,7 +36,6 @@ def main() -> None:
     parser.add_argument("--rel", type=float, default=None, help="relative tolerance (default: paper.regression.rel)")
     args = parser.parse_args()
 
-    params = load_params()
     registry = load_claims()
     metrics = Metrics(".")
     present = [f for f in METRIC_FILES if metrics.file(f) is not None]

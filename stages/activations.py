@@ -6,16 +6,16 @@ import resource
 import sys
 import time
 
-from erasure.params.load import load_params
+from erasure.models.setup import prepare_model_stage
+from erasure.params.load import Params
 from erasure.paths import ACTIVATIONS_DIR, DISCOVERY_ATLAS, METRICS
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.prompt_files import load_prompts
 
     t0 = time.perf_counter()
-    params = load_params()
     tokens, info = load_prompts(params)  # checked before TransformerLens is imported: a bad file stops it in seconds
     from erasure.analysis.activations import write_meta
     from erasure.analysis.discovery.atlas import write_atlas
@@ -59,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, needs_model=True)
+    run_stage(main, setup=prepare_model_stage)

@@ -4,14 +4,13 @@ from pathlib import Path
 
 from erasure.io import OutputSet
 from erasure.paper.build import build
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import PAPER_HTML, PAPER_MD
 from erasure.stage import run_stage
 from erasure.verification.registry import load_claims
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     registry = load_claims()
     md_text, html_text = build(Path("."), params.raw, registry)
     with OutputSet() as out:  # replaced together: never the md of one run beside the html of another

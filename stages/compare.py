@@ -4,7 +4,7 @@ Its input, sweep/<model>.json, is collected from DVC experiments by `python -m s
 import sys
 
 from erasure.errors import DataError
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import COMPARISON, FIGURES, SWEEP_DIR
 from erasure.schemas import SWEEP_REMEDY, read_sweep_file
 from erasure.stage import run_stage
@@ -21,8 +21,7 @@ def read_sweep() -> dict[str, dict]:
     return collected
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     collected = read_sweep()  # a broken file stops the stage before the heavy imports
     if not any(name in collected for name in params.compare.models):
         raise DataError(f"{SWEEP_DIR} holds none of compare.models ({', '.join(params.compare.models)}): collect "

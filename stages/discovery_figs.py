@@ -2,7 +2,7 @@
 and the persistence curves of the top writers (metrics/discovery.json) -- and the writers' plot data."""
 from erasure.analysis.discovery.atlas import load_atlas
 from erasure.io import OutputSet
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import DISCOVERY_ATLAS, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import writer_rows
 from erasure.plotting.discovery import plot_atlas, plot_persistence
@@ -10,8 +10,7 @@ from erasure.schemas import DiscoveryFigsRecord, read_metrics
 from erasure.stage import run_stage
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     dp = params.discovery
     record = read_metrics(METRICS["discovery"], DiscoveryFigsRecord, params.model).model_dump()
     atlas = load_atlas(DISCOVERY_ATLAS)

@@ -7,10 +7,12 @@ import resource
 import sys
 import time
 
+from erasure.analysis.roles import resolve_roles
 from erasure.errors import DataError, ParamError
 from erasure.io import read_json
 from erasure.mechanism.names import Component
-from erasure.params.load import load_params, resolve_roles
+from erasure.models.setup import prepare_model_stage
+from erasure.params.load import Params
 from erasure.paths import AUDIT_HEADLINE, FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
@@ -31,11 +33,10 @@ def eraser_sets(params, writer: Component, erasers: list[Component]) -> dict[str
     return sets | {writer.name: erasers}
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.prompt_files import load_prompts
 
     t0 = time.perf_counter()
-    params = load_params()
     settings = params.audit
     tokens, info = load_prompts(params)
     n = min(tokens.shape[0], settings.n_prompts or tokens.shape[0])  # all prompts when the set is smaller
@@ -79,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, needs_model=True)
+    run_stage(main, setup=prepare_model_stage)

@@ -1,17 +1,16 @@
 """Stage fig1_resid: paper Fig 1, PR(resid_k, writer) at every checkpoint, clean vs V-composition patched."""
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.figs123 import fig1_metrics
     from erasure.analysis.tables import load_tables
     from erasure.io import OutputSet, round_significant
     from erasure.plotting.data import fig1_rows
     from erasure.plotting.figs123 import fig1
 
-    params = load_params()
     cfg, digits = params.fig1, params.outputs.significant_digits
     metrics = round_significant(fig1_metrics(load_tables(), params.stats), digits)
     with OutputSet() as out:  # replaced together: a fault in one leaves the previous set

@@ -1,17 +1,16 @@
 """Stage fig2_components: paper Fig 2, PR of every component onto the writer, and the erasers' summed PR."""
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.figs123 import fig2_metrics
     from erasure.analysis.tables import load_tables
     from erasure.io import OutputSet, round_significant
     from erasure.plotting.data import fig2_rows
     from erasure.plotting.figs123 import fig2
 
-    params = load_params()
     cfg, digits = params.fig2, params.outputs.significant_digits
     metrics = round_significant(fig2_metrics(load_tables(), cfg.negative_median, params.stats), digits)
     with OutputSet() as out:  # replaced together: a fault in one leaves the previous set

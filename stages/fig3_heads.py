@@ -1,17 +1,16 @@
 """Stage fig3_heads: paper Fig 3, each head of the patched layer onto the writer, clean vs patched."""
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.figs123 import fig3_metrics
     from erasure.analysis.tables import load_tables
     from erasure.io import OutputSet, round_significant
     from erasure.plotting.data import FIG3_FIELDS, fig3_rows
     from erasure.plotting.figs123 import fig3
 
-    params = load_params()
     cfg, digits = params.fig3, params.outputs.significant_digits
     metrics = round_significant(fig3_metrics(load_tables(), params.stats), digits)
     with OutputSet() as out:  # replaced together: a fault in one leaves the previous set

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from erasure.analysis.fig4 import check_points, fig4_metrics, load_points, tables_roles
 from erasure.io import OutputSet, round_significant
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import ACTIVATIONS_DIR, FIGURES, METRICS, PLOTS
 from erasure.plotting.data import FIG4_FIELDS, aligned_token_rows, fig4_rows, scatter_sample
 from erasure.plotting.fig4 import plot_fig4
@@ -12,8 +12,7 @@ from erasure.plotting.style import fmt, not_applicable
 from erasure.stage import run_stage
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     settings, digits = params.fig4, params.outputs.significant_digits
     points, meta = load_points(ACTIVATIONS_DIR)
     writer, erasers = tables_roles(params, meta)

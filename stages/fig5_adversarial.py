@@ -2,7 +2,7 @@
 prompts vs their DLA when the head's last-position input is resampled (metrics/fig5_adversarial.json, computed by
 the activations stage), and its plot data."""
 from erasure.io import OutputSet
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import FIGURES, METRICS, PLOTS
 from erasure.plotting.data import fig5_rows
 from erasure.plotting.fig5 import plot_fig5
@@ -10,8 +10,7 @@ from erasure.schemas import Fig5Record, read_metrics
 from erasure.stage import run_stage
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     prompts = read_metrics(METRICS["fig5_adversarial"], Fig5Record, params.model).model_dump()["prompts"]
     with OutputSet() as out:  # replaced together: a fault in one leaves the previous set
         out.csv(PLOTS["fig5"], fig5_rows(prompts), params.outputs.significant_digits)

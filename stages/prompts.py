@@ -1,17 +1,17 @@
 """Stage prompts: the prompt set of the selected model, saved once as tokens + sha256 (data/prompts), and which
 inputs it came from (metrics/inputs.json: Hub commits and the weights' sha256, so the report says which bytes)."""
-from erasure.params.load import load_params
+from erasure.models.setup import prepare_model_stage
+from erasure.params.load import Params
 from erasure.paths import INPUTS, PROMPTS_DIR
 from erasure.stage import run_stage
 
 
-def main() -> None:
+def main(params: Params) -> None:
     from erasure.analysis.prompt_files import save_prompts
     from erasure.analysis.prompts import build_prompts
     from erasure.io import OutputSet
     from erasure.models.load import LoadedFrom, bos_token_id, model_tokenizer
 
-    params = load_params()
     loaded = LoadedFrom()
     tokenizer = model_tokenizer(params, loaded)
     tokens, info = build_prompts(params, tokenizer, bos_token_id(params, tokenizer))
@@ -25,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, needs_model=True)
+    run_stage(main, setup=prepare_model_stage)

@@ -8,7 +8,7 @@ another model are NOT RUN (their values are still shown).
 import sys
 
 from erasure.io import OutputSet, round_significant
-from erasure.params.load import load_params
+from erasure.params.load import Params
 from erasure.paths import HEADLINE_DIR, VERIFICATION_JSON, VERIFICATION_MD
 from erasure.stage import run_stage
 from erasure.verification.headline import headline_rows
@@ -18,8 +18,7 @@ from erasure.verification.report import render_report_md
 from erasure.verification.verify import failed_results, load_truth, run_verification, summary_line
 
 
-def main() -> None:
-    params = load_params()
+def main(params: Params) -> None:
     registry = load_claims()
     report = run_verification(".", params.raw, registry, compare=params.compare)
     report = round_significant(report, params.outputs.significant_digits)

@@ -8,10 +8,13 @@ with no erasers, and `note` says why; the figure stages then record which of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from erasure.errors import DataError
+from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component
-from erasure.params.load import Params, selected_roles
+from erasure.params.fields import Record, Text, read_record
+from erasure.params.load import Params, check_roles
+from erasure.paths import METRICS
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,40 @@ def discovered_roles(params: Params, record: dict, source: str) -> Roles:
     else:
         raise DataError(f"{source} ranks no writer: re-run `dvc repro activations`")
     return Roles(Component.parse(best, f"{source} writer", params.shape), [], "fallback", note)
+
+
+class Selection(Record):
+    writer: Text
+    erasers: list[Text]
+
+
+class DiscoveryRecord(Record):
+    """What the stages with `auto` roles read of metrics/discovery.json."""
+
+    selected: Selection
+
+
+def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:
+    """The writer and erasers of the selected model; `auto` ones are discovery's selection (its metrics file)."""
+    entry = params.entry
+    if entry.writer != "auto" and entry.erasers != "auto":
+        return entry.writer, list(entry.erasers)
+    if not discovery.exists():
+        raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro activations` first")
+    selected = read_record(discovery, DiscoveryRecord, "re-run `dvc repro activations`").selected
+    return selected_roles(params, selected.model_dump(), str(discovery))
+
+
+def selected_roles(params: Params, selected: dict, source: str) -> tuple[Component, list[Component]]:
+    """The writer and erasers of the selected model, `auto` ones from discovery's `selected` record."""
+    entry, base = params.entry, f"models.{params.model}"
+    writer = entry.writer
+    if writer == "auto":
+        writer = Component.parse(selected.get("writer"), f"{base}.writer (auto, from {source})", params.shape)
+    param = f"{base}.erasers (auto, from {source})"
+    names = selected.get("erasers")
+    if not isinstance(names, list) or not names:
+        raise ParamError(f"{param} = {names!r} is not allowed: must be a non-empty list of heads/MLPs")
+    erasers = [Component.parse(v, param, params.shape) for v in names]
+    check_roles(writer, erasers, param, params.shape)
+    return writer, erasers

@@ -3,9 +3,8 @@
 `Params` holds one typed section per top-level key (erasure.params.sections, erasure.params.model_entries);
 every value is stated in params.yaml (no default is hidden in code, so `dvc params diff` sees every value).
 Checks that span sections (a component or token id within the model, seq_len within n_ctx, one Fig 5 comparison
-head per prompt) run here. Writer and erasers may be `auto`: the stages take them from discovery in the
-activations stage (erasure.analysis.roles); `resolve_roles` reads discovery's selection from metrics/discovery.json
-for scripts outside the pipeline (benchmarks/calibration.py).
+head per prompt) run here. Writer and erasers may be `auto`: params only say so; the analysis layer
+(erasure.analysis.roles) turns `auto` into discovery's choice. Nothing here reads a pipeline output.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from pydantic import PrivateAttr, ValidationError, model_validator
 from erasure.errors import DataError, ParamError
 from erasure.io import read_yaml
 from erasure.mechanism.names import Component
-from erasure.params.fields import Record, Section, Text, describe, read_record
+from erasure.params.fields import Section, Text, describe
 from erasure.params.model_entries import KNOWN_SHAPES, AnyModel, HubModel, Models, ModelShape, check_tags
 from erasure.params.sections import (
     Activations,
@@ -34,7 +33,7 @@ from erasure.params.sections import (
     Paper,
     Stats,
 )
-from erasure.paths import METRICS, PARAMS_FILE
+from erasure.paths import PARAMS_FILE
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -155,43 +154,6 @@ def check_entry(name: str, entry: AnyModel, shape: ModelShape) -> None:
         raise ParamError(f"{base}.writer = {writer.name!r} is not allowed: it must write before the last layer")
     if entry.erasers != "auto":
         check_roles(writer, entry.erasers, f"{base}.erasers", shape)
-
-
-class Selection(Record):
-    writer: Text
-    erasers: list[Text]
-
-
-class DiscoveryRecord(Record):
-    """What the stages with `auto` roles read of metrics/discovery.json."""
-
-    selected: Selection
-
-
-def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:
-    """The writer and erasers of the selected model; `auto` ones are discovery's selection (its metrics file)."""
-    entry = params.entry
-    if entry.writer != "auto" and entry.erasers != "auto":
-        return entry.writer, list(entry.erasers)
-    if not discovery.exists():
-        raise DataError(f"writer/erasers = auto needs {discovery}: run `dvc repro activations` first")
-    selected = read_record(discovery, DiscoveryRecord, "re-run `dvc repro activations`").selected
-    return selected_roles(params, selected.model_dump(), str(discovery))
-
-
-def selected_roles(params: Params, selected: dict, source: str) -> tuple[Component, list[Component]]:
-    """The writer and erasers of the selected model, `auto` ones from discovery's `selected` record."""
-    entry, base = params.entry, f"models.{params.model}"
-    writer = entry.writer
-    if writer == "auto":
-        writer = Component.parse(selected.get("writer"), f"{base}.writer (auto, from {source})", params.shape)
-    param = f"{base}.erasers (auto, from {source})"
-    names = selected.get("erasers")
-    if not isinstance(names, list) or not names:
-        raise ParamError(f"{param} = {names!r} is not allowed: must be a non-empty list of heads/MLPs")
-    erasers = [Component.parse(v, param, params.shape) for v in names]
-    check_roles(writer, erasers, param, params.shape)
-    return writer, erasers
 
 
 def validate_params(raw: Any) -> Params:

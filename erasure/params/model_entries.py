@@ -94,7 +94,7 @@ class ModelEntry(Section):
     """What every model entry states: its prompt set, and the writer and erasers the figures are about."""
 
     prompts: Prompts
-    writer: Writer  # a component, or auto: the top writer of metrics/discovery.json
+    writer: Writer  # a component, or auto: discovery's top writer (erasure.analysis.roles)
     erasers: Erasers  # components of later layers, or auto (only with writer auto)
     fig5_comparison_heads: AutoHeads  # one head per fig5 prompt, or auto (erasure.analysis.fig5.comparison_heads)
     bos_token_id: Int(0, MAX_TOKEN_ID) | None = None  # None: the tokenizer's own BOS at position 0

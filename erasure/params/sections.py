@@ -66,7 +66,7 @@ class Fig4(Section):
     positions: Choice("all", "no_bos", "no_bos_no_last")
     seed: Int(0, MAX_SEED)  # the figure's point subsample
     max_scatter_points: Int(100, 10_000_000)  # drawn in the figure only (every point enters the fit)
-    aligned_top_k: Int(1, 10_000)  # rows of metrics/aligned_tokens.json
+    aligned_top_k: Int(1, 10_000)  # rows of the aligned-tokens record
     code_variant: CodeVariant
     dpi: Dpi
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from erasure.analysis.roles import resolve_roles
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component
-from erasure.params.load import load_params, resolve_roles, validate_params
+from erasure.params.load import load_params, validate_params
 from helpers import repo_params
 
 

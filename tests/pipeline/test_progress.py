@@ -27,7 +27,7 @@ LIBRARIES = """
 import os
 from erasure.stage import run_stage
 
-def main():
+def main(params):
     import transformers.utils.logging as tl
     print("HF_HUB_DISABLE_PROGRESS_BARS", os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"))
     print("transformers bars", tl.is_progress_bar_enabled())
