@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import time
 from pathlib import Path
+
+from benchmarks.machine import machine_record
 
 RESULTS = Path(__file__).with_name("results.jsonl")
 
@@ -48,7 +48,6 @@ def main() -> None:
     parser.add_argument("--n-prompts", type=int, default=None, help="default: audit.n_prompts of params.yaml")
     args = parser.parse_args()
 
-    import torch
 
     from erasure.analysis.audit import run_audit
     from erasure.analysis.audit_pool import AuditConfig
@@ -74,7 +73,6 @@ def main() -> None:
     audit = time.perf_counter() - t0
     floor2 = floor_seconds(model, tokens, cfg.batch_size)
     load_after = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     row = {
         "benchmark": "audit",
         "model": params.model,
@@ -86,13 +84,7 @@ def main() -> None:
         "audit_parts_s": {k: round(v, 1) for k, v in result.seconds.items()},
         "ratio": round(audit / ((floor1 + floor2) / 2), 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in load_after],
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **machine_record(load_before, load_after),
     }
     print(json.dumps(row), flush=True)
     with open(RESULTS, "a") as f:

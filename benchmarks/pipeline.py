@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from benchmarks.machine import machine_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results.jsonl")
@@ -85,10 +86,7 @@ def bench(model: str, n_prompts: int, seq_len: int, body_floor: bool) -> dict:
         pipeline, rss, log = timed(["dvc", "repro", "-f"], work)
         floor2, _, _ = timed([sys.executable, "-m", "benchmarks.floor"], work)
         load_after = os.getloadavg()
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
     floor = (floor1 + floor2) / 2
-    import torch
 
     return {
         "benchmark": "pipeline",
@@ -102,13 +100,7 @@ def bench(model: str, n_prompts: int, seq_len: int, body_floor: bool) -> dict:
         "peak_rss_gb": round(rss, 2),
         "floor_peak_rss_gb": round(floor_rss, 2),
         "activations_s": activations_breakdown(log),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in load_after],
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **machine_record(load_before, load_after),
     }
 
 

@@ -19,6 +19,7 @@ from erasure.errors import DataError
 from erasure.params.load import Params
 from erasure.paths import SWEEP_DIR
 from erasure.stage import run_stage
+from scripts.dvc_exp import exp_show
 
 
 def main(params: Params) -> None:
@@ -36,16 +37,7 @@ def main(params: Params) -> None:
         audit_from_checkout(args.audit_from)
         return
     models = params.compare.models
-    cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if args.all_commits else [])
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise DataError(f"`{' '.join(cmd)}` failed: {last}")
-    try:
-        show = json.loads(run.stdout)
-    except json.JSONDecodeError as err:
-        raise DataError(f"`{' '.join(cmd)}` did not print JSON ({err})") from None
-    collected, notes = collect_experiments(show)
+    collected, notes = collect_experiments(exp_show(args.all_commits))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     for model in models:

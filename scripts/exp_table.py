@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from erasure.errors import DataError
 from erasure.paths import HEADLINE_DIR, PARAMS_FILE
+from scripts.dvc_exp import exp_show
 
 GAP = "  "
 MIN_NAME = 24  # row names are cut (with …) to leave at least one column beside them
@@ -120,16 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.width < MIN_NAME + 12:
         raise DataError(f"--width {args.width} is too narrow: at least {MIN_NAME + 12} characters")
-    cmd = ["dvc", "exp", "show", "--json"] + (["-A"] if args.all_commits else [])
-    run = subprocess.run([sys.executable, "-m", *cmd], capture_output=True, text=True)  # this environment's DVC
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise DataError(f"`{' '.join(cmd)}` failed: {last}")
-    try:
-        show = json.loads(run.stdout)
-    except json.JSONDecodeError as err:
-        raise DataError(f"`{' '.join(cmd)}` did not print JSON ({err})") from None
-    print(table(collect(show, args.intervals), args.width))
+    print(table(collect(exp_show(args.all_commits), args.intervals), args.width))
 
 
 if __name__ == "__main__":
