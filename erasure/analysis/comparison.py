@@ -59,7 +59,7 @@ def head_share(heads: float | None, mlps: float | None) -> float | None:
     if heads is None or mlps is None:
         return None
     h, m = max(heads, 0.0), max(mlps, 0.0)
-    return None if h + m == 0 else round(h / (h + m), 6)
+    return None if h + m == 0 else h / (h + m)
 
 
 def criteria(top: dict | None, cp: Compare) -> dict[str, dict]:
@@ -185,7 +185,7 @@ def audit_row(name: str, audit: dict) -> dict:
     shares = [(r["relative_depth"], r["repair_share"]) for r in comps.values() if r["repair_share"] is not None]
 
     def mean(rows):
-        return round(sum(s for _, s in rows) / len(rows), 6) if rows else None
+        return sum(s for _, s in rows) / len(rows) if rows else None
     return {
         "model": name,
         "experiment": audit.get("experiment"),

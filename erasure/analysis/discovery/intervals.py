@@ -14,4 +14,4 @@ def interval(samples: np.ndarray) -> list[float] | None:
     if samples.size == 0:
         return None
     lo, hi = np.percentile(samples, CI)
-    return [round(float(lo), 6), round(float(hi), 6)]
+    return [float(lo), float(hi)]  # rounded once, when the record is written (erasure.io.round_significant)

@@ -15,8 +15,10 @@ from erasure.params.sections import Discovery
 
 
 def rounded(x: Any) -> float | None:
+    """A statistic as the record holds it: a float, or None where it is undefined (NaN). Rounding happens once, when
+    the record is written (outputs.significant_digits: erasure.io.round_significant)."""
     x = float(x)
-    return None if math.isnan(x) else round(x, 6)
+    return None if math.isnan(x) else x
 
 
 def window_layers(comp: Component, layout: Layout, dp: Discovery) -> range:
