@@ -1,6 +1,7 @@
-"""dvc.yaml's code deps are what `python -m scripts.stage_deps` writes from each stage's import closure: every
-project file a stage imports (following imports inside functions too) is a dep, so changing it reruns the stage,
-and no code dep is imported by nothing. The list is generated; this test only checks it is up to date."""
+"""Generated files are up to date. dvc.yaml's code deps are what `python -m scripts.stage_deps` writes from each
+stage's import closure: every project file a stage imports (following imports inside functions too) is a dep, so
+changing it reruns the stage, and no code dep is imported by nothing. docs/DESIGN.md's module table is what
+`python -m scripts.design_map` writes from the modules' docstrings."""
 from __future__ import annotations
 
 import subprocess
@@ -33,3 +34,12 @@ def test_a_folder_is_listed_only_when_the_stage_runs_all_of_it():
         if (ROOT / dep).is_dir():
             files = {p.relative_to(ROOT) for p in (ROOT / dep).rglob("*.py")}
             assert files <= closure("stages.activations"), dep
+
+
+def test_design_md_module_table_is_what_the_script_writes():
+    """docs/DESIGN.md's module table is generated from the modules' docstrings and public names
+    (`python -m scripts.design_map`), so it cannot drift from the code."""
+    result = subprocess.run([sys.executable, "-m", "scripts.design_map", "--check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, "docs/DESIGN.md's module table is stale: run `python -m scripts.design_map`\n" + \
+        result.stdout[-3000:]
