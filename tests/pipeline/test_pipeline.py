@@ -175,7 +175,13 @@ def test_dvc_plots_render_every_plot_file(planted_run):
 def test_dvc_plots_page_declares_utf8(planted_run, tmp_path):
     """The page `dvc plots show/diff` writes says it is UTF-8 (.dvc/plots/page.html: DVC's own page plus the meta
     tag). Without it, a browser opening the page from disk decoded it and its scripts as Latin-1: Vega's minus signs
-    showed as `â^'` when the scripts were served locally."""
+    showed as `â^'` when the scripts were served locally. The page is built by `npm ci` (package.json) and not
+    committed, so the copy gets this checkout's."""
+    import shutil
+
+    page = REPO / ".dvc" / "plots" / "page.html"
+    assert page.is_file(), "run `npm ci`: it builds .dvc/plots/page.html, the plots page dvc.yaml's config names"
+    shutil.copy2(page, planted_run / ".dvc" / "plots" / "page.html")
     _dvc_out(["plots", "show", "-o", str(tmp_path / "out")], planted_run)
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert page.index('<meta charset="utf-8">') < page.index("<script")
