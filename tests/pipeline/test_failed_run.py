@@ -72,7 +72,7 @@ def test_a_later_stage_that_fails_keeps_its_outputs(tmp_path, progress, case):
         edited, message = "params.yaml", "error: compare.dpi = 10 is not allowed"
     else:
         (repo / "sweep" / "planted-4l.json").write_text('{"model": \n')
-        edited, message = "sweep/planted-4l.json", "error: sweep/planted-4l.json is not a collected sweep result"
+        edited, message = "sweep/planted-4l.json", "error: sweep/planted-4l.json is not valid JSON at line 2"
     outputs = [repo / "metrics" / "comparison.json", repo / "figures" / "comparison.png"]
     before = [p.read_bytes() for p in outputs]
     result = run_dvc(["repro", "--single-item", "compare"], repo, progress, timeout=300)
