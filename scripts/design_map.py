@@ -9,11 +9,10 @@ with `ast`: nothing is imported or run.
 """
 from __future__ import annotations
 
-import argparse
 import ast
-import difflib
-import sys
 from pathlib import Path
+
+from scripts.generated_file import write_or_check
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "docs" / "DESIGN.md"
@@ -61,20 +60,7 @@ def rewrite(text: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the table differs")
-    args = parser.parse_args()
-    text = DESIGN.read_text()
-    new = rewrite(text)
-    if args.check:
-        if new != text:
-            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), "DESIGN.md",
-                                                       "DESIGN.md (generated)"))
-            sys.exit(1)
-        return
-    if new != text:
-        DESIGN.write_text(new)
-    print(f"{DESIGN.relative_to(ROOT)}: module table " + ("rewritten" if new != text else "already up to date"))
+    write_or_check(DESIGN, rewrite(DESIGN.read_text()), __doc__.splitlines()[0], "module table")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ metrics, templates, paper/claims.yaml) are kept as they are, after the code.
 """
 from __future__ import annotations
 
-import argparse
 import ast
-import difflib
 import re
-import sys
 from pathlib import Path
+
+from scripts.generated_file import write_or_check
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = ROOT / "dvc.yaml"
@@ -114,21 +113,9 @@ def rewrite(text: str, stages: dict) -> str:
 def main() -> None:
     import yaml
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when dvc.yaml differs")
-    args = parser.parse_args()
     text = DVC_YAML.read_text()
-    new = rewrite(text, yaml.safe_load(text)["stages"])
-    if args.check:
-        if new != text:
-            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), "dvc.yaml",
-                                                       "dvc.yaml (generated)"))
-            sys.exit(1)
-        return
-    if new != text:
-        DVC_YAML.write_text(new)
-    print(f"dvc.yaml: code deps of {len(yaml.safe_load(new)['stages'])} stages "
-          + ("rewritten" if new != text else "already up to date"))
+    stages = yaml.safe_load(text)["stages"]
+    write_or_check(DVC_YAML, rewrite(text, stages), __doc__.splitlines()[0], f"code deps of {len(stages)} stages")
 
 
 if __name__ == "__main__":
