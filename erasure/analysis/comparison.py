@@ -104,6 +104,7 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
     writers = [writer_row(w) for w in record.get("writers", [])[: cp.top_writers]]
     checks = criteria(writers[0] if writers else None, cp)
     tops = (record.get("bootstrap") or {}).get("top_writers") or []
+    verdict = erasure_verdict(checks, bool(writers))
     return {
         "model": name,
         "ran": True,
@@ -120,8 +121,8 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
         "n_writers": record.get("n_writers"),
         "writers": writers,
         "criteria": checks,
-        "gelu4l_like": bool(writers) and all(c["pass"] for c in checks.values()),
-        "verdict": erasure_verdict(checks, bool(writers)),
+        "verdict": verdict,
+        "gelu4l_like": verdict == "yes",
         # the top writer's erasure vanishes once token-constant means are removed: a shared direction is cancelled
         "shared_direction": bool(writers) and writers[0]["erasure_centred"] is not None
         and writers[0]["erasure_centred"] < cp.gelu4l_like.min_erasure,

@@ -240,27 +240,26 @@ def resampled_head_out(
     return torch.cat(outs)
 
 
-def stated_pair(model, key: str, pair: tuple[str, str], direction: str) -> tuple[list[int], list[bool], bool]:
-    """The first token id of each side of a prompt's stated pair, whether each side is one token, and whether the
-    pair is a direction (both single, different tokens). It must be, whatever `fig5.direction` is (a ParamError
-    naming the prompt otherwise): under `top2` the pair's logit difference is reported too, and a malformed
-    value is an error in any mode (the user typed it for a reason)."""
+def stated_pair(model, key: str, pair: tuple[str, str]) -> tuple[list[int], list[bool]]:
+    """The first token id of each side of a prompt's stated pair and whether each side is one token. The pair must
+    be a direction (both single, different tokens), whatever `fig5.direction` is (a ParamError naming the prompt
+    otherwise): under `top2` the pair's logit difference is reported too, and a malformed value is an error in
+    any mode (the user typed it for a reason)."""
     pair_ids, single = zip(*(target_ids(model, t) for t in pair))
     used = [ids[0] for ids in pair_ids]
-    usable = all(single) and used[0] != used[1]
-    if not usable:
+    if not (all(single) and used[0] != used[1]):
         param = f"fig5.prompts.{key}.pair = {list(pair)!r}"
         why = ("each side must be one token of the model's tokenizer and the two must differ "
                f"(got ids {[list(i) for i in pair_ids]})")
         raise ParamError(f"{param} is not allowed: {why}")
-    return used, list(single), usable
+    return used, list(single)
 
 
 def check_prompts(model, settings: Fig5, bos_id: int, seq_len: int) -> None:
     """What analyse_prompt would refuse, refused before the activations stage's long pass: a stated pair the
     direction cannot use, a prompt longer than the prompt set's rows."""
     for key, prompt in settings.prompts.items():
-        stated_pair(model, key, tuple(prompt.pair), settings.direction)
+        stated_pair(model, key, tuple(prompt.pair))
         check_length(tokenize_prompt(model, prompt.text, bos_id).shape[1], seq_len, key)
 
 
@@ -317,7 +316,7 @@ def analyse_prompt(
     sources = select_sources(rows, tokens.shape[1], settings.n_resample, settings.seed, spec.key).to(tokens.device)
     run = clean_run(model, tokens)
     top2_ids = [int(t) for t in torch.topk(run.logits, 2).indices]
-    used, single, usable = stated_pair(model, spec.key, spec.pair, settings.direction)
+    used, single = stated_pair(model, spec.key, spec.pair)
     paper_pair = {
         "strings": list(spec.pair),
         "ids": used,
@@ -331,8 +330,7 @@ def analyse_prompt(
     along = {name: logit_diff_direction(W_U, torch.tensor([ids], device=W_U.device))[0]
              for name, ids in directions.items()}
     direction = along[settings.direction]
-    writer_clean = {name: clean_dla(run, writer, u, centres(model)) if name == "top2" or usable else None
-                    for name, u in along.items()}
+    writer_clean = {name: clean_dla(run, writer, u, centres(model)) for name, u in along.items()}
 
     clean = clean_head_dla(run, direction, centres(model))
     auto = auto_head(clean, writer)
@@ -363,7 +361,7 @@ def analyse_prompt(
         "logit_diff": float(run.logits[chosen[0]] - run.logits[chosen[1]]),
         "top2_logit_diff": float(run.logits[top2_ids[0]] - run.logits[top2_ids[1]]),
         "paper_pair": paper_pair,
-        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]) if usable else None,
+        "paper_pair_logit_diff": float(run.logits[used[0]] - run.logits[used[1]]),
         "writer_clean_dla": writer_clean,
         "writer": writer.name,
         "writer_input": "ln1 (q, k, v)" if writer.is_head else "ln2 (the MLP's input, resid_mid)",

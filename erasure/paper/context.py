@@ -21,6 +21,7 @@ from erasure.verification.findings import findings_md
 from erasure.verification.metrics import MISSING, Metrics, lookup
 from erasure.verification.provenance import read_yaml, resolve_templated, stage_outputs
 from erasure.verification.report import display, failure_lines, interval_cell, verdict_cell
+from erasure.verification.verify import failed_results
 
 
 def pipeline_code(dvc_yaml: dict) -> list[str]:
@@ -194,8 +195,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
     says = sentence_choices(m)
     table_cks = key_checkpoints(checkpoints, fig1, writer) or MISSING
     checkpoints = checkpoints or MISSING
-    failed = [r for r in (verification or {}).get("claims", []) + (verification or {}).get("planted", [])
-              if r["status"] == "FAIL"]
+    failed = failed_results(verification) if verification else []
     findings = (verification or {}).get("findings")
     comparison = _read_json(root / COMPARISON)
     return {
@@ -211,7 +211,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "table_checkpoints": Node(table_cks, "metrics.fig1_resid.checkpoints"),
         "says": Node(says, "says"),
         "rules_table": rules_table(says),
-        "failures": "\n".join(failure_lines(failed, (verification or {}).get("figure_gaps") or [])),
+        "failures": failure_lines(failed, (verification or {}).get("figure_gaps") or []),
         "findings": findings_md(findings, _ci_label(m.get("fig4_dla"))) if findings else None,
         "q": {k: _ordinal(v) for k, v in QUANTILES.items()},  # q.q25 = "25th": percentile names from stats.py
         "ci": _ci_label(m.get("fig4_dla")),

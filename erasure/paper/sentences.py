@@ -16,6 +16,7 @@ from typing import Any
 
 from erasure.errors import ParamError
 from erasure.mechanism.names import Component
+from erasure.verification.metrics import MISSING, lookup
 
 FULL_STRENGTH = 0.9  # "stays at full strength": the writer's median PR never drops below this before the erasers
 VANISHED, FADED = 0.25, 0.75  # "vanishes" / "partly fades": what is left at the erasure checkpoint vs before it
@@ -44,12 +45,10 @@ def _num(x: Any) -> float | None:
 
 
 def _at(tree: Any, *keys: Any) -> Any:
-    """tree[k0][k1]..., or None where a level is missing or not a mapping (a hand-edited metric: "unknown")."""
-    for key in keys:
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
+    """tree[k0][k1]... (erasure.verification.metrics.lookup), or None where a level is missing (a hand-edited metric:
+    the rule says "unknown")."""
+    value = lookup(tree, ".".join(str(k) for k in keys))
+    return None if value is MISSING else value
 
 
 def _median(f1: dict, ck: str, run: str) -> float | None:

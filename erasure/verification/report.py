@@ -7,7 +7,7 @@ from erasure.markup import md_text
 from erasure.mechanism.names import display_token
 from erasure.verification.checks import LEVEL_TEXT
 from erasure.verification.findings import findings_md
-from erasure.verification.verify import FAIL, PASS
+from erasure.verification.verify import FAIL, PASS, failed_results
 
 
 def display(value: Any, digits: int = 4) -> str:
@@ -62,7 +62,7 @@ def render_report_md(report: dict, digits: int = 6) -> str:
         "(qualitative claims). Anything else is FAIL." + _bootstrap_text(report.get("bootstrap") or {}),
         "",
     ]
-    failed = [r for r in report["claims"] + report["planted"] if r["status"] == FAIL]
+    failed = failed_results(report)
     if failed:
         lines += ["## What FAILed, and why", "", *failure_lines(failed, report.get("figure_gaps") or []), ""]
     if report.get("findings"):
