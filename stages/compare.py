@@ -29,7 +29,7 @@ def main(params: Params) -> None:
 
     from erasure.analysis.comparison import compare
     from erasure.io import OutputSet, round_significant
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
     from erasure.plotting.audit import plot_depth
     from erasure.plotting.comparison import plot_comparison
 

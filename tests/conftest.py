@@ -26,7 +26,8 @@ from helpers import committed_run, copy_checkout, run_dvc, tiny_model
 @pytest.fixture(scope="session")
 def planted():
     """planted-4l and its truth (seed 0), shared by every test of the session: building it takes seconds."""
-    from erasure.models.planted import build_planted_model, planted_truth
+    from erasure.models.planted import build_planted_model
+    from erasure.planted_truth import planted_truth
 
     return build_planted_model(seed=0), planted_truth()
 

@@ -256,8 +256,8 @@ def comparison_metrics() -> dict:
     """metrics/comparison.json as stage compare writes it: planted-4l recovered, one rotary model without a
     gelu-4l-like erasure, one model not run."""
     from erasure.analysis.comparison import compare
-    from erasure.models.planted import planted_truth
     from erasure.params.sections import Compare
+    from erasure.planted_truth import planted_truth
 
     cp = Compare.model_validate({
         "models": ["planted-4l", "smollm2-135m", "gemma3-270m"], "control": "planted-4l", "top_writers": 3,

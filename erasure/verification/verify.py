@@ -239,7 +239,7 @@ def verify_planted(registry: dict, metrics: Metrics, truth: Any, run_model: str)
                                   reason=f"planted-truth checks apply to planted-4l; the run's model is {run_model}"))
             continue
         if truth is None:
-            results.append(Result(id=rid, status=FAIL, text=text, reason="erasure.planted.planted_truth() unavailable"))
+            results.append(Result(id=rid, status=FAIL, text=text, reason="planted_truth() unavailable"))
             continue
         if entry.get("for_each") and not env:
             results.append(Result(id=rid, status=FAIL, text=text,
@@ -264,8 +264,8 @@ def attach_provenance(results: list[Result], root: Path, dvc_yaml: dict | None, 
 
 
 def load_truth() -> Any:
-    """erasure.models.planted.planted_truth() (imported here: only planted-4l runs need it)."""
-    from erasure.models.planted import planted_truth  # heavy: imported only for planted-4l runs
+    """erasure.planted_truth.planted_truth(), behind a loader the tests can replace."""
+    from erasure.planted_truth import planted_truth
     return planted_truth()
 
 

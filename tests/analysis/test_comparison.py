@@ -13,7 +13,7 @@ import pytest
 import synthetic_metrics as tc
 from erasure.analysis.comparison import collect_experiments, compare, criteria, discovery_at, head_share, writer_row
 from erasure.errors import DataError
-from erasure.models.planted import planted_truth
+from erasure.planted_truth import planted_truth
 from erasure.plotting.comparison import plot_comparison
 from helpers import repo_params
 

@@ -13,13 +13,8 @@ import pytest
 import torch
 
 from erasure.analysis.corpus import iter_documents
-from erasure.models.planted import (
-    ALIGNED_WORDS,
-    PlantedTruth,
-    build_planted_model,
-    planted_tokenizer,
-    planted_truth,
-)
+from erasure.models.planted import ALIGNED_WORDS, build_planted_model, planted_tokenizer
+from erasure.planted_truth import PlantedTruth, planted_truth
 
 N_PROMPTS, SEQ = 4, 128
 N_RANDOM, N_FIG5 = 8, 24  # resampling rows and prompt length for the Fig 5 check

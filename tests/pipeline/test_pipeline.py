@@ -48,7 +48,7 @@ def test_drawing_stages_run_without_torch(planted_run):
 
 
 def test_measured_erasure_matches_planted_truth(planted_run):
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
 
     truth = planted_truth()
     fig2 = _metrics(planted_run, "fig2_components.json")
@@ -61,7 +61,7 @@ def test_measured_erasure_matches_planted_truth(planted_run):
 
 
 def test_patched_erasers_measure_about_zero(planted_run):
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
 
     truth = planted_truth()
     fig3 = _metrics(planted_run, "fig3_heads.json")
@@ -89,7 +89,7 @@ def test_same_params_same_metrics(planted_run, progress):
 def test_audit_same_bytes_and_planted_writer(planted_run, progress):
     """The DLA audit rerun writes the same bytes (seeded, deterministic, rounded once); its writer row is the planted
     erasure, checked against the truth (paper/claims.yaml's planted checks state the same, with their reasons)."""
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
 
     outs = ["metrics/dla_audit.json", "plots/dla_audit.csv", "figures/dla_audit.png"]
     before = {o: (planted_run / o).read_bytes() for o in outs}

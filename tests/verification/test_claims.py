@@ -309,7 +309,7 @@ def test_a_missing_metric_fails_a_gelu_run_with_the_reason():
 
 @dataclass(frozen=True)
 class FakeTruth:
-    """The documented fields of erasure.models.planted.PlantedTruth."""
+    """The documented fields of erasure.planted_truth.PlantedTruth."""
 
     writer: str = "L0H2"
     erasers: dict = field(default_factory=lambda: {"L2H2": 0.1, "L2H3": 0.12, "L2H4": 0.14, "L2H5": 0.16,
@@ -540,7 +540,7 @@ def test_planted_check_against_real_metrics(check, committed):
         pytest.skip(f"not run: no committed metrics in {', '.join(files) or 'metrics/'}")
     if model != "planted-4l":
         pytest.skip(f"not run: the committed metrics are from {model}")
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
     results = verify_planted({"planted_checks": [check]}, Metrics(committed), planted_truth(), "planted-4l")
     failed = {r.id: r.reason for r in results if r.status != PASS}
     assert not failed
