@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from erasure.verification.registry import is_quantitative, load_claims
+from erasure.verification.claim_schema import is_quantitative
+from erasure.verification.registry import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 

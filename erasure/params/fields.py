@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -192,7 +193,7 @@ class Section(BaseModel):
         return data
 
 
-def _where(loc: tuple) -> str:
+def location(loc: tuple) -> str:
     """('fig5', 'comparison_heads', 0) -> fig5.comparison_heads[0]; union tags like '<loader hub>' are dropped."""
     text = ""
     for part in loc:
@@ -208,13 +209,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def describe(err: ValidationError, file: str | None = None) -> str:
+def describe(err: ValidationError, file: str | None = None, name: Callable[[tuple], str] = location,
+             joint: str = " is not allowed: ") -> str:
     """pydantic's first error as the one line a user reads: the param, the value found, what is allowed.
 
-    With `file`, the error is about that file (a Record) and the line starts with its name.
+    With `file`, the error is about that file (a Record) and the line starts with its name. `name` turns an error's
+    location into the words that name it (paper/claims.yaml names a claim by its id); `joint` stands between the
+    value found and what is allowed (paper/claims.yaml's lines read `id = ['x'] must be a non-empty string`).
     """
     e = err.errors(include_url=False)[0]
-    where, kind, ctx, value = _where(e["loc"]), e["type"], e.get("ctx") or {}, e.get("input")
+    where, kind, ctx, value = name(e["loc"]), e["type"], e.get("ctx") or {}, e.get("input")
     cause = ctx.get("error")
     prefix = f"{file}: " if file else ""
     if isinstance(cause, (ParamError, DataError)):
@@ -222,25 +226,25 @@ def describe(err: ValidationError, file: str | None = None) -> str:
     if kind == "missing":
         return f"{prefix}{where} is missing" + ("" if file else " from params.yaml")
     if kind == "unknown_key":
-        key = f"{where}.{ctx['key']}" if where else ctx["key"]
-        return f"{key} is not allowed: unknown key; the known keys are {ctx['known']}"
+        key = name((*e["loc"], ctx["key"]))
+        return f"{prefix}{key} is not allowed: unknown key; the known keys are {ctx['known']}"
     if kind == "not_a_mapping":
         if file and not where:
             return f"{file} holds {_short(value)}: must be a mapping of {ctx['keys']}"
-        return f"{prefix}{where or 'params.yaml'} = {_short(value)} is not allowed: must be a mapping of {ctx['keys']}"
+        return f"{prefix}{where or 'params.yaml'} = {_short(value)}{joint}must be a mapping of {ctx['keys']}"
     if kind == "rule":
         return f"{prefix}{where}{ctx['suffix']}"
     if kind in ("too_short", "too_long"):
         n = ctx.get("min_length", ctx.get("max_length"))
         bound = "at least" if kind == "too_short" else "at most"
         entries = "entry" if n == 1 else "entries"
-        return f"{prefix}{where} = {_short(value)} is not allowed: must have {bound} {n} {entries}"
+        return f"{prefix}{where} = {_short(value)}{joint}must have {bound} {n} {entries}"
     if kind == "dict_type":
-        return f"{prefix}{where} = {_short(value)} is not allowed: must be a mapping"
+        return f"{prefix}{where} = {_short(value)}{joint}must be a mapping"
     if kind == "list_type":
-        return f"{prefix}{where} = {_short(value)} is not allowed: must be a list"
+        return f"{prefix}{where} = {_short(value)}{joint}must be a list"
     message = str(cause) if cause is not None else e["msg"]
-    return f"{prefix}{where} = {_short(value)} is not allowed: {message}"
+    return f"{prefix}{where} = {_short(value)}{joint}{message}"
 
 
 class Record(BaseModel):

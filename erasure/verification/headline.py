@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.mechanism.names import interval_keys
+from erasure.verification.claim_schema import is_number
 from erasure.verification.metrics import Metrics, MissingMetric
-from erasure.verification.registry import is_number
 from erasure.verification.verify import expand_planted
 
 

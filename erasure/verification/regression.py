@@ -12,8 +12,9 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from erasure.verification.claim_schema import is_number
 from erasure.verification.metrics import MISSING, Metrics, MissingMetric, lookup, split_key, truth_dict
-from erasure.verification.registry import is_number, metric_keys_of
+from erasure.verification.registry import metric_keys_of
 
 
 def claim_leaves(registry: dict, metrics: Metrics, truth: Any = None) -> tuple[list[tuple[str, str]], list[str]]:

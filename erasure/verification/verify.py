@@ -20,11 +20,12 @@ from typing import Any
 from erasure.params.sections import Compare
 from erasure.paths import DVC_LOCK, DVC_YAML, INPUTS, METRIC_FILES
 from erasure.verification.checks import LEVELS, Context, run_check
+from erasure.verification.claim_schema import is_number, is_quantitative
 from erasure.verification.findings import run_findings
 from erasure.verification.gaps import figure_gaps
 from erasure.verification.metrics import PLACEHOLDER, Metrics, MissingMetric, truth_dict
 from erasure.verification.provenance import provenance, read_yaml
-from erasure.verification.registry import as_list, entry_files, is_number, is_quantitative
+from erasure.verification.registry import as_list, entry_files
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT RUN"
 

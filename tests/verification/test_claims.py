@@ -17,8 +17,9 @@ import pytest
 
 from erasure.errors import ClaimError, DataError
 from erasure.verification.checks import CHECKS
+from erasure.verification.claim_schema import is_quantitative
 from erasure.verification.metrics import MISSING, Metrics, lookup
-from erasure.verification.registry import is_quantitative, metric_keys_of, validate_registry
+from erasure.verification.registry import metric_keys_of, validate_registry
 from erasure.verification.regression import regression_report
 from erasure.verification.report import render_report_md
 from erasure.verification.verify import (
