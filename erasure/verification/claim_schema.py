@@ -284,11 +284,14 @@ def check_registry(raw: Any, where: str) -> None:
 
 
 def _name(raw: Any, loc: tuple) -> str:
-    """('claims', 0, 'tolerance', 'abs') -> "claim 'writer_absent_before': tolerance.abs"."""
+    """('claims', 0, 'tolerance', 'abs') -> "claim 'writer_absent_before': tolerance.abs"; anything else as
+    params name it."""
     kinds = {"claims": "claim", "planted_checks": "planted check"}
     if len(loc) >= 2 and loc[0] in kinds and isinstance(loc[1], int):
         entry = raw[loc[0]][loc[1]]
         entity = f"{kinds[loc[0]]} {(entry.get('id') if isinstance(entry, dict) else None)!r}"
+        if loc[2:4] == ("check", 0) and isinstance(entry.get("check"), dict):
+            loc = (*loc[:3], *loc[4:])  # one check, not a list: no index
         rest = location(loc[2:])
         return f"{entity}: {rest}" if rest else entity
     return location(loc) or "the registry"

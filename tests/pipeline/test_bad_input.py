@@ -374,6 +374,11 @@ REPORT_FILES = {
     "claims.yaml claim model a list": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(model=["gelu-4l"])), ["model = ['gelu-4l'] must be a non-empty string"]),
     "claims.yaml planted_checks a string": ("traceback", yaml_edit("paper/claims.yaml", lambda r: r.update(planted_checks="x")), ["paper/claims.yaml: planted_checks must be a list"]),
     "claims.yaml a field missing": ("traceback", write("paper/claims.yaml", "claims:\n  - {id: a, claim: b}\n"), ["paper/claims.yaml: claim 'a' lacks the field `section`"]),
+    "claims.yaml unknown key in a claim": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(paper_vaule=0.0)), ["paper/claims.yaml: claim 'writer_absent_before': paper_vaule is not allowed: unknown key; the known keys are id, claim, section, figure, source, model, paper_value, metric, tolerance, tolerance_reason, rounding, check"]),
+    "claims.yaml tolerance_reason a number": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][0].update(tolerance_reason=5)), ["paper/claims.yaml: claim 'writer_absent_before': tolerance_reason = 5 must be a non-empty string"]),
+    "claims.yaml check margin a string": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["claims"][5]["check"]["less_than"].update(margin="0.1")), ["paper/claims.yaml: claim 'later_layers_erase_too': check.less_than.margin = '0.1' must be a number in (-inf, inf)"]),
+    "claims.yaml for_each var a list": ("silent", yaml_edit("paper/claims.yaml", lambda r: r["planted_checks"][3]["for_each"].update(var=["h"])), ["paper/claims.yaml: planted check 'planted_eraser_median': for_each.var = ['h'] must be a non-empty string"]),
+    "claims.yaml planted tolerance below its bound": ("message", yaml_edit("paper/claims.yaml", lambda r: r["planted_checks"][3]["tolerance"].update(abs=-0.03)), ["paper/claims.yaml: planted check 'planted_eraser_median': tolerance.abs = -0.03 must be a positive number"]),
     "dvc.lock syntax": ("message", write("dvc.lock", "schema: '2.0'\nstages: {\n"), ["dvc.lock is not valid YAML at line 3, column 1"]),
     "claims.yaml duplicate key": ("message", write("paper/claims.yaml", "claims: []\npaper: {}\nclaims: []\n"), ["paper/claims.yaml is not valid YAML at line 3, column 1: key 'claims' appears twice"]),
 }

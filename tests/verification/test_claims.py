@@ -117,6 +117,41 @@ def test_a_bad_tolerance_or_rounding_is_rejected(edit, message):
         validate_registry(registry)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r["claims"][0].update(source_url="x"), "claim 'writer_absent_before': source_url is not allowed: unknown "
+     "key; the known keys are id, claim, section, figure, source, model, paper_value, metric, tolerance, "
+     "tolerance_reason, rounding, check"),
+    (lambda r: r["claims"][0]["tolerance"].update(level=0.9), "claim 'writer_absent_before': tolerance.level is not "
+     "allowed: unknown key; the known keys are abs, rel, truth, interval"),
+    (lambda r: r["planted_checks"][0]["check"]["equals"].update(scale=2), "planted check 'planted_discovery_writer': "
+     "check.equals.scale is not allowed: unknown key; the known keys are metric, value"),
+    (lambda r: r.update(notes="x"), "notes is not allowed: unknown key; the known keys are paper, figure_gaps, claims, "
+     "planted_checks"),
+    (lambda r: r["claims"][0].update(section=["§3.1"]), "claim 'writer_absent_before': section = ['§3.1'] must be a "
+     "non-empty string"),
+    (lambda r: r["claims"][0].update(source="preprint"), "claim 'writer_absent_before': source = 'preprint' must be "
+     "one of paper, blog, artifact"),
+    (lambda r: r["claims"][0]["tolerance"].update(interval="yes"), "claim 'writer_absent_before': tolerance.interval "
+     "= 'yes' must be true or false"),
+    (lambda r: r["claims"][0].update(metric=["metrics/fig1_resid.json:a"]), "claim 'writer_absent_before': metric = "
+     "['metrics/fig1_resid.json:a'] must be `file:dotted.key`, a mapping part -> `file:dotted.key`, or null"),
+    (lambda r: r["claims"][0].update(rounding=True), "claim 'writer_absent_before': rounding must be a number >= 0, "
+     "got True"),
+    (lambda r: r["planted_checks"][3]["tolerance"].update(rel=0.1), "planted check 'planted_eraser_median': tolerance "
+     "must have exactly one of abs / rel"),
+    (lambda r: r["planted_checks"][0].pop("what"), "planted check 'planted_discovery_writer' lacks the field `what`"),
+    (lambda r: r["paper"].update(n_prompts=0), "paper.n_prompts = 0 must be an integer from 1 to 1000000"),
+    (lambda r: r["planted_checks"].append(dict(r["planted_checks"][0], id="writer_absent_before")),
+     "the registry has the id 'writer_absent_before' twice"),
+])
+def test_a_bad_entry_is_one_line_naming_the_claim_and_the_key(edit, message):
+    registry = copy.deepcopy(REGISTRY)
+    edit(registry)
+    with pytest.raises(ClaimError) as err:
+        validate_registry(registry, "paper/claims.yaml")
+    assert str(err.value) == f"paper/claims.yaml: {message}"
+
+
 @pytest.mark.parametrize("gap, message", [
     ({"claim": "eraser_set", "figure": "fig1_resid_mid2.clean"}, "not a claim with one numeric metric"),
     ({"claim": "writer_erased_clean", "figure": "fig1_resid_mid2.missing"}, "must be a number"),
