@@ -25,7 +25,8 @@ from erasure.verification.metrics import split_key
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
-    """Read and validate the registry: {"paper": {...}, "claims": [...], "planted_checks": [...]}, as read."""
+    """Read and validate the registry: {"paper": {...}, "claims": [...], "planted_checks": [...]}, the mapping as
+    read (its readers tell a stated key, e.g. a planted check's `rounding`, from an absent one)."""
     path = Path(path)
     registry = read_yaml(path)
     validate_registry(registry, str(path))
