@@ -139,6 +139,8 @@ def test_a_bad_tolerance_or_rounding_is_rejected(edit, message):
      "got True"),
     (lambda r: r["planted_checks"][3]["tolerance"].update(rel=0.1), "planted check 'planted_eraser_median': tolerance "
      "must have exactly one of abs / rel"),
+    (lambda r: r["planted_checks"][3]["expected"].update(factor=2), "planted check 'planted_eraser_median': expected "
+     "names the planted truth and allows only the keys truth, key, scale; got factor"),
     (lambda r: r["planted_checks"][0].pop("what"), "planted check 'planted_discovery_writer' lacks the field `what`"),
     (lambda r: r["paper"].update(n_prompts=0), "paper.n_prompts = 0 must be an integer from 1 to 1000000"),
     (lambda r: r["planted_checks"].append(dict(r["planted_checks"][0], id="writer_absent_before")),
