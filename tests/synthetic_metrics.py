@@ -253,6 +253,22 @@ def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, to
     }
 
 
+def sweep_records() -> dict[str, dict]:
+    """sweep/<model>.json of the three compare models as scripts/collect_sweep.py writes them: planted-4l with its
+    planted roles, SmolLM2 without a gelu-4l-like erasure, Gemma 3 with one."""
+    from erasure.models.planted import planted_truth
+
+    truth = planted_truth()
+    discoveries = {
+        "planted-4l": discovery_record("planted-4l", erasers=tuple(sorted(truth.erasers))),
+        "smollm2-135m": discovery_record("smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05,
+                                         mlps=0.57, erasers=("MLP4",), vcomp=0.004, positions="rotary"),
+        "gemma3-270m": discovery_record("gemma3-270m", writer="MLP11", positions="rotary"),
+    }
+    return {model: {"model": model, "experiment": f"exp-{model}", "rev": "a" * 40, "discovery": d}
+            for model, d in discoveries.items()}
+
+
 def comparison_metrics() -> dict:
     """metrics/comparison.json as stage compare writes it: planted-4l recovered, one rotary model without a
     gelu-4l-like erasure, one model not run."""
@@ -266,12 +282,8 @@ def comparison_metrics() -> dict:
         "dpi": 60,
     })
     truth = planted_truth()
-    collected = {
-        "planted-4l": {"experiment": "exp-planted", "rev": "a" * 40, "discovery": discovery_record(
-            "planted-4l", erasers=tuple(sorted(truth.erasers))),
-            "audit": audit_metrics("planted-4l", truth.writer, sorted(truth.erasers), truth.total_erasure)},
-        "smollm2-135m": {"experiment": "exp-smol", "rev": "b" * 40, "discovery": discovery_record(
-            "smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05, mlps=0.57,
-            erasers=("MLP4",), vcomp=0.004, positions="rotary")},
-    }
+    collected = sweep_records()
+    del collected["gemma3-270m"]  # not run
+    collected["planted-4l"]["audit"] = audit_metrics("planted-4l", truth.writer, sorted(truth.erasers),
+                                                     truth.total_erasure)
     return compare(collected, cp, truth)

@@ -31,6 +31,7 @@ import yaml
 from erasure.analysis.prompt_files import save_prompts
 from erasure.mechanism.names import all_components, checkpoint_names
 from helpers import committed_run, repo_params, write_params
+from synthetic_metrics import sweep_records
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
@@ -89,7 +90,9 @@ def build_inputs(root: Path) -> None:
     matrix[:, :8] = np.nan  # layer 0's components read no writer
     np.savez(root / ATLAS, writers=np.array(writers), components=np.array(components), matrix=matrix,
              shape=np.array([4, 8]))
-    shutil.copytree(REPO / "sweep", root / "sweep")
+    (root / "sweep").mkdir()
+    for model, record in sweep_records().items():  # the reader's current format, whatever the committed sweep holds
+        (root / "sweep" / f"{model}.json").write_text(json.dumps(record))
     audit = root / "metrics/dla_audit.json"
     if not audit.exists():  # a checkout whose committed run predates stage dla_audit: its synthetic record
         from synthetic_metrics import audit_metrics
