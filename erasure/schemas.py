@@ -23,7 +23,6 @@ from erasure.params.fields import Record, check_record, read_record, rule
 Finite = Annotated[float, Field(strict=True), AllowInfNan(False)]  # an int is a float here (JSON writes 1.0 as 1.0)
 Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
 Count = Annotated[int, Field(strict=True, ge=1)]
-Interval = Annotated[list[Finite], Field(min_length=2, max_length=2)]
 
 ACTIVATIONS_REMEDY = "re-run `dvc repro activations`"
 SWEEP_REMEDY = "rerun `python -m scripts.collect_sweep`"
@@ -129,7 +128,8 @@ def read_metrics(path: Path, cls: type[Record], model: str) -> Record:
 
 class Split(Record):
     median: Finite | None = None
-    ci95: Interval | None = None
+    median_low: Finite | None = None
+    median_high: Finite | None = None
 
 
 class NamedEraser(Record):
@@ -139,7 +139,8 @@ class NamedEraser(Record):
 class EraserSum(Record):
     clean_median: Finite | None = None
     vcomp_share: Finite | None = None
-    vcomp_share_ci95: Interval | None = None
+    vcomp_share_low: Finite | None = None
+    vcomp_share_high: Finite | None = None
 
 
 class Subset(Record):
@@ -158,7 +159,8 @@ class SweepWriter(Record):
 
     name: Name
     erasure: Finite | None = None
-    erasure_ci95: Interval | None = None
+    erasure_low: Finite | None = None
+    erasure_high: Finite | None = None
     top_frequency: Finite | None = None
     erasing_layer: Annotated[int, Field(strict=True, ge=0)] | None = None
     min_checkpoint: Name | None = None
@@ -173,11 +175,28 @@ class Selected(Record):
     erasers: list[Name]
 
 
+class BootstrapDraws(Record):
+    """How a record's intervals were drawn (erasure.mechanism.bootstrap.bootstrap_record)."""
+
+    level: Annotated[float, Field(strict=True, gt=0, lt=1)]
+    n_draws: Count
+
+
+class WriterFrequency(Record):
+    name: Name | None  # null: the resamples in which no writer is relevant
+    frequency: Finite
+
+
+class SelectionFrequency(Record):
+    writers: list[WriterFrequency]
+
+
 class SweepDiscovery(Record):
     """An experiment's metrics/discovery.json, as comparison.model_entry reads it."""
 
     model: Name
-    bootstrap: dict | None = None  # required by model_entry, which names the remedy
+    bootstrap: BootstrapDraws
+    selection_frequency: SelectionFrequency
     architecture: dict[Name, str | int | bool | None] = {}
     n_prompts: Count | None = None
     seq_len: Count | None = None
@@ -185,6 +204,14 @@ class SweepDiscovery(Record):
     n_writers: Annotated[int, Field(strict=True, ge=0)] | None = None
     n_writers_relevant: Annotated[int, Field(strict=True, ge=0)] | None = None
     writers: list[SweepWriter] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_bootstrap(cls, data: object) -> object:
+        if isinstance(data, dict) and "selection_frequency" not in data:  # keys before the one prompt bootstrap
+            raise rule(".selection_frequency is missing: the record is from an older discovery (intervals as "
+                       "*_ci95); rerun the model's experiment, then collect it")
+        return data
 
 
 class SweepRecord(Record):

@@ -227,18 +227,19 @@ def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, to
                      heads: float = 0.86, mlps: float = 0.0, erasers: tuple = ("L2H2", "L2H3"),
                      vcomp: float | None = 0.99, positions: str = "standard") -> dict:
     """A metrics/discovery.json in the shape stage discover writes, with only what the comparison reads."""
-    ci = lambda x, h=0.02: None if x is None else [round(x - h, 6), round(x + h, 6)]  # noqa: E731
+    def ci(key, x, h=0.02):  # `x` and its interval at `<key>_low`, `<key>_high` (null without a value)
+        return {key: x, f"{key}_low": None if x is None else round(x - h, 6),
+                f"{key}_high": None if x is None else round(x + h, 6)}
     top = {
-        "name": writer, "erasure": erasure, "erasure_ci95": ci(erasure), "top_frequency": top_frequency,
+        "name": writer, **ci("erasure", erasure), "top_frequency": top_frequency,
         "erasing_layer": 2, "min_checkpoint": "resid_mid2",
         "erasers": [{"name": e, "median": -0.1} for e in erasers],
         "eraser_sum": None if not erasers else {"clean_median": -erasure, "patched_median": -0.01,
-                                                "vcomp_share": vcomp, "vcomp_share_ci95": ci(vcomp)},
-        "erased_by": {"checkpoint": "resid_mid2", "heads": {"median": heads, "ci95": ci(heads)},
-                      "mlps": {"median": mlps, "ci95": ci(mlps)}},
+                                                **ci("vcomp_share", vcomp)},
+        "erased_by": {"checkpoint": "resid_mid2", "heads": ci("median", heads), "mlps": ci("median", mlps)},
         "subset": {"erasure_centred": erasure},
     }
-    other = {**top, "name": "MLP0", "erasure": 0.04, "erasure_ci95": ci(0.04), "top_frequency": 0.0, "erasers": [],
+    other = {**top, "name": "MLP0", **ci("erasure", 0.04), "top_frequency": 0.0, "erasers": [],
              "eraser_sum": None}
     tops = [{"name": writer, "frequency": top_frequency}]
     if top_frequency < 1:
@@ -247,10 +248,26 @@ def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, to
         "model": model, "n_prompts": 32, "seq_len": 256, "n_writers": 27, "n_writers_relevant": 2,
         "architecture": {"n_layers": 4, "n_heads": 8, "positional_embedding_type": positions},
         "selected": {"writer": writer if erasers else None, "erasers": list(erasers), "rank": 1 if erasers else None},
-        "bootstrap": {"n_draws": 200, "top_writer": writer, "top_writer_frequency": top_frequency,
-                      "top_writers": tops},
+        "bootstrap": {**BOOTSTRAP, "n_draws": 200},
+        "selection_frequency": {"top_writer": writer, "top_writer_frequency": top_frequency, "writers": tops},
         "writers": [top, other],
     }
+
+
+def sweep_records() -> dict[str, dict]:
+    """sweep/<model>.json of the three compare models as scripts/collect_sweep.py writes them: planted-4l with its
+    planted roles, SmolLM2 without a gelu-4l-like erasure, Gemma 3 with one."""
+    from erasure.models.planted import planted_truth
+
+    truth = planted_truth()
+    discoveries = {
+        "planted-4l": discovery_record("planted-4l", erasers=tuple(sorted(truth.erasers))),
+        "smollm2-135m": discovery_record("smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05,
+                                         mlps=0.57, erasers=("MLP4",), vcomp=0.004, positions="rotary"),
+        "gemma3-270m": discovery_record("gemma3-270m", writer="MLP11", positions="rotary"),
+    }
+    return {model: {"model": model, "experiment": f"exp-{model}", "rev": "a" * 40, "discovery": d}
+            for model, d in discoveries.items()}
 
 
 def comparison_metrics() -> dict:
@@ -266,12 +283,8 @@ def comparison_metrics() -> dict:
         "dpi": 60,
     })
     truth = planted_truth()
-    collected = {
-        "planted-4l": {"experiment": "exp-planted", "rev": "a" * 40, "discovery": discovery_record(
-            "planted-4l", erasers=tuple(sorted(truth.erasers))),
-            "audit": audit_metrics("planted-4l", truth.writer, sorted(truth.erasers), truth.total_erasure)},
-        "smollm2-135m": {"experiment": "exp-smol", "rev": "b" * 40, "discovery": discovery_record(
-            "smollm2-135m", writer="L3H1", erasure=0.62, top_frequency=0.41, heads=0.05, mlps=0.57,
-            erasers=("MLP4",), vcomp=0.004, positions="rotary")},
-    }
+    collected = sweep_records()
+    del collected["gemma3-270m"]  # not run
+    collected["planted-4l"]["audit"] = audit_metrics("planted-4l", truth.writer, sorted(truth.erasers),
+                                                     truth.total_erasure)
     return compare(collected, cp, truth)

@@ -13,20 +13,21 @@ import json
 import math
 from typing import Any
 
-from erasure.analysis.discovery.intervals import CI
 from erasure.errors import DataError
+from erasure.mechanism.names import INTERVAL_SUFFIXES
 from erasure.params.sections import Compare
 
 POSITIONS = {"standard": "learned absolute", "rotary": "rotary", "shortformer": "learned absolute (shortformer)",
              "alibi": "ALiBi"}  # TransformerLens positional_embedding_type -> what the paper text calls it
 
 
-def _lower(ci: list[float] | None) -> float | None:
-    return None if not ci else ci[0]
+def _with_interval(name: str, source: dict, key: str) -> dict:
+    """{name: source[key], name_low: source[key_low], name_high: source[key_high]} (null where absent)."""
+    return {name + s: source.get(key + s) for s in ("", *INTERVAL_SUFFIXES)}
 
 
 def writer_row(w: dict) -> dict:
-    """One top writer of a discovery record, in the comparison's terms."""
+    """One top writer of a discovery record, in the comparison's terms (intervals as `<key>_low`, `<key>_high`)."""
     eraser_sum = w.get("eraser_sum") or {}
     split = w.get("erased_by") or {}
     heads = (split.get("heads") or {}).get("median")
@@ -34,22 +35,18 @@ def writer_row(w: dict) -> dict:
     erasers = [e["name"] for e in w.get("erasers") or []]
     return {
         "name": w["name"],
-        "erasure": w.get("erasure"),
-        "erasure_ci95": w.get("erasure_ci95"),
+        **_with_interval("erasure", w, "erasure"),
         "top_frequency": w.get("top_frequency"),
         "erasing_layer": w.get("erasing_layer"),
         "min_checkpoint": w.get("min_checkpoint"),
-        "erased_by_heads": heads,
-        "erased_by_heads_ci95": (split.get("heads") or {}).get("ci95"),
-        "erased_by_mlps": mlps,
-        "erased_by_mlps_ci95": (split.get("mlps") or {}).get("ci95"),
+        **_with_interval("erased_by_heads", split.get("heads") or {}, "median"),
+        **_with_interval("erased_by_mlps", split.get("mlps") or {}, "median"),
         "head_share": head_share(heads, mlps),
         "erasers": erasers,
         "n_eraser_heads": sum(1 for e in erasers if not e.startswith("MLP")),
         "n_eraser_mlps": sum(1 for e in erasers if e.startswith("MLP")),
         "eraser_sum_clean": eraser_sum.get("clean_median"),
-        "vcomp_share": eraser_sum.get("vcomp_share"),
-        "vcomp_share_ci95": eraser_sum.get("vcomp_share_ci95"),
+        **_with_interval("vcomp_share", eraser_sum, "vcomp_share"),
         "erasure_centred": (w.get("subset") or {}).get("erasure_centred"),
     }
 
@@ -67,9 +64,9 @@ def criteria(top: dict | None, cp: Compare) -> dict[str, dict]:
     g = cp.gelu4l_like
     values = {
         "top_frequency": (None if top is None else top["top_frequency"], g.min_top_frequency),
-        "erasure_lower": (None if top is None else _lower(top["erasure_ci95"]), g.min_erasure),
+        "erasure_lower": (None if top is None else top["erasure_low"], g.min_erasure),
         "head_share": (None if top is None else top["head_share"], g.min_head_share),
-        "vcomp_share_lower": (None if top is None else _lower(top["vcomp_share_ci95"]), g.min_vcomp_share),
+        "vcomp_share_lower": (None if top is None else top["vcomp_share_low"], g.min_vcomp_share),
     }
     return {k: {"value": v, "threshold": t, "pass": v is not None and math.isfinite(v) and v >= t}
             for k, (v, t) in values.items()}
@@ -97,13 +94,10 @@ def model_entry(name: str, collected: dict, cp: Compare) -> dict:
     if record.get("model") != name:
         raise DataError(f"sweep/{name}.json holds discovery results for {record.get('model')!r}, not {name!r}: "
                         "rerun `python -m scripts.collect_sweep`")
-    if "bootstrap" not in record:
-        raise DataError(f"sweep/{name}.json comes from a discovery without the prompt bootstrap: rerun the "
-                        f"experiment for {name} and collect it again")
     arch = record.get("architecture") or {}
     writers = [writer_row(w) for w in record.get("writers", [])[: cp.top_writers]]
     checks = criteria(writers[0] if writers else None, cp)
-    tops = (record.get("bootstrap") or {}).get("top_writers") or []
+    tops = record["selection_frequency"]["writers"]
     verdict = erasure_verdict(checks, bool(writers))
     return {
         "model": name,
@@ -166,10 +160,23 @@ def compare(collected: dict[str, dict], cp: Compare, truth: Any) -> dict:
         "gelu4l_like": [m["model"] for m in others if m["gelu4l_like"]],
         "not_gelu4l_like": [m["model"] for m in others if not m["gelu4l_like"]],
         "criteria": cp.gelu4l_like.model_dump(),
-        "ci_level": round(CI[1] - CI[0]),  # percent: the prompt-bootstrap intervals' coverage
+        "ci_level": interval_level(ran),  # percent: the prompt-bootstrap intervals' coverage
         "top_writers": cp.top_writers,
         "audit": audit_comparison(collected, cp),
     }
+
+
+def interval_level(ran: list[dict]) -> float | int | None:
+    """The level of the sweep's intervals in percent (its records' `bootstrap.level`), which must be one level: the
+    table shows the intervals side by side. None when no model ran."""
+    levels = {m["bootstrap"]["level"] for m in ran}
+    if len(levels) > 1:
+        raise DataError(f"sweep/*.json: the models' intervals have different levels ({sorted(levels)}): rerun "
+                        "their experiments with one stats.level and collect them again")
+    if not levels:
+        return None
+    percent = round(100 * levels.pop(), 6)
+    return int(percent) if percent.is_integer() else percent
 
 
 AUDIT_TOP = 5  # most repaired components per model in the comparison

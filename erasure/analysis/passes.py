@@ -48,7 +48,7 @@ def run_passes(
     check_prompts(model, params.fig5, bos_id, p)  # Fig 5 comes last: what it refuses, refused first
     budget = int(params.compute.memory_gb * 2**30)
     keep = subset_nbytes(model, dp, n, p) <= budget
-    discovery = DiscoveryPass(model, dp, n, p, keep_subset=keep)
+    discovery = DiscoveryPass(model, dp, params.stats, n, p, keep_subset=keep)
     consumers: list = [discovery]
     tables = None
     roles = named_roles(params)

@@ -1,10 +1,12 @@
 """Percentile-bootstrap intervals that resample PROMPTS, the sampling unit (positions of one prompt are not
-independent), for every statistic a claim reads (docs/methods.md §3, "Intervals").
+independent): the one engine of every interval, the claims', discovery's and the audit's (docs/methods.md §3,
+"Intervals").
 
 One draw = n prompt indices drawn with replacement, held as multiplicities (a (draws, n) count matrix), drawn as
 `scipy.stats.bootstrap` draws them (`Generator.integers(0, n, (draws, n))`), so the same seed gives the same
 resamples. A statistic is recomputed exactly on every resampled prompt set; the interval is the central `level`
-percentile range of the draws (linear interpolation, as numpy and scipy).
+percentile range of the draws (linear interpolation, as numpy and scipy). One level (`stats.level`), one count and
+seed (`stats.n_bootstrap`, `stats.bootstrap_seed`), one key convention (`<key>_low`, `<key>_high`).
 
 Pooled quantiles are the costly case (300 prompts x 1024 positions = 307,200 values per series). Instead of
 re-pooling every draw, the values are sorted once with their prompt ids; a draw's k-th pooled value is then found
@@ -78,6 +80,15 @@ class PromptBootstrap:
     def quantiles(self, per_prompt: np.ndarray, qs: list[float]) -> np.ndarray:
         """(len(qs), draws): pooled quantiles (fractions) of a (prompt, ...) array on every resampled prompt set."""
         return pooled_quantile_draws(per_prompt, self.counts, qs)
+
+    def series_quantiles(self, per_prompt: np.ndarray, qs: list[float]) -> np.ndarray:
+        """(len(qs), draws, series): `quantiles` of each series of a (prompt, ..., series) array, pooled over every
+        axis but the first and the last (discovery: every writer's persistence at every checkpoint at once)."""
+        values = np.asarray(per_prompt)
+        out = np.empty((len(qs), len(self.counts), values.shape[-1]))
+        for s in range(values.shape[-1]):
+            out[:, :, s] = pooled_quantile_draws(values[..., s], self.counts, qs)
+        return out
 
 
 def add_quantile_intervals(target: dict, per_prompt: np.ndarray, boot: PromptBootstrap) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ _TAG_FORMAT_ARG = re.compile(r"\(\s*\d+\s*\)|\[\s*-?\d+\s*\]")  # num(3), pct(1)
 
 
 def _literal_in_tag(tag: str) -> bool:
-    """A tag holds a hand-typed number: a digit left after removing names (fig1_resid, r_ci95) and formatting
+    """A tag holds a hand-typed number: a digit left after removing names (fig1_resid, q87_5_low) and formatting
     arguments / indexes (num(3), [0]); so `{{ 0.91 }}` and `{{ "0.91" }}` are caught, `{{ x | num(2) }}` is not."""
     if tag.startswith("{#"):
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.markup import md_code, md_text
-from erasure.mechanism.names import display_token
+from erasure.mechanism.names import display_token, interval_keys
 from erasure.verification.metrics import MISSING
 from erasure.verification.report import display
 
@@ -110,12 +110,15 @@ def f_pct(x: Any, digits: int = 0) -> str:
     return _not_a("a number", x) if v is None else f"{100 * v:.{digits}f}%"
 
 
-def f_ci(x: Any, digits: int = 2) -> str:
-    """An interval [lo, hi] as "lo to hi"; "n/a" where there is none (e.g. no erasers, so no V-composition share)."""
-    v = unwrap(x)
-    if not isinstance(v, list) or len(v) != 2 or any(not isinstance(unwrap(e), (int, float)) for e in v):
-        return "n/a"
-    return f"{unwrap(v[0]):.{digits}f} to {unwrap(v[1]):.{digits}f}"
+def f_ci(record: Any, key: str, digits: int = 2) -> str:
+    """The interval stored beside `key` in a record (`<key>_low`, `<key>_high`) as "lo to hi"; "n/a" where it is
+    null (e.g. no erasers, so no V-composition share); a record without the keys shows their `missing:` marker."""
+    node = record if isinstance(record, Node) else Node(record, "?")
+    ends = [node[name] for name in interval_keys(unwrap(key))]
+    if any(unwrap(e) is MISSING for e in ends):
+        return " to ".join(str(e) for e in ends)
+    lo, hi = (_number(e) for e in ends)
+    return "n/a" if lo is None or hi is None else f"{lo:.{digits}f} to {hi:.{digits}f}"
 
 
 def f_na(x: Any, digits: int = 2) -> str:

@@ -37,7 +37,7 @@ class Activations(Section):
 
 class Stats(Section):
     headline: Choice("all", "no_bos")  # all = every (prompt, position), BOS included (the authors)
-    n_bootstrap: Int(20, MAX_COUNT)  # draws of the prompt bootstrap behind every claim's interval
+    n_bootstrap: Int(20, MAX_COUNT)  # draws of the prompt bootstrap behind every interval (claims, discovery)
     bootstrap_seed: Int(0, MAX_SEED)
     level: Float(0.0, 1.0, open_lo=True, open_hi=True)  # coverage of the intervals (0.95)
 
@@ -106,8 +106,6 @@ class Discovery(Section):
     require_consistent: Bool
     eraser_threshold: Float(0.0, 1.0, open_lo=True, open_hi=True)
     eraser_scope: Choice("layer", "all")
-    n_bootstrap: Int(1, 100_000)  # prompt resamples for the top writer's frequency and the intervals
-    bootstrap_seed: Int(0, MAX_SEED)
     hist_bins: Int(16, 1 << 16)
     hist_scale: Float(1e-6, 1.0)
     hist_max: Float(1.0, 1e12)

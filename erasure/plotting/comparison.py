@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from erasure.mechanism.names import interval_keys
 from erasure.plotting.style import plain_text, plt, save
 
-BARS = (  # (key, its interval, label, colour)
-    ("erasure", "erasure_ci95", "erased within the window", "#4c72b0"),
-    ("erased_by_heads", "erased_by_heads_ci95", "... by heads", "#55a868"),
-    ("erased_by_mlps", "erased_by_mlps_ci95", "... by MLPs", "#c44e52"),
-    ("vcomp_share", "vcomp_share_ci95", "erasers' V-composition share", "#8172b3"),
+BARS = (  # (key, label, colour); its interval is at `<key>_low`, `<key>_high`
+    ("erasure", "erased within the window", "#4c72b0"),
+    ("erased_by_heads", "... by heads", "#55a868"),
+    ("erased_by_mlps", "... by MLPs", "#c44e52"),
+    ("vcomp_share", "erasers' V-composition share", "#8172b3"),
 )
 
 
@@ -34,10 +35,11 @@ def plot_comparison(result: dict, path: Path, dpi: int, truth_erasure: float | N
             continue
         writers = m["writers"]
         x = np.arange(len(writers))
-        for j, (key, ci_key, label, colour) in enumerate(BARS):
+        for j, (key, label, colour) in enumerate(BARS):
+            low, high = interval_keys(key)
             vals = np.array([_value(w[key]) for w in writers])
-            lo = np.array([_value((w[ci_key] or [None, None])[0]) for w in writers])
-            hi = np.array([_value((w[ci_key] or [None, None])[1]) for w in writers])
+            lo = np.array([_value(w[low]) for w in writers])
+            hi = np.array([_value(w[high]) for w in writers])
             err = np.vstack([np.clip(vals - lo, 0, None), np.clip(hi - vals, 0, None)])
             ax.bar(x + (j - 1.5) * width, np.nan_to_num(vals), width, yerr=np.nan_to_num(err), capsize=2,
                    color=colour, label=label)
@@ -57,6 +59,6 @@ def plot_comparison(result: dict, path: Path, dpi: int, truth_erasure: float | N
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("Top writers per model: how much is erased, by whom, through V-composition "
-                 "(error bars: 95% prompt-bootstrap intervals)", fontsize=10)
+                 f"(error bars: {result['ci_level']:g}% prompt-bootstrap intervals)", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     save(fig, path, dpi)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.analysis.comparison import VERDICT_RULE, criteria, erasure_verdict, writer_row
+from erasure.mechanism.names import interval_keys
 from erasure.params.sections import Compare
 from erasure.paths import METRICS
 from erasure.verification.metrics import Metrics
@@ -26,7 +27,7 @@ def run_findings(metrics: Metrics, run_model: str, cp: Compare) -> dict[str, Any
     writers = record.get("writers") or []
     top = writer_row(writers[0]) if writers else None
     checks = criteria(top, cp)
-    boot = record.get("bootstrap") or {}
+    selection = record.get("selection_frequency") or {}
     out: dict[str, Any] = {
         "model": run_model,
         "available": True,
@@ -34,9 +35,9 @@ def run_findings(metrics: Metrics, run_model: str, cp: Compare) -> dict[str, Any
         "seq_len": record.get("seq_len"),
         "n_writers": record.get("n_writers"),
         "n_writers_relevant": record.get("n_writers_relevant"),
-        "n_draws": boot.get("n_draws"),
+        "n_draws": (record.get("bootstrap") or {}).get("n_draws"),
         "top": top,
-        "alternatives": [t for t in boot.get("top_writers") or [] if top is None or t.get("name") != top["name"]],
+        "alternatives": [t for t in selection.get("writers") or [] if top is None or t.get("name") != top["name"]],
         "criteria": checks,
         "verdict": erasure_verdict(checks, top is not None),
         "rule": VERDICT_RULE,
@@ -69,6 +70,11 @@ def _ci(ci: Any, digits: int = 2) -> str:
     return f"{ci[0]:.{digits}f} to {ci[1]:.{digits}f}"
 
 
+def _ends(row: dict, key: str) -> tuple[Any, Any]:
+    """The interval stored beside `key` in a row (`<key>_low`, `<key>_high`)."""
+    return tuple(row.get(k) for k in interval_keys(key))
+
+
 def _pct(x: Any) -> str:
     return "n/a" if not isinstance(x, (int, float)) or isinstance(x, bool) else f"{100 * x:.0f}%"
 
@@ -93,11 +99,11 @@ def findings_md(f: dict[str, Any], level: str = "95%") -> str:
     erased = f["criteria"]["erasure_lower"]["pass"]
     lines.append(
         f"By `{top['min_checkpoint']}` the residual stream has lost **{_num(top['erasure'], 3)}** of its output "
-        f"({level} interval {_ci(top['erasure_ci95'], 3)}; "
+        f"({level} interval {_ci(_ends(top, 'erasure'), 3)}; "
         + ("erased" if erased else "not clearly erased")
         + f" by the rule's lower bound of {_num(f['criteria']['erasure_lower']['threshold'])}). What later "
-        f"components took away by then: heads {_num(top['erased_by_heads'])} ({_ci(top['erased_by_heads_ci95'])}), "
-        f"MLPs {_num(top['erased_by_mlps'])} ({_ci(top['erased_by_mlps_ci95'])}); "
+        f"components took away by then: heads {_num(top['erased_by_heads'])} ({_ci(_ends(top, 'erased_by_heads'))}), "
+        f"MLPs {_num(top['erased_by_mlps'])} ({_ci(_ends(top, 'erased_by_mlps'))}); "
         + ("mostly heads" if f["criteria"]["head_share"]["pass"] else "not mostly heads")
         + f" (heads' share {_num(top['head_share'])}).")
     if top["erasers"]:
@@ -105,7 +111,7 @@ def findings_md(f: dict[str, Any], level: str = "95%") -> str:
         lines.append(
             f"Its erasers, the components of layer {top['erasing_layer']} below the eraser threshold: "
             f"{', '.join(top['erasers'])}. Removing {top['name']} from their value input changes their erasure by "
-            f"a V-composition share of **{_num(top['vcomp_share'])}** ({_ci(top['vcomp_share_ci95'])}): the "
+            f"a V-composition share of **{_num(top['vcomp_share'])}** ({_ci(_ends(top, 'vcomp_share'))}): the "
             "erasure " + ("runs through V-composition" if vcomp else "does not clearly run through V-composition")
             + ".")
     else:

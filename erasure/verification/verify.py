@@ -335,8 +335,8 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _interval_records(metrics: Metrics, files) -> dict:
-    """Each metrics file's interval settings (`bootstrap` with level, draws, seed, unit); discovery.json's
-    `bootstrap` is another thing (how often each writer tops a resample) and is left out."""
+    """Each metrics file's interval settings (`bootstrap` with level, draws, seed, unit; discovery.json's too), left
+    out where a file has none or an incomplete one."""
     records = {f: metrics.file(f).get("bootstrap") for f in files}
     return {f: r for f, r in records.items() if isinstance(r, dict) and {"level", "n_draws", "seed", "unit"} <= set(r)}
 

@@ -62,8 +62,8 @@ def test_criteria_need_every_condition():
     c = Compare.model_validate(repo_params()["compare"])
     good = writer_row(tc.discovery_record("x")["writers"][0])
     assert all(v["pass"] for v in criteria(good, c).values())
-    for change, failing in [({"top_frequency": 0.5}, "top_frequency"), ({"erasure_ci95": [0.1, 0.9]}, "erasure_lower"),
-                            ({"head_share": 0.2}, "head_share"), ({"vcomp_share_ci95": None}, "vcomp_share_lower")]:
+    for change, failing in [({"top_frequency": 0.5}, "top_frequency"), ({"erasure_low": 0.1}, "erasure_lower"),
+                            ({"head_share": 0.2}, "head_share"), ({"vcomp_share_low": None}, "vcomp_share_lower")]:
         checks = criteria({**good, **change}, c)
         assert [k for k, v in checks.items() if not v["pass"]] == [failing]
 

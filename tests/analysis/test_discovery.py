@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
 from erasure.analysis.discovery.discover import discover
 from erasure.analysis.discovery.layout import Layout, capture_outputs, pair_ratios, persistence
 from erasure.analysis.discovery.ranking import bootstrap_ranking, rank_writers, window_series
 from erasure.analysis.discovery.scan import Scan
+from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.histogram import AsinhHistogram
-from erasure.params.sections import Discovery
+from erasure.params.sections import Discovery, Stats
 from erasure.plotting.discovery import plot_atlas, plot_persistence
 from helpers import repo_params
 
@@ -21,6 +21,9 @@ from helpers import repo_params
 def discovery_params(**overrides) -> Discovery:
     """The repository's discovery section with some values changed (validated like params.yaml)."""
     return Discovery.model_validate({**repo_params()["discovery"], **overrides})
+
+
+STATS = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 200})  # the intervals' level and seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +83,7 @@ def planted_run(planted):
     tokens = torch.randint(3, model.cfg.d_vocab, (4, 128), generator=gen)
     tokens[:, 0] = model.tokenizer.bos_token_id if model.tokenizer is not None else 1
     dp = discovery_params(n_vcomp_prompts=4, top_writers=3, hist_bins=1024)
-    found = discover(model, tokens, dp, 2, "planted-4l", params_writer=truth.writer,
+    found = discover(model, tokens, dp, STATS, 2, "planted-4l", params_writer=truth.writer,
                      params_erasers=sorted(truth.erasers))
     return truth, found.record, found, tokens, dp
 
@@ -95,8 +98,13 @@ def test_planted_writer_and_erasers_recovered_exactly(planted_run):
     assert top["erasing_layer"] == 2
     assert top["erasure"] == pytest.approx(truth.total_erasure, abs=0.1)
     # unambiguous: the planted writer tops every prompt resample, its interval holds the planted erasure
-    assert top["top_frequency"] == 1.0 and result["bootstrap"]["top_writers"] == [{"name": "L0H2", "frequency": 1.0}]
-    lo, hi = top["erasure_ci95"]
+    assert top["top_frequency"] == 1.0
+    assert result["selection_frequency"] == {"top_writer": "L0H2", "top_writer_frequency": 1.0,
+                                             "writers": [{"name": "L0H2", "frequency": 1.0}]}
+    # the intervals are the one prompt bootstrap's (erasure.mechanism.bootstrap), drawn as stats says
+    assert result["bootstrap"] == {"level": STATS.level, "n_draws": 200, "seed": STATS.bootstrap_seed,
+                                   "unit": "prompt"}
+    lo, hi = top["erasure_low"], top["erasure_high"]
     assert lo <= top["erasure"] <= hi and lo - 0.1 <= truth.total_erasure <= hi + 0.1
 
 
@@ -111,11 +119,13 @@ def test_planted_eraser_fractions_and_vcomp_dependence(planted_run):
     total = result["writers"][0]["eraser_sum"]
     assert total["clean_median"] == pytest.approx(-truth.total_erasure, abs=0.1)
     assert abs(total["patched_median"]) < 0.05
-    assert total["vcomp_share_ci95"][0] > 0.8  # all V-composition: even the resamples' lower bound
+    assert total["vcomp_share_low"] > 0.8  # all V-composition: even the resamples' lower bound
     # the planted erasers are heads: the MLPs take away (almost) nothing of the writer
     split = result["writers"][0]["erased_by"]
     assert split["heads"]["median"] == pytest.approx(truth.total_erasure, abs=0.1)
     assert abs(split["mlps"]["median"]) < 0.05
+    for who in ("heads", "mlps"):
+        assert split[who]["median_low"] <= split[who]["median"] <= split[who]["median_high"]
 
 
 def test_vcomp_prompts_kept_from_the_clean_pass_or_run_again_give_the_same_record(planted, planted_run):
@@ -123,7 +133,7 @@ def test_vcomp_prompts_kept_from_the_clean_pass_or_run_again_give_the_same_recor
     forward passes on the same batches, so the same record to the last bit (CPU, one process)."""
     model, truth = planted
     _, kept, _, tokens, dp = planted_run
-    again = discover(model, tokens, dp, 2, "planted-4l", params_writer=truth.writer,
+    again = discover(model, tokens, dp, STATS, 2, "planted-4l", params_writer=truth.writer,
                      params_erasers=sorted(truth.erasers), keep_subset=False)
     assert again.record == kept
 
@@ -206,29 +216,6 @@ def test_ranking_rules_on_synthetic_statistics():
     assert {r["name"]: r for r in short}["L0H0"]["erasure"] == pytest.approx(0.0, abs=0.01)
 
 
-def test_pooled_quantiles_equal_numpy_on_repeated_prompts():
-    """A resample's quantile = numpy's inverted-CDF quantile of the tokens repeated as often as their prompt."""
-    gen = torch.Generator().manual_seed(7)
-    values = torch.randn(300, 3, generator=gen)
-    values[5, 1] = float("nan")  # a token without a value counts for nothing
-    prompts = torch.arange(300) // 30
-    pooled = PooledQuantiles(values, prompts)
-    for weights in prompt_counts(10, 5, seed=1):
-        got = pooled.quantiles([0.25, 0.5, 0.75], weights)
-        reps = weights[prompts].numpy()
-        for j in range(3):
-            col = np.repeat(values[:, j].numpy(), reps)
-            col = col[np.isfinite(col)]
-            want = np.quantile(col, [0.25, 0.5, 0.75], method="inverted_cdf")
-            np.testing.assert_array_equal(got[:, j], want)
-
-
-def test_prompt_counts_resample_every_prompt_set_size():
-    counts = prompt_counts(7, 50, seed=0)
-    assert counts.shape == (50, 7) and (counts.sum(1) == 7).all()
-    assert torch.equal(counts, prompt_counts(7, 50, seed=0)) and not torch.equal(counts, prompt_counts(7, 50, seed=1))
-
-
 def test_bootstrap_ranking_finds_a_clear_writer_every_time_and_a_tie_half_the_time():
     layout = Layout(4, 2)
     ck = layout.checkpoints
@@ -236,11 +223,10 @@ def test_bootstrap_ranking_finds_a_clear_writer_every_time_and_a_tie_half_the_ti
     def clear(name, k):  # L0H0 erased to 0.2 from resid_mid2 on; every other writer kept
         return 0.2 if name == "L0H0" and k >= ck.index("resid_mid2") else 1.0
 
-    dp = discovery_params(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers="all",
-                          n_bootstrap=40)
+    dp = discovery_params(min_rel_norm=0.02, max_overshoot=0.5, require_consistent=True, horizon_layers="all")
     keep, columns = window_series(layout, dp)
     sc = _synthetic_scan(layout, clear, lambda n: 0.3, keep=keep)
-    top, erasure = bootstrap_ranking(sc, layout, dp, columns, prompt_counts(20, 40, seed=0))
+    top, erasure = bootstrap_ranking(sc, layout, dp, columns, PromptBootstrap.create(20, 40, 0, 0.95))
     row = layout.writers.index(layout.index("L0H0"))
     assert (top == row).all()
     assert np.abs(erasure[:, row] - 0.8).max() < 0.02
@@ -249,6 +235,6 @@ def test_bootstrap_ranking_finds_a_clear_writer_every_time_and_a_tie_half_the_ti
         return 0.5 if name in ("L0H0", "L1H1") and k >= ck.index("resid_post2") else 1.0
 
     sc = _synthetic_scan(layout, tie, lambda n: 0.3, keep=keep, n_tok=4000)
-    top, _ = bootstrap_ranking(sc, layout, dp, columns, prompt_counts(40, 40, seed=0))
+    top, _ = bootstrap_ranking(sc, layout, dp, columns, PromptBootstrap.create(40, 40, 0, 0.95))
     rows = {layout.writers.index(layout.index(n)) for n in ("L0H0", "L1H1")}
     assert set(top.tolist()) == rows  # both win some resamples, nobody else wins any

@@ -14,10 +14,11 @@ from erasure.analysis.discovery.discover import DiscoveryPass, discover
 from erasure.analysis.fig4 import load_points
 from erasure.analysis.roles import Roles
 from erasure.mechanism.names import Component
-from erasure.params.sections import Discovery, Fig4
+from erasure.params.sections import Discovery, Fig4, Stats
 from helpers import repo_params, tiny_model
 
 N, P, BATCH = 4, 48, 2
+STATS = Stats.model_validate({**repo_params()["stats"], "n_bootstrap": 50})
 
 
 def _tokens(vocab: int, bos: int) -> torch.Tensor:
@@ -57,14 +58,14 @@ def test_one_clean_pass_gives_each_consumer_its_own_passes_numbers(planted, tmp_
     roles = dict(params_writer=truth.writer, params_erasers=sorted(truth.erasers))
     try:
         calls = _embed_calls(model)
-        shared = DiscoveryPass(model, dp, N, P, keep_subset=True)
+        shared = DiscoveryPass(model, dp, STATS, N, P, keep_subset=True)
         tables = TablePass(model, Roles(writer, erasers), N, P, tmp_path / "shared", N, fig4)
         clean_pass(model, tokens, BATCH, [shared, tables], desc="test")
         found = shared.conclude(tokens, BATCH, "planted-4l", **roles)
         meta = tables.finish(model.tokenizer)
         assert calls[0] == N // BATCH  # one clean pass, the V-comp prompts kept from it
 
-        alone = discover(model, tokens, dp, BATCH, "planted-4l", **roles)
+        alone = discover(model, tokens, dp, STATS, BATCH, "planted-4l", **roles)
         own = TablePass(model, Roles(writer, erasers), N, P, tmp_path / "alone", N, fig4)
         clean_pass(model, tokens, BATCH, [own], desc="test")
         assert calls[0] == 3 * (N // BATCH)
@@ -88,7 +89,7 @@ def test_the_model_dtype_is_honoured_end_to_end(tmp_path, dtype, atol):
     for name, dt in (("float32", torch.float32), ("other", dtype)):
         model = tiny_model().to(dt, print_details=False)
         tokens = _tokens(100, 1)
-        found = DiscoveryPass(model, dp, N, P, keep_subset=True)
+        found = DiscoveryPass(model, dp, STATS, N, P, keep_subset=True)
         tables = TablePass(model, Roles(writer, erasers), N, P, tmp_path / name, N, fig4)
         clean_pass(model, tokens, BATCH, [found, tables], desc="test")
         record = found.conclude(tokens, BATCH)

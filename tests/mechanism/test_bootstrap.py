@@ -88,3 +88,15 @@ def test_summarize_pools_stores_each_interval_beside_its_statistic():
             assert (out[pool][f"{name}_low"], out[pool][f"{name}_high"]) == pytest.approx((lo, hi), abs=1e-12)
     assert {pool: {k: v[k] for k in summarize(values)} for pool, v in out.items()} == summarize_pools(values)
     assert interval_keys("metrics/f.json:a.median") == ("metrics/f.json:a.median_low", "metrics/f.json:a.median_high")
+
+
+def test_series_quantiles_are_each_series_pooled_alone():
+    """Discovery's many series at once (prompt, position, series): per series exactly pooled_quantile_draws, i.e.
+    the definition (re-pooling every draw)."""
+    values = np.stack([_clustered(s, 9, 13) for s in range(4)], axis=-1)
+    values[2, :, 1] = np.nan  # a prompt without values in one series only
+    boot = PromptBootstrap.create(9, 30, 2, 0.9)
+    got = boot.series_quantiles(values, [0.5, 0.75])
+    assert got.shape == (2, 30, 4)
+    for s in range(4):
+        np.testing.assert_array_equal(got[:, :, s], _repooled(values[..., s], boot.counts, [0.5, 0.75]))

@@ -105,8 +105,8 @@ def test_an_injected_digit_is_caught(injected, tmp_path):
 
 
 def test_digits_inside_tags_and_allowed_names_are_fine():
-    ok = ("{{ m.fig1_resid.r_ci95[0] | num(3) }} {{ ck[-1] }} on gelu-4l and SmolLM2-135M, Fig 1, Figs 1-3, "
-          "the top-2 difference {# 0.91 #} {% if claims.adv_p1 %}{% endif %}")
+    ok = ("{{ m.fig1_resid.q87_5_low | num(3) }} {{ w | ci('erasure') }} {{ ck[-1] }} on gelu-4l and SmolLM2-135M, "
+          "Fig 1, Figs 1-3, the top-2 difference {# 0.91 #} {% if claims.adv_p1 %}{% endif %}")
     assert hand_typed_numbers(ok) == []
 
 
@@ -266,7 +266,7 @@ def test_beyond_gelu4l_section_comes_from_the_comparison(tmp_path):
     comparison = tc.comparison_metrics()
     smol = next(m for m in comparison["models"] if m["model"] == "smollm2-135m")["writers"][0]
     assert "**smollm2-135m: no gelu-4l-like erasure is found.**" in section
-    assert f"{smol['erasure']:.2f} ({smol['erasure_ci95'][0]:.2f} to {smol['erasure_ci95'][1]:.2f})" in section
+    assert f"{smol['erasure']:.2f} ({smol['erasure_low']:.2f} to {smol['erasure_high']:.2f})" in section
     assert f"{100 * smol['top_frequency']:.0f}% of the prompt resamples" in section
     assert "recovers the planted truth" in section and "| **gemma3-270m** | | | not run |" in section
     assert "rotary positions whose verdict is short of yes (smollm2-135m)" in section

@@ -21,7 +21,7 @@ def _small_run(writer: str, erasers: list[str]):
         entry.update(writer=writer, erasers=erasers)
         entry["prompts"].update(n_text=3, n_code=1, seq_len=64)
         params["stats"]["n_bootstrap"] = 20
-        params["discovery"].update(n_bootstrap=10, n_vcomp_prompts=2)
+        params["discovery"].update(n_vcomp_prompts=2)
         params["fig5"]["n_resample"] = 8
     return edit
 

@@ -31,6 +31,7 @@ import yaml
 from erasure.analysis.prompt_files import save_prompts
 from erasure.mechanism.names import all_components, checkpoint_names
 from helpers import committed_run, repo_params, write_params
+from synthetic_metrics import sweep_records
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOUT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # run this checkout's stages from a scratch directory
@@ -89,7 +90,9 @@ def build_inputs(root: Path) -> None:
     matrix[:, :8] = np.nan  # layer 0's components read no writer
     np.savez(root / ATLAS, writers=np.array(writers), components=np.array(components), matrix=matrix,
              shape=np.array([4, 8]))
-    shutil.copytree(REPO / "sweep", root / "sweep")
+    (root / "sweep").mkdir()
+    for model, record in sweep_records().items():  # the reader's current format, whatever the committed sweep holds
+        (root / "sweep" / f"{model}.json").write_text(json.dumps(record))
     audit = root / "metrics/dla_audit.json"
     if not audit.exists():  # a checkout whose committed run predates stage dla_audit: its synthetic record
         from synthetic_metrics import audit_metrics
@@ -497,7 +500,9 @@ SW = f"sweep/{MODEL}.json"
 SWEEP_FILES = {
     "sweep without discovery": ("boundary", sweep(lambda d: d.pop("discovery") and None), [f"{SW}: discovery is missing"]),
     "sweep top_frequency a string": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(top_frequency="high")), [f"{SW}: discovery.writers[0].top_frequency = 'high' is not allowed"]),
-    "sweep interval of three": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erasure_ci95=[0.1, 0.2, 0.3])), [f"{SW}: discovery.writers[0].erasure_ci95 = [0.1, 0.2, 0.3] is not allowed: must have at most 2 entries"]),
+    "sweep interval a list": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erasure_low=[0.1, 0.2])), [f"{SW}: discovery.writers[0].erasure_low = [0.1, 0.2] is not allowed"]),
+    "sweep from an older discovery": ("boundary", sweep(lambda d: d["discovery"].pop("selection_frequency") and None), [f"{SW}: discovery.selection_frequency is missing: the record is from an older discovery"]),
+    "sweep level beyond 1": ("boundary", sweep(lambda d: d["discovery"]["bootstrap"].update(level=95)), [f"{SW}: discovery.bootstrap.level = 95 is not allowed"]),
     "sweep erased_by a list": ("boundary", sweep(lambda d: d["discovery"]["writers"][0].update(erased_by=[1])), [f"{SW}: discovery.writers[0].erased_by = [1] is not allowed: must be a mapping"]),
     "sweep model a number": ("boundary", sweep(lambda d: d.update(model=4)), [f"{SW}: model = 4 is not allowed"]),
     "sweep a list": ("boundary", write(SW, "[]"), [f"{SW} holds []: must be a mapping of"]),

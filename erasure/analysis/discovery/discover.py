@@ -11,8 +11,6 @@ from transformer_lens import HookedTransformer
 
 from erasure.analysis.clean_pass import clean_pass
 from erasure.analysis.discovery.atlas import Atlas
-from erasure.analysis.discovery.bootstrap import prompt_counts
-from erasure.analysis.discovery.intervals import interval
 from erasure.analysis.discovery.layout import Layout, component_outputs, output_hooks
 from erasure.analysis.discovery.ranking import (
     bootstrap_ranking,
@@ -23,7 +21,8 @@ from erasure.analysis.discovery.ranking import (
 )
 from erasure.analysis.discovery.scan import Scanner
 from erasure.analysis.discovery.vcomp_pass import patch_layers_of, recompute_subset, subset_hooks, vcomp_pass
-from erasure.params.sections import Discovery
+from erasure.mechanism.bootstrap import PromptBootstrap, add_interval
+from erasure.params.sections import Discovery, Stats
 
 
 @dataclass
@@ -54,9 +53,13 @@ RULES = {
     "centred": "persistence from PR(c - mean c, w - mean w), means over non-BOS tokens (V-comp subset)",
     "erased_by": "medians of -sum PR(c, w) over the heads / the MLPs c reading w written by the writer's min "
                  "checkpoint (V-comp subset)",
-    "bootstrap": "prompts resampled with replacement discovery.n_bootstrap times (seed discovery.bootstrap_seed); "
-                 "pooled-token quantiles recomputed exactly; top writer = best relevant writer of each resample; "
-                 "intervals: 2.5-97.5 percentiles",
+    "bootstrap": "the prompt bootstrap of every interval (erasure.mechanism.bootstrap): the scanned prompts (the "
+                 "V-comp subset's, for its numbers) resampled with replacement stats.n_bootstrap times (seed "
+                 "stats.bootstrap_seed), pooled-token quantiles recomputed exactly (linear interpolation); "
+                 "<key>_low, <key>_high: the central stats.level of the draws",
+    "selection_frequency": "share of the resamples whose best relevant writer (rank_writers' rules on the "
+                           "resample) is this writer: `top_frequency` of each top writer; `writers`: every writer "
+                           "that is best in some resample (at most 10, most frequent first; null: none relevant)",
 }
 
 
@@ -65,8 +68,9 @@ class DiscoveryPass:
     prompts, and the clean hooks of the V-composition subset kept for `conclude` when `keep_subset` (the hooks
     the outputs are made of, 3-4x smaller than the outputs; `conclude` makes them again, the same numbers)."""
 
-    def __init__(self, model: HookedTransformer, dp: Discovery, n: int, seq_len: int, keep_subset: bool):
-        self.model, self.dp = model, dp
+    def __init__(self, model: HookedTransformer, dp: Discovery, stats: Stats, n: int, seq_len: int,
+                 keep_subset: bool):
+        self.model, self.dp, self.stats = model, dp, stats
         self.layout = Layout(model.cfg.n_layers, model.cfg.n_heads)
         self.n_scan = n if dp.n_prompts is None else min(dp.n_prompts, n)
         self.n_subset = min(dp.n_vcomp_prompts, self.n_scan)
@@ -106,12 +110,13 @@ class DiscoveryPass:
         relevant = [r for r in writers if r["relevant"]]
         top = relevant[: dp.top_writers]
         t0 = time.perf_counter()
-        boot_top, boot_erasure = bootstrap_ranking(
-            sc, layout, dp, self.columns, prompt_counts(self.n_scan, dp.n_bootstrap, dp.bootstrap_seed))
+        st = self.stats
+        boot = PromptBootstrap.create(self.n_scan, st.n_bootstrap, st.bootstrap_seed, st.level)
+        boot_top, boot_erasure = bootstrap_ranking(sc, layout, dp, self.columns, boot)
         row_of = {w: row for row, w in enumerate(layout.writers)}
         for r in top:
             r["top_frequency"] = rounded(np.mean(boot_top == row_of[r["index"]]))
-            r["erasure_ci95"] = interval(boot_erasure[:, row_of[r["index"]]])
+            add_interval(r, "erasure", boot_erasure[:, row_of[r["index"]]], boot.level)
         tops, freq = np.unique(boot_top, return_counts=True)
         boot_tops = sorted(
             ({"name": layout.names[layout.writers[t]] if t >= 0 else None, "frequency": rounded(f / len(boot_top))}
@@ -129,7 +134,8 @@ class DiscoveryPass:
             layers = sorted({l for ls in patch_layers_of(top, layout).values() for l in ls})
             subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
         t0 = time.perf_counter()
-        vcomp_pass(model, subset, self.n_subset, layout, dp, top, sc.mean_out)
+        subset_boot = PromptBootstrap.create(self.n_subset, st.n_bootstrap, st.bootstrap_seed, st.level)
+        vcomp_pass(model, subset, self.n_subset, layout, dp, subset_boot, top, sc.mean_out)
         self.seconds["vcomp"] = time.perf_counter() - t0
         self.kept = []
         for r in top:
@@ -165,11 +171,11 @@ class DiscoveryPass:
                 "error_bound_at": {str(x): rounded(hist.bin_width(x)) for x in (0.0, 0.03, 0.1, 0.3, 1.0, 10.0)},
             },
             "selected": sel,
-            "bootstrap": {
-                "n_draws": dp.n_bootstrap,
+            "bootstrap": boot.record(),
+            "selection_frequency": {
                 "top_writer": top[0]["name"] if top else None,
                 "top_writer_frequency": top[0]["top_frequency"] if top else None,
-                "top_writers": boot_tops[:10],
+                "writers": boot_tops[:10],
             },
             "params_writer": params_writer,
             "params_erasers": params_erasers,
@@ -199,6 +205,7 @@ def discover(
     model: HookedTransformer,
     tokens: Int[torch.Tensor, "n p"],
     dp: Discovery,
+    stats: Stats,
     batch_size: int,
     model_name: str = "",
     params_writer: str | None = None,
@@ -208,7 +215,7 @@ def discover(
     """Discovery alone: its own clean pass over `tokens`, then `conclude` (the activations stage shares the
     pass with the tables instead: erasure.analysis.passes)."""
     n, p = tokens.shape
-    found = DiscoveryPass(model, dp, n, p, keep_subset)
+    found = DiscoveryPass(model, dp, stats, n, p, keep_subset)
     clean_pass(model, tokens, batch_size, [found], desc="discover: scan")
     return found.conclude(tokens, batch_size, model_name, params_writer, params_erasers)
 
@@ -228,7 +235,7 @@ def _public(r: dict) -> dict:
     keys = ("name", "erasure", "erasure_final", "window", "min_checkpoint", "min_checkpoint_q75", "erasing_layer",
             "layer_drops", "rel_norm",
             "persistence", "persistence_q25", "persistence_q75", "erasers", "eraser_sum", "vcomp_layers",
-            "most_negative", "subset", "top_frequency", "erasure_ci95", "erased_by")
+            "most_negative", "subset", "top_frequency", "erasure_low", "erasure_high", "erased_by")
     return {k: r.get(k) for k in keys}
 
 

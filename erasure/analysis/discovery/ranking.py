@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from erasure.analysis.discovery.bootstrap import PooledQuantiles
 from erasure.analysis.discovery.layout import Layout
 from erasure.analysis.discovery.scan import Scan
+from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.names import Component
 from erasure.params.sections import Discovery
 
@@ -121,34 +121,30 @@ def select_erasers(writer: dict, pair_q: np.ndarray, layout: Layout, dp: Discove
 
 
 def bootstrap_ranking(
-    sc: Scan, layout: Layout, dp: Discovery, columns: list[list[int]], counts: torch.Tensor
+    sc: Scan, layout: Layout, dp: Discovery, columns: list[list[int]], boot: PromptBootstrap
 ) -> tuple[np.ndarray, np.ndarray]:
-    """rank_writers' score and relevance rules on each prompt resample (erasure.analysis.discovery.bootstrap).
+    """rank_writers' score and relevance rules on each prompt resample of `boot` (erasure.mechanism.bootstrap: the
+    pooled-token quantiles recomputed exactly on every resampled prompt set).
 
     Returns (top, erasure): the row (layout.writers order) of each draw's best relevant writer (-1 if none is
     relevant; ties go to the lower component index, as in rank_writers) and every writer's erasure per draw.
     """
-    persist = PooledQuantiles(sc.kept, sc.prompt_of_token)
-    rel = PooledQuantiles(sc.rel_values, sc.prompt_of_token)
+    n = boot.counts.shape[1]
+    med, q75 = boot.series_quantiles(sc.kept.numpy().reshape(n, -1, sc.kept.shape[1]), [0.5, 0.75])
+    rel_med = boot.series_quantiles(sc.rel_values.numpy().reshape(n, -1, sc.rel_values.shape[1]), [0.5])[0]
     width = max(len(c) for c in columns)
     idx = np.array([c + [-1] * (width - len(c)) for c in columns])  # (writers, width), -1 = padding
-    pad = idx < 0
-    rows = np.arange(len(columns))
-    tops = np.empty(len(counts), dtype=np.int64)
-    erasures = np.empty((len(counts), len(columns)))
-    for d, weights in enumerate(counts):
-        med, q75 = persist.quantiles([0.5, 0.75], weights)
-        rel_med = rel.quantiles([0.5], weights)[0]
-        window = np.where(pad, np.nan, med[np.maximum(idx, 0)])
-        finite = np.isfinite(window).any(1)
-        filled = np.where(np.isfinite(window), window, np.inf)
-        k_min = filled.argmin(1)
-        low = np.where(finite, filled[rows, k_min], np.nan)
-        erasure = 1.0 - low
+    window = np.where(idx < 0, np.nan, med[:, np.maximum(idx, 0)])  # (draws, writers, width)
+    finite = np.isfinite(window).any(-1)
+    filled = np.where(np.isfinite(window), window, np.inf)
+    k_min = filled.argmin(-1)  # (draws, writers)
+    low = np.where(finite, np.take_along_axis(filled, k_min[..., None], -1)[..., 0], np.nan)
+    erasure = 1.0 - low
+    with np.errstate(invalid="ignore"):  # NaN compares false: a writer without values is not relevant
         relevant = finite & (rel_med >= dp.min_rel_norm) & (low >= -dp.max_overshoot)
         if dp.require_consistent:
-            relevant &= q75[idx[rows, k_min]] < 1.0
-        score = np.where(relevant, erasure, -np.inf)
-        tops[d] = int(np.argmax(score)) if relevant.any() else -1
-        erasures[d] = erasure
-    return tops, erasures
+            draws = np.arange(len(med))[:, None]
+            relevant &= q75[draws, idx[np.arange(len(columns)), k_min]] < 1.0
+    score = np.where(relevant, erasure, -np.inf)
+    tops = np.where(relevant.any(-1), score.argmax(-1), -1)
+    return tops, erasure

@@ -14,11 +14,10 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from erasure.analysis.discovery.bootstrap import PooledQuantiles, prompt_counts
-from erasure.analysis.discovery.intervals import interval
 from erasure.analysis.discovery.layout import Layout, capture_outputs
 from erasure.analysis.discovery.ranking import rounded
 from erasure.analysis.discovery.scan import positions
+from erasure.mechanism.bootstrap import PromptBootstrap, add_interval
 from erasure.mechanism.hooks import component_output, ln1_scale_hook, output_hooks, resid_pre_hook, run_capture
 from erasure.mechanism.vcomp import vcomp_patch_hooks
 from erasure.params.sections import Discovery
@@ -57,13 +56,14 @@ def vcomp_pass(
     n: int,
     layout: Layout,
     dp: Discovery,
+    boot: PromptBootstrap,
     top: list[dict],
     mean_out: torch.Tensor,
 ) -> None:
     """Clean vs V-patched eraser PRs and centred persistence for each top writer (results added in place).
 
     `subset`: per batch of the first n prompts, every component's clean output (b, p, n_comp, d) and the clean
-    `subset_hooks` of the layers in `patch_layers_of(top)`.
+    `subset_hooks` of the layers in `patch_layers_of(top)`; `boot`: the resamples of those n prompts.
     """
     patch_layers = patch_layers_of(top, layout)
     acc: dict[str, dict[str, list]] = {r["name"]: {"clean": [], "patched": [], "P": [], "Pc": [], "split": []}
@@ -110,11 +110,9 @@ def vcomp_pass(
             bar.update(outs.shape[0])
     bar.close()
     ckpts = layout.checkpoints
-    prompt_of_token = torch.arange(n).repeat_interleave(len(range(p)[positions(p, dp.include_bos)]))
-    counts = prompt_counts(n, dp.n_bootstrap, dp.bootstrap_seed + 1)
     for r in top:
         a = acc[r["name"]]
-        r["erased_by"] = _split(torch.cat(a["split"]), prompt_of_token, counts, r["min_checkpoint"])
+        r["erased_by"] = _split(torch.cat(a["split"]), boot, r["min_checkpoint"])
         own = int(layout.own[r["index"]])
         curves = {}
         for key in ("P", "Pc"):
@@ -141,33 +139,34 @@ def vcomp_pass(
         s_patched = _quant(patched.sum(1), 0.5) if patched is not None else None
         r["eraser_sum"] = {"clean_median": rounded(s_clean),
                            "patched_median": rounded(s_patched) if s_patched is not None else None,
-                           "vcomp_share": _share(s_clean, s_patched),
-                           "vcomp_share_ci95": None if patched is None else _share_interval(
-                               clean.sum(1), patched.sum(1), prompt_of_token, counts)}
+                           "vcomp_share": _share(s_clean, s_patched)}
+        share_draws = np.array([]) if patched is None else _share_draws(clean.sum(1), patched.sum(1), boot)
+        add_interval(r["eraser_sum"], "vcomp_share", share_draws, boot.level)
 
 
-def _split(split: torch.Tensor, prompt_of_token: torch.Tensor, counts: torch.Tensor, checkpoint: str) -> dict:
+def _per_prompt(per_token: torch.Tensor, boot: PromptBootstrap) -> np.ndarray:
+    """(tokens, series) values of the subset's prompts, prompt by prompt, as (prompt, position, series)."""
+    return per_token.float().cpu().numpy().reshape(boot.counts.shape[1], -1, per_token.shape[-1])
+
+
+def _split(split: torch.Tensor, boot: PromptBootstrap, checkpoint: str) -> dict:
     """Medians (and intervals) of what the heads and the MLPs reading w took away from it by `checkpoint`.
 
     Per token: -sum of PR(c, w) over the heads (MLPs) written before the checkpoint; 1 - P_k = heads + MLPs
     token by token, but the medians of the parts need not add up to the median of the whole."""
-    pooled = PooledQuantiles(split.float().cpu(), prompt_of_token)
-    draws = np.stack([pooled.quantiles([0.5], w)[0] for w in counts]) if len(counts) else np.zeros((0, 2))
+    draws = boot.series_quantiles(_per_prompt(split, boot), [0.5])[0]  # (draws, heads | mlps)
     out = {"checkpoint": checkpoint}
     for j, who in enumerate(("heads", "mlps")):
-        out[who] = {"median": rounded(_quant(split[:, j], 0.5)), "ci95": interval(draws[:, j])}
+        out[who] = {"median": rounded(_quant(split[:, j], 0.5))}
+        add_interval(out[who], "median", draws[:, j], boot.level)
     return out
 
 
-def _share_interval(clean: torch.Tensor, patched: torch.Tensor, prompt_of_token: torch.Tensor,
-                    counts: torch.Tensor) -> list[float] | None:
-    """Prompt-bootstrap interval of 1 - median(patched eraser sum) / median(clean eraser sum)."""
-    pooled = PooledQuantiles(torch.stack([clean, patched], dim=-1).float().cpu(), prompt_of_token)
-    shares = []
-    for w in counts:
-        c, p = pooled.quantiles([0.5], w)[0]
-        shares.append(1.0 - p / c if c != 0 else np.nan)
-    return interval(np.array(shares))
+def _share_draws(clean: torch.Tensor, patched: torch.Tensor, boot: PromptBootstrap) -> np.ndarray:
+    """1 - median(patched eraser sum) / median(clean eraser sum) on every resample (NaN where the clean one is 0)."""
+    c, p = boot.series_quantiles(_per_prompt(torch.stack([clean, patched], dim=-1), boot), [0.5])[0].T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c != 0, 1.0 - p / c, np.nan)
 
 
 def _erasure(curve: dict, window: list[str]) -> float | None:
