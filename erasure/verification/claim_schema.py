@@ -59,8 +59,7 @@ Number = Float(-math.inf, math.inf, open_lo=True, open_hi=True)  # any finite nu
 Rounding = Annotated[float, PlainValidator(_rounding)]  # half a unit of the paper's last printed digit (0: exact)
 
 
-TRUTH_REF_KEYS_ORDER = ("truth", "key", "scale")  # {truth: FIELD, key: K, scale: s}: a value of the planted truth
-TRUTH_REF_KEYS = frozenset(TRUTH_REF_KEYS_ORDER)
+TRUTH_REF_KEYS = ("truth", "key", "scale")  # {truth: FIELD, key: K, scale: s}: a value of the planted truth
 
 
 def is_number(x: Any) -> bool:
@@ -177,9 +176,10 @@ class Entry(Closed):
             if not self.check:
                 raise rule(f": a claim without a numeric {value_field} needs a `check`")
             return
-        if isinstance(value, dict) and set(value) - TRUTH_REF_KEYS and "truth" in value:
+        stray = set(value) - set(TRUTH_REF_KEYS) if isinstance(value, dict) and "truth" in value else set()
+        if stray:
             raise rule(f": {value_field} names the planted truth and allows only the keys "
-                       f"{', '.join(TRUTH_REF_KEYS_ORDER)}; got {', '.join(sorted(set(value) - TRUTH_REF_KEYS))}")
+                       f"{', '.join(TRUTH_REF_KEYS)}; got {', '.join(sorted(stray))}")
         if isinstance(value, dict) and "truth" not in value:
             if not isinstance(self.metric, dict) or set(self.metric) != set(value):
                 raise rule(f": a mapping {value_field} needs `metric` with the same parts")
