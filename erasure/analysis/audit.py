@@ -51,9 +51,9 @@ def keep_freed_memory() -> bool:
     before the audit (and before its benchmark's floor, so both run alike). Why: glibc serves every block above
     32 MB with a fresh mmap and unmaps it on free, and an ablated pass's attention scores (copies x batch x heads x
     pos x pos floats: 94 MB for SmolLM2's 10 copies of 4 x 256 tokens) exceed that, so each pass faulted its pages
-    in anew, zeroed by the kernel: 46 M page faults and 92 s of system time in an 11-minute SmolLM2 audit of 2
-    prompts (benchmarks/README.md). Process-wide, numerics untouched; peak RSS grows by what fragmentation keeps
-    (SmolLM2 1.5 -> 1.9 GB). False where the C library is not glibc (nothing changed)."""
+    in anew, zeroed by the kernel (SmolLM2, 2 prompts: 7.4 M page faults, 0.54 M with this; benchmarks/README.md).
+    Process-wide, numerics untouched; peak RSS grows by what the heap keeps (that run: 2.2 -> 2.6 GB). False where
+    the C library is not glibc (nothing changed)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
