@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
 
-    from erasure.analysis.audit import run_audit
+    from erasure.analysis.audit import keep_freed_memory, run_audit
     from erasure.analysis.audit_pool import AuditConfig
     from erasure.analysis.prompt_files import load_prompts
     from erasure.analysis.roles import resolve_roles
@@ -63,6 +63,7 @@ def main() -> None:
     tokens = tokens[:n]
     writer, erasers = resolve_roles(params)
     sets = eraser_sets(params, writer, erasers)
+    keep_freed_memory()  # before the model and the floor: floor and audit under the same allocator settings
     model = load_model(params)
     a = params.audit
     cfg = AuditConfig(a.ablation, a.direction, a.top_fraction, a.seed, params.activations.batch_size)

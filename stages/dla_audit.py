@@ -45,13 +45,14 @@ def main(params: Params) -> None:
     writer, erasers = resolve_roles(params)
     sets = eraser_sets(params, writer, erasers)
 
-    from erasure.analysis.audit import run_audit
+    from erasure.analysis.audit import keep_freed_memory, run_audit
     from erasure.analysis.audit_pool import AuditConfig, audit_record, headline, plot_rows
     from erasure.io import OutputSet, round_significant
     from erasure.mechanism.bootstrap import PromptBootstrap
     from erasure.models.load import load_model
     from erasure.plotting.audit import plot_audit
 
+    keep_freed_memory()
     model = load_model(params)
     t_load = time.perf_counter() - t0
     cfg = AuditConfig(settings.ablation, settings.direction, settings.top_fraction, settings.seed,
