@@ -257,7 +257,7 @@ def discovery_record(model: str, writer: str = "L0H2", erasure: float = 0.86, to
 def sweep_records() -> dict[str, dict]:
     """sweep/<model>.json of the three compare models as scripts/collect_sweep.py writes them: planted-4l with its
     planted roles, SmolLM2 without a gelu-4l-like erasure, Gemma 3 with one."""
-    from erasure.models.planted import planted_truth
+    from erasure.planted_truth import planted_truth
 
     truth = planted_truth()
     discoveries = {

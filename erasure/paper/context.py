@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from erasure.errors import DataError
+from erasure.formatting import as_number, level_text
 from erasure.io import read_json
 from erasure.markup import md_text
 from erasure.mechanism.stats import QUANTILES
@@ -156,7 +157,7 @@ def _ordinal(q: float) -> str:
 def _ci_label(fig4: dict | None) -> str:
     """The level of fig4's intervals (`bootstrap.level` of its metrics file), e.g. 0.95 -> 95%."""
     level = ((fig4 or {}).get("bootstrap") or {}).get("level")
-    return f"{100 * level:g}%" if isinstance(level, (int, float)) else "confidence"
+    return "confidence" if as_number(level) is None else level_text(level)
 
 
 def build_context(root: str | Path, params: dict, registry: dict, verification: dict | None) -> dict:
@@ -212,7 +213,7 @@ def build_context(root: str | Path, params: dict, registry: dict, verification: 
         "says": Node(says, "says"),
         "rules_table": rules_table(says),
         "failures": failure_lines(failed, (verification or {}).get("figure_gaps") or []),
-        "findings": findings_md(findings, _ci_label(m.get("fig4_dla"))) if findings else None,
+        "findings": findings_md(findings) if findings else None,
         "q": {k: _ordinal(v) for k, v in QUANTILES.items()},  # q.q25 = "25th": percentile names from stats.py
         "ci": _ci_label(m.get("fig4_dla")),
         "writer": Node(writer, "writer"),

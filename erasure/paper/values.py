@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from erasure.formatting import as_number, fixed, interval, percent
 from erasure.markup import md_code, md_text
 from erasure.mechanism.names import display_token, interval_keys
 from erasure.verification.metrics import MISSING
@@ -83,8 +84,7 @@ def _missing_text(x: Any) -> str | None:
 
 
 def _number(x: Any) -> float | None:
-    v = unwrap(x)
-    return None if isinstance(v, bool) or not isinstance(v, (int, float)) else float(v)
+    return as_number(unwrap(x))
 
 
 def _not_a(kind: str, x: Any) -> str:
@@ -98,7 +98,7 @@ def f_num(x: Any, digits: int = 3) -> str:
     if miss:
         return miss
     v = _number(x)
-    return _not_a("a number", x) if v is None else f"{v:.{digits}f}"
+    return _not_a("a number", x) if v is None else fixed(v, digits)
 
 
 def f_pct(x: Any, digits: int = 0) -> str:
@@ -107,7 +107,7 @@ def f_pct(x: Any, digits: int = 0) -> str:
     if miss:
         return miss
     v = _number(x)
-    return _not_a("a number", x) if v is None else f"{100 * v:.{digits}f}%"
+    return _not_a("a number", x) if v is None else percent(v, digits)
 
 
 def f_ci(record: Any, key: str, digits: int = 2) -> str:
@@ -118,7 +118,7 @@ def f_ci(record: Any, key: str, digits: int = 2) -> str:
     if any(unwrap(e) is MISSING for e in ends):
         return " to ".join(str(e) for e in ends)
     lo, hi = (_number(e) for e in ends)
-    return "n/a" if lo is None or hi is None else f"{lo:.{digits}f} to {hi:.{digits}f}"
+    return "n/a" if lo is None or hi is None else interval(lo, hi, digits)
 
 
 def f_na(x: Any, digits: int = 2) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from erasure.analysis.comparison import VERDICT_RULE, criteria, erasure_verdict, writer_row
+from erasure.formatting import as_number, fixed, interval, level_text, percent
 from erasure.mechanism.names import interval_keys
 from erasure.params.sections import Compare
 from erasure.paths import METRICS
@@ -36,6 +37,7 @@ def run_findings(metrics: Metrics, run_model: str, cp: Compare) -> dict[str, Any
         "n_writers": record.get("n_writers"),
         "n_writers_relevant": record.get("n_writers_relevant"),
         "n_draws": (record.get("bootstrap") or {}).get("n_draws"),
+        "level": (record.get("bootstrap") or {}).get("level"),
         "top": top,
         "alternatives": [t for t in selection.get("writers") or [] if top is None or t.get("name") != top["name"]],
         "criteria": checks,
@@ -61,13 +63,13 @@ def _fig4(metrics: Metrics, run_model: str, top: dict | None) -> dict | None:
 
 
 def _num(x: Any, digits: int = 2) -> str:
-    return "n/a" if not isinstance(x, (int, float)) or isinstance(x, bool) else f"{x:.{digits}f}"
+    v = as_number(x)
+    return "n/a" if v is None else fixed(v, digits)
 
 
-def _ci(ci: Any, digits: int = 2) -> str:
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not all(isinstance(v, (int, float)) for v in ci):
-        return "no interval"
-    return f"{ci[0]:.{digits}f} to {ci[1]:.{digits}f}"
+def _ci(ends: tuple[Any, Any], digits: int = 2) -> str:
+    low, high = (as_number(e) for e in ends)
+    return "no interval" if low is None or high is None else interval(low, high, digits)
 
 
 def _ends(row: dict, key: str) -> tuple[Any, Any]:
@@ -76,13 +78,15 @@ def _ends(row: dict, key: str) -> tuple[Any, Any]:
 
 
 def _pct(x: Any) -> str:
-    return "n/a" if not isinstance(x, (int, float)) or isinstance(x, bool) else f"{100 * x:.0f}%"
+    v = as_number(x)
+    return "n/a" if v is None else percent(v)
 
 
-def findings_md(f: dict[str, Any], level: str = "95%") -> str:
+def findings_md(f: dict[str, Any]) -> str:
     """The findings as Markdown paragraphs, every sentence that judges chosen by the verdict rule's numbers."""
     if not f.get("available"):
         return f"> **No findings:** {f.get('reason')}."
+    level = "confidence" if as_number(f.get("level")) is None else level_text(f["level"])
     top = f["top"]
     lines = [f"**gelu-4l-like erasure: {f['verdict']}.** Rule: {f['rule']}."]
     if top is None:
