@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from erasure.formatting import level_text
 from erasure.mechanism.names import Component
 from erasure.plotting.style import plt, save
 
@@ -62,7 +63,7 @@ def plot_audit(record: dict, path: Path, dpi: int) -> None:
         bx.plot([e for _, e in eraser], [yi for yi, _ in eraser], "x", color="#dd8452", ms=7, mew=2,
                 label="its erasers' share")
     bx.set_xlabel("share of the direct change (hatched: negative parts)")
-    bx.set_title(f"most repaired ({round(100 * record['bootstrap']['level'])}% prompt-bootstrap intervals)",
+    bx.set_title(f"most repaired ({level_text(record['bootstrap']['level'])} prompt-bootstrap intervals)",
                  fontsize=10)
     bx.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{record['model']}: DLA audit, {record['ablation']} ablation, {record['direction']} direction, top "
