@@ -11,14 +11,14 @@ tables.py, fig4.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AllowInfNan, Field, StringConstraints, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from erasure.errors import DataError
 from erasure.io import read_json
-from erasure.params.fields import Record, check_record, read_record, rule
+from erasure.params.fields import describe, require_mapping, rule
 
 Finite = Annotated[float, Field(strict=True), AllowInfNan(False)]  # an int is a float here (JSON writes 1.0 as 1.0)
 Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
@@ -26,6 +26,32 @@ Count = Annotated[int, Field(strict=True, ge=1)]
 
 ACTIVATIONS_REMEDY = "re-run `dvc repro activations`"
 SWEEP_REMEDY = "rerun `python -m scripts.collect_sweep`"
+
+
+class Record(BaseModel):
+    """A JSON file a stage wrote for later stages: the keys its readers use, typed; other keys are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        require_mapping(cls, data)
+        return data
+
+
+def check_record(data: Any, cls: type[Record], path: Path, remedy: str) -> Any:
+    """`data` read from `path`, checked as `cls`; any fault is one DataError naming the file, the key and `remedy`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise DataError(f"{describe(err, file=str(path))}: {remedy}") from None
+
+
+def read_record(path: Path, cls: type[Record], remedy: str) -> Any:
+    """Read and check a stage's JSON file (see check_record)."""
+    return check_record(read_json(path, remedy), cls, path, remedy)
+
 
 
 # ---- metrics/discovery.json, as the discovery_figs stage reads it ------------------------------------------------

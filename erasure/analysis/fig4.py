@@ -19,10 +19,11 @@ from erasure.errors import DataError, ParamError
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
-from erasure.params.fields import MAX_COUNT, Int, Record, read_record
+from erasure.params.fields import MAX_COUNT, Int
 from erasure.params.load import Params
 from erasure.params.sections import Fig4, Stats
 from erasure.paths import ACTIVATIONS_DIR, FIG4_POINTS
+from erasure.schemas import Record, read_record
 
 POINT_KEYS = ("writer", "vcomp", "erasers", "code_x", "code_y")
 

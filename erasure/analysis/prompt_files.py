@@ -17,10 +17,11 @@ from jaxtyping import Int
 from pydantic import model_validator
 
 from erasure.errors import DataError
-from erasure.params.fields import MAX_COUNT, Bool, Digest, Record, Text, read_record, rule
+from erasure.params.fields import MAX_COUNT, Bool, Digest, Text, rule
 from erasure.params.fields import Int as IntField
 from erasure.params.load import Params
 from erasure.paths import PROMPTS_DIR
+from erasure.schemas import Record, read_record
 
 TOKENS_FILE = "tokens.npy"
 INFO_FILE = "tokens.json"

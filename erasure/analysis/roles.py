@@ -12,9 +12,10 @@ from pathlib import Path
 
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component
-from erasure.params.fields import Record, Text, read_record
+from erasure.params.fields import Text
 from erasure.params.load import Params, check_roles
 from erasure.paths import METRICS
+from erasure.schemas import Record, read_record
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from pydantic import model_validator
 
 from erasure.errors import DataError
 from erasure.mechanism.names import Component
-from erasure.params.fields import MAX_COUNT, Int, Record, Text, read_record, rule
+from erasure.params.fields import MAX_COUNT, Int, Text, rule
 from erasure.paths import ACTIVATIONS_DIR
+from erasure.schemas import Record, read_record
 
 RUNS = ("clean", "patched")
 REMEDY = "re-run `dvc repro activations`"

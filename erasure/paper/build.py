@@ -35,8 +35,9 @@ from erasure.paper.values import (
     f_toks,
     f_words,
 )
-from erasure.params.fields import Choice, Record, Text, check_record
+from erasure.params.fields import Choice, Text
 from erasure.paths import STYLE, TEMPLATE, VERIFICATION_JSON
+from erasure.schemas import Record, check_record
 
 
 class ReportRow(Record):

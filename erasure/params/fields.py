@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, PlainValidator, Tag, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from erasure.errors import DataError, ParamError
-from erasure.io import read_json
 from erasure.mechanism.names import Component
 
 MAX_COUNT = 1_000_000  # upper bound of every count (prompts, draws, rows): far above any run this machine can do
@@ -171,7 +169,7 @@ def rule(suffix: str) -> PydanticCustomError:
     return PydanticCustomError("rule", "{suffix}", {"suffix": suffix})
 
 
-def _require_mapping(cls: type[BaseModel], data: Any) -> None:
+def require_mapping(cls: type[BaseModel], data: Any) -> None:
     """A params section or a record must be a mapping; the error names the keys it should hold."""
     if not isinstance(data, dict):
         raise PydanticCustomError("not_a_mapping", "mapping", {"keys": ", ".join(cls.model_fields)})
@@ -185,7 +183,7 @@ class Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
-        _require_mapping(cls, data)
+        require_mapping(cls, data)
         unknown = [key for key in data if key not in cls.model_fields]
         if unknown:
             raise PydanticCustomError("unknown_key", "unknown key",
@@ -245,28 +243,3 @@ def describe(err: ValidationError, file: str | None = None, name: Callable[[tupl
         return f"{prefix}{where} = {_short(value)}{joint}must be a list"
     message = str(cause) if cause is not None else e["msg"]
     return f"{prefix}{where} = {_short(value)}{joint}{message}"
-
-
-class Record(BaseModel):
-    """A JSON file a stage wrote for later stages: the keys its readers use, typed; other keys are kept."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", arbitrary_types_allowed=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _a_mapping(cls, data: Any) -> Any:
-        _require_mapping(cls, data)
-        return data
-
-
-def check_record(data: Any, cls: type[Record], path: Path, remedy: str) -> Any:
-    """`data` read from `path`, checked as `cls`; any fault is one DataError naming the file, the key and `remedy`."""
-    try:
-        return cls.model_validate(data)
-    except ValidationError as err:
-        raise DataError(f"{describe(err, file=str(path))}: {remedy}") from None
-
-
-def read_record(path: Path, cls: type[Record], remedy: str) -> Any:
-    """Read and check a stage's JSON file (see check_record)."""
-    return check_record(read_json(path, remedy), cls, path, remedy)
