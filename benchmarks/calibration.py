@@ -28,12 +28,13 @@ from erasure.analysis.fig4 import load_points
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
 from erasure.analysis.prompts import build_prompts
 from erasure.analysis.roles import Roles, resolve_roles
-from erasure.analysis.tables import ActivationMeta, ActivationTables
+from erasure.analysis.tables import ActivationTables
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import all_components, checkpoint_names
 from erasure.models.load import bos_token_id, load_model
 from erasure.params.load import load_params, validate_params
+from erasure.schemas import ActivationMeta
 
 MODEL = "planted-4l"
 

@@ -3,10 +3,11 @@ its shapes and finiteness, so a damaged, hand-edited or old file stops the readi
 file, the key and the remedy (never a KeyError, a format-code ValueError or a NaN drawn into a plot).
 
 JSON records are pydantic models (`Record`: extra keys are kept, readers check only what they use) built from
-pydantic's own strict types and constraints; `read_metrics` and `read_sweep_file` read them. Arrays (the atlas)
-are checked by `check_atlas_arrays`. The records the model stages write for the table readers (tokens.json,
-activations' meta.json, Fig 4's points) are typed beside their readers: erasure/analysis/prompt_files.py,
-tables.py, fig4.py.
+pydantic's own strict types and constraints and the named bounds of erasure/params/fields.py; `read_record`,
+`read_metrics` and `read_sweep_file` read them. Every hand-off is typed here: metrics/ (discovery, figures,
+sweep), data/prompts/tokens.json (`PromptInfo`), data/activations/meta.json (`ActivationMeta`, `PointsMeta`),
+the roles read from discovery (`DiscoveryRecord`) and paper/verification.json (`VerificationReport`). Arrays (the
+atlas) are checked by `check_atlas_arrays`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, StringConstraint
 
 from erasure.errors import DataError
 from erasure.io import read_json
-from erasure.params.fields import describe, require_mapping, rule
+from erasure.mechanism.names import Component
+from erasure.params.fields import MAX_COUNT, Bool, Choice, Digest, Int, Text, describe, require_mapping, rule
 
 Finite = Annotated[float, Field(strict=True), AllowInfNan(False)]  # an int is a float here (JSON writes 1.0 as 1.0)
 Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
@@ -282,3 +284,115 @@ def check_atlas_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
         raise bad("matrix holds inf values")
     if not np.isfinite(matrix).any():
         raise bad("matrix holds no finite value")
+
+
+# ---- the hand-offs under data/ and paper/ (prompts, activation tables, Fig 4 points, roles, verification) ----
+RUNS = ("clean", "patched")  # the activation tables' run axis
+
+
+class ActivationMeta(Record):
+    """data/activations/meta.json: what the tables hold, and for which model and roles."""
+
+    model: Text
+    writer: Text
+    erasers: list[Text]  # [] = none: the patched run is the clean run, and what needs erasers does not apply
+    roles_source: Text  # params | discovery | fallback (erasure.analysis.passes.Roles)
+    roles_note: str | None  # why a fallback writer, or None
+    patch_layers: list[Int(0, 10_000)]
+    components: list[Text]
+    checkpoints: list[Text]
+    runs: list[Text]
+    n_prompts: Int(1, MAX_COUNT)
+    seq_len: Int(2, 10_000_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ActivationMeta:
+        if tuple(self.runs) != RUNS:
+            raise rule(f"runs = {self.runs!r} is not allowed: must be {list(RUNS)!r}")
+        unknown = [c for c in [self.writer, *self.erasers] if c not in self.components]
+        if unknown:
+            raise rule(f"writer/erasers {[self.writer, *self.erasers]!r} are not allowed: must be a writer and "
+                       "erasers among `components`")
+        try:
+            layers = sorted({Component.parse(e).layer for e in self.erasers})
+        except ValueError:
+            raise rule(f"erasers = {self.erasers!r} is not allowed: must be heads LxHy / MLPx") from None
+        first = layers[0] if layers else None
+        needed = set() if first is None else {f"resid_mid{first}",
+                                              f"resid_post{first - 1}" if first > 0 else "resid_pre0"}
+        if self.patch_layers != layers or not needed <= set(self.checkpoints):
+            raise rule(f"patch_layers = {self.patch_layers!r} is not allowed: must be the erasers' layers {layers} "
+                       f"with checkpoints {sorted(needed)}")
+        return self
+
+
+class PromptInfo(Record):
+    """tokens.json: what the later stages read of it."""
+
+    model: Text
+    sha256: Digest
+    n_text: Int(0, MAX_COUNT)
+    n_code: Int(0, MAX_COUNT)
+    is_code: list[Bool]
+
+    @model_validator(mode="after")
+    def _one_flag_per_row(self) -> PromptInfo:
+        if len(self.is_code) != self.n_text + self.n_code or sum(self.is_code) != self.n_code:
+            raise rule(f"is_code has {len(self.is_code)} flags ({sum(self.is_code)} true), not n_text + n_code = "
+                       f"{self.n_text + self.n_code} ({self.n_code} true)")
+        return self
+
+
+class Selection(Record):
+    writer: Text
+    erasers: list[Text]
+
+
+class DiscoveryRecord(Record):
+    """What the stages with `auto` roles read of metrics/discovery.json."""
+
+    selected: Selection
+
+
+class CodeVariantMeta(Record):
+    n_prompts: Int(0, MAX_COUNT)
+    start_pos: Int(0, 10_000_000)
+    has_heads: bool
+
+
+class AlignedToken(Record):
+    token: str
+    id: Int(0, 10_000_000)
+    score: float
+
+
+class Fig4Meta(Record):
+    """meta.json's `fig4`: how the points were made, and the aligned tokens."""
+
+    n_prompts: Int(0, MAX_COUNT)
+    code_variant: CodeVariantMeta
+    aligned_top_k: Int(1, 10_000)
+    aligned_tokens: list[AlignedToken]
+
+
+class PointsMeta(ActivationMeta):
+    """data/activations/meta.json as the fig4 stage reads it: the tables' record and its `fig4` part."""
+
+    fig4: Fig4Meta
+
+
+class ReportRow(Record):
+    """One claim or planted check of paper/verification.json, as the paper's table reads it."""
+
+    id: Text
+    status: Choice("PASS", "FAIL", "NOT RUN")
+    text: str
+    paper_value: Any
+    reproduced: Any
+    tolerance: str
+    reason: str
+
+
+class VerificationReport(Record):
+    claims: list[ReportRow]
+    planted: list[ReportRow]

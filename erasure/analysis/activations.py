@@ -45,8 +45,8 @@ from erasure.mechanism.projection import projection_ratio
 from erasure.mechanism.vcomp import norm_centre, vcomp_patch_hooks
 from erasure.params.sections import Fig4
 from erasure.paths import FIG4_POINTS
+from erasure.schemas import RUNS
 
-RUNS = ("clean", "patched")
 TOP_K_CHUNK = 256  # positions unembedded at once when finding the top-2 tokens (bounds the logits' memory)
 
 

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from erasure.analysis.tables import REMEDY, ActivationMeta
+from erasure.analysis.tables import REMEDY
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.bootstrap import PromptBootstrap
 from erasure.mechanism.linefit import bootstrap_fit, fit_line
 from erasure.mechanism.names import Component
-from erasure.params.fields import MAX_COUNT, Int
 from erasure.params.load import Params
 from erasure.params.sections import Fig4, Stats
 from erasure.paths import ACTIVATIONS_DIR, FIG4_POINTS
-from erasure.schemas import Record, read_record
+from erasure.schemas import PointsMeta, read_record
 
 POINT_KEYS = ("writer", "vcomp", "erasers", "code_x", "code_y")
 
@@ -38,33 +37,6 @@ def position_mask(seq_len: int, positions: str) -> np.ndarray:
     if not mask.any():
         raise ParamError(f"fig4.positions = {positions!r} leaves no position for seq_len {seq_len}")
     return mask
-
-
-class CodeVariantMeta(Record):
-    n_prompts: Int(0, MAX_COUNT)
-    start_pos: Int(0, 10_000_000)
-    has_heads: bool
-
-
-class AlignedToken(Record):
-    token: str
-    id: Int(0, 10_000_000)
-    score: float
-
-
-class Fig4Meta(Record):
-    """meta.json's `fig4`: how the points were made, and the aligned tokens."""
-
-    n_prompts: Int(0, MAX_COUNT)
-    code_variant: CodeVariantMeta
-    aligned_top_k: Int(1, 10_000)
-    aligned_tokens: list[AlignedToken]
-
-
-class PointsMeta(ActivationMeta):
-    """data/activations/meta.json as the fig4 stage reads it: the tables' record and its `fig4` part."""
-
-    fig4: Fig4Meta
 
 
 def load_points(act_dir: str | Path = ACTIVATIONS_DIR) -> tuple[dict[str, np.ndarray], PointsMeta]:

@@ -14,35 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from jaxtyping import Int
-from pydantic import model_validator
 
 from erasure.errors import DataError
-from erasure.params.fields import MAX_COUNT, Bool, Digest, Text, rule
-from erasure.params.fields import Int as IntField
 from erasure.params.load import Params
 from erasure.paths import PROMPTS_DIR
-from erasure.schemas import Record, read_record
+from erasure.schemas import PromptInfo, read_record
 
 TOKENS_FILE = "tokens.npy"
 INFO_FILE = "tokens.json"
 REMEDY = "re-run `dvc repro prompts`"
-
-
-class PromptInfo(Record):
-    """tokens.json: what the later stages read of it."""
-
-    model: Text
-    sha256: Digest
-    n_text: IntField(0, MAX_COUNT)
-    n_code: IntField(0, MAX_COUNT)
-    is_code: list[Bool]
-
-    @model_validator(mode="after")
-    def _one_flag_per_row(self) -> PromptInfo:
-        if len(self.is_code) != self.n_text + self.n_code or sum(self.is_code) != self.n_code:
-            raise rule(f"is_code has {len(self.is_code)} flags ({sum(self.is_code)} true), not n_text + n_code = "
-                       f"{self.n_text + self.n_code} ({self.n_code} true)")
-        return self
 
 
 def _sha256(tokens: np.ndarray) -> str:

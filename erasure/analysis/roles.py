@@ -12,10 +12,9 @@ from pathlib import Path
 
 from erasure.errors import DataError, ParamError
 from erasure.mechanism.names import Component
-from erasure.params.fields import Text
 from erasure.params.load import Params, check_roles
 from erasure.paths import METRICS
-from erasure.schemas import Record, read_record
+from erasure.schemas import DiscoveryRecord, read_record
 
 
 @dataclass(frozen=True)
@@ -53,17 +52,6 @@ def discovered_roles(params: Params, record: dict, source: str) -> Roles:
     else:
         raise DataError(f"{source} ranks no writer: re-run `dvc repro activations`")
     return Roles(Component.parse(best, f"{source} writer", params.shape), [], "fallback", note)
-
-
-class Selection(Record):
-    writer: Text
-    erasers: list[Text]
-
-
-class DiscoveryRecord(Record):
-    """What the stages with `auto` roles read of metrics/discovery.json."""
-
-    selected: Selection
 
 
 def resolve_roles(params: Params, discovery: Path = METRICS["discovery"]) -> tuple[Component, list[Component]]:

@@ -7,53 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import model_validator
 
 from erasure.errors import DataError
-from erasure.mechanism.names import Component
-from erasure.params.fields import MAX_COUNT, Int, Text, rule
 from erasure.paths import ACTIVATIONS_DIR
-from erasure.schemas import Record, read_record
+from erasure.schemas import RUNS, ActivationMeta, read_record
 
-RUNS = ("clean", "patched")
 REMEDY = "re-run `dvc repro activations`"
 CHUNK_ROWS = 64  # prompts checked for finiteness at once (bounds the memory of the check)
-
-
-class ActivationMeta(Record):
-    """data/activations/meta.json: what the tables hold, and for which model and roles."""
-
-    model: Text
-    writer: Text
-    erasers: list[Text]  # [] = none: the patched run is the clean run, and what needs erasers does not apply
-    roles_source: Text  # params | discovery | fallback (erasure.analysis.passes.Roles)
-    roles_note: str | None  # why a fallback writer, or None
-    patch_layers: list[Int(0, 10_000)]
-    components: list[Text]
-    checkpoints: list[Text]
-    runs: list[Text]
-    n_prompts: Int(1, MAX_COUNT)
-    seq_len: Int(2, 10_000_000)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ActivationMeta:
-        if tuple(self.runs) != RUNS:
-            raise rule(f"runs = {self.runs!r} is not allowed: must be {list(RUNS)!r}")
-        unknown = [c for c in [self.writer, *self.erasers] if c not in self.components]
-        if unknown:
-            raise rule(f"writer/erasers {[self.writer, *self.erasers]!r} are not allowed: must be a writer and "
-                       "erasers among `components`")
-        try:
-            layers = sorted({Component.parse(e).layer for e in self.erasers})
-        except ValueError:
-            raise rule(f"erasers = {self.erasers!r} is not allowed: must be heads LxHy / MLPx") from None
-        first = layers[0] if layers else None
-        needed = set() if first is None else {f"resid_mid{first}",
-                                              f"resid_post{first - 1}" if first > 0 else "resid_pre0"}
-        if self.patch_layers != layers or not needed <= set(self.checkpoints):
-            raise rule(f"patch_layers = {self.patch_layers!r} is not allowed: must be the erasers' layers {layers} "
-                       f"with checkpoints {sorted(needed)}")
-        return self
 
 
 @dataclass

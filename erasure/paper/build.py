@@ -11,7 +11,6 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import markdown
@@ -35,27 +34,8 @@ from erasure.paper.values import (
     f_toks,
     f_words,
 )
-from erasure.params.fields import Choice, Text
 from erasure.paths import STYLE, TEMPLATE, VERIFICATION_JSON
-from erasure.schemas import Record, check_record
-
-
-class ReportRow(Record):
-    """One claim or planted check of paper/verification.json, as the paper's table reads it."""
-
-    id: Text
-    status: Choice("PASS", "FAIL", "NOT RUN")
-    text: str
-    paper_value: Any
-    reproduced: Any
-    tolerance: str
-    reason: str
-
-
-class VerificationReport(Record):
-    claims: list[ReportRow]
-    planted: list[ReportRow]
-
+from erasure.schemas import VerificationReport, check_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # the first 8 bytes of every PNG file
 

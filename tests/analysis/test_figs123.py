@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from erasure.analysis.figs123 import fig1_metrics, fig2_metrics, fig3_metrics
-from erasure.analysis.tables import ActivationMeta, ActivationTables
+from erasure.analysis.tables import ActivationTables
 from erasure.mechanism.bootstrap import prompt_draws
 from erasure.mechanism.names import all_components, checkpoint_names
 from erasure.params.sections import Stats
+from erasure.schemas import ActivationMeta
 
 N, P = 9, 16
 STATS = Stats.model_validate({"headline": "all", "n_bootstrap": 100, "bootstrap_seed": 3, "level": 0.9})
