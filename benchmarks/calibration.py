@@ -73,7 +73,7 @@ def set_metrics(rows: np.ndarray, data: tuple[np.ndarray, ...], meta: dict, para
     """The stages' metrics (with intervals drawn as `stats` says) of the prompts `rows`."""
     resid, comps, x, y, y_full = (a[rows] for a in data)
     tables = ActivationTables(ActivationMeta.model_validate({**meta, "n_prompts": len(rows)}), resid, comps)
-    boot = PromptBootstrap.create(len(rows), stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    boot = PromptBootstrap.of(len(rows), stats)
     fig4 = {"paper": {**fit_line(x, y), **bootstrap_fit(x, y, boot)},
             "full_erasers": {**fit_line(x, y_full), **bootstrap_fit(x, y_full, boot)}}
     return {"fig1": fig1_metrics(tables, stats), "fig2": fig2_metrics(tables, params.fig2.negative_median, stats),

@@ -69,7 +69,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     n4 = min(params.fig4.n_prompts, tables.meta.n_prompts)
     x = rng.normal(size=(n4, tables.meta.seq_len))
-    fit_boot = PromptBootstrap.create(n4, params.stats.n_bootstrap, params.stats.bootstrap_seed, params.stats.level)
+    fit_boot = PromptBootstrap.of(n4, params.stats)
     stages["fig4_dla"] = {"added": round(2 * _timed(lambda: bootstrap_fit(x, -0.8 * x, fit_boot)), 3)}
     rows = rng.normal(size=params.fig5.n_resample)
     n5 = 3 * len(params.fig5.prompts)

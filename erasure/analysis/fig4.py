@@ -126,7 +126,7 @@ def fig4_metrics(
     # (the bootstrap's per-prompt statistics) would round differently
     x, y, y_full = (np.ascontiguousarray(points[k][:n][:, mask]) for k in ("writer", "vcomp", "erasers"))
 
-    boot = PromptBootstrap.create(n, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    boot = PromptBootstrap.of(n, stats)
     paper = {**fit_line(x, y), **bootstrap_fit(x, y, boot)}
     paper.update({"n_points": int(x.size), "n_prompts": n, "positions": settings.positions})
 

@@ -291,7 +291,7 @@ def summarize_resampled(values: np.ndarray, stats: Stats) -> dict:
     values = np.asarray(values, dtype=np.float64)
     s = summarize(values)
     out = {k: float(s[k]) for k in RESAMPLED_STATS}
-    boot = PromptBootstrap.create(values.size, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    boot = PromptBootstrap.of(values.size, stats)
     add_quantile_intervals(out, values[:, None], boot)
     return out
 

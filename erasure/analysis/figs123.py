@@ -39,7 +39,7 @@ def no_erasers_reason(tables: ActivationTables) -> str | None:
 
 def bootstrap_of(tables: ActivationTables, stats: Stats) -> PromptBootstrap:
     """The stage's resampled prompt sets (one set of draws for every statistic, so ratios are drawn coherently)."""
-    return PromptBootstrap.create(tables.meta.n_prompts, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+    return PromptBootstrap.of(tables.meta.n_prompts, stats)
 
 
 def fig1_metrics(tables: ActivationTables, stats: Stats) -> dict:

@@ -18,11 +18,15 @@ a few passes over (draws x segment) arrays per quantile: ~0.1 s per series at 30
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from erasure.mechanism.names import INTERVAL_SUFFIXES
 from erasure.mechanism.stats import QUANTILES, summarize
+
+if TYPE_CHECKING:
+    from erasure.params.sections import Stats
 
 INTERVAL_STATS = ("median", "q25", "q75")  # what the paper's claims are stated in (the 12.5/87.5 band is only drawn)
 
@@ -69,6 +73,16 @@ class PromptBootstrap:
     @classmethod
     def create(cls, n_prompts: int, n_draws: int, seed: int, level: float) -> PromptBootstrap:
         return cls(prompt_draws(n_prompts, n_draws, seed), level, seed)
+
+    @classmethod
+    def of(cls, n_prompts: int, stats: Stats) -> PromptBootstrap:
+        """The resamples of n prompts that params' `stats` (count, seed, level) prescribe for every interval."""
+        return cls.create(n_prompts, stats.n_bootstrap, stats.bootstrap_seed, stats.level)
+
+    def by_prompt(self, per_token: np.ndarray) -> np.ndarray:
+        """(tokens, series) values, prompt-major with the same positions per prompt, as (prompt, position, series)."""
+        values = np.asarray(per_token)
+        return values.reshape(self.counts.shape[1], -1, values.shape[-1])
 
     def record(self) -> dict:
         """How the intervals of a metrics file were drawn (its `bootstrap` key)."""

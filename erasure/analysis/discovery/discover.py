@@ -111,7 +111,7 @@ class DiscoveryPass:
         top = relevant[: dp.top_writers]
         t0 = time.perf_counter()
         st = self.stats
-        boot = PromptBootstrap.create(self.n_scan, st.n_bootstrap, st.bootstrap_seed, st.level)
+        boot = PromptBootstrap.of(self.n_scan, st)
         boot_top, boot_erasure = bootstrap_ranking(sc, layout, dp, self.columns, boot)
         row_of = {w: row for row, w in enumerate(layout.writers)}
         for r in top:
@@ -134,7 +134,7 @@ class DiscoveryPass:
             layers = sorted({l for ls in patch_layers_of(top, layout).values() for l in ls})
             subset = recompute_subset(model, tokens[: self.n_subset], layout, batch_size, layers)
         t0 = time.perf_counter()
-        subset_boot = PromptBootstrap.create(self.n_subset, st.n_bootstrap, st.bootstrap_seed, st.level)
+        subset_boot = PromptBootstrap.of(self.n_subset, st)
         vcomp_pass(model, subset, self.n_subset, layout, dp, subset_boot, top, sc.mean_out)
         self.seconds["vcomp"] = time.perf_counter() - t0
         self.kept = []

@@ -129,9 +129,8 @@ def bootstrap_ranking(
     Returns (top, erasure): the row (layout.writers order) of each draw's best relevant writer (-1 if none is
     relevant; ties go to the lower component index, as in rank_writers) and every writer's erasure per draw.
     """
-    n = boot.counts.shape[1]
-    med, q75 = boot.series_quantiles(sc.kept.numpy().reshape(n, -1, sc.kept.shape[1]), [0.5, 0.75])
-    rel_med = boot.series_quantiles(sc.rel_values.numpy().reshape(n, -1, sc.rel_values.shape[1]), [0.5])[0]
+    med, q75 = boot.series_quantiles(boot.by_prompt(sc.kept.numpy()), [0.5, 0.75])
+    rel_med = boot.series_quantiles(boot.by_prompt(sc.rel_values.numpy()), [0.5])[0]
     width = max(len(c) for c in columns)
     idx = np.array([c + [-1] * (width - len(c)) for c in columns])  # (writers, width), -1 = padding
     window = np.where(idx < 0, np.nan, med[:, np.maximum(idx, 0)])  # (draws, writers, width)

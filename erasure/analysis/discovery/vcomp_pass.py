@@ -144,17 +144,12 @@ def vcomp_pass(
         add_interval(r["eraser_sum"], "vcomp_share", share_draws, boot.level)
 
 
-def _per_prompt(per_token: torch.Tensor, boot: PromptBootstrap) -> np.ndarray:
-    """(tokens, series) values of the subset's prompts, prompt by prompt, as (prompt, position, series)."""
-    return per_token.float().cpu().numpy().reshape(boot.counts.shape[1], -1, per_token.shape[-1])
-
-
 def _split(split: torch.Tensor, boot: PromptBootstrap, checkpoint: str) -> dict:
     """Medians (and intervals) of what the heads and the MLPs reading w took away from it by `checkpoint`.
 
     Per token: -sum of PR(c, w) over the heads (MLPs) written before the checkpoint; 1 - P_k = heads + MLPs
     token by token, but the medians of the parts need not add up to the median of the whole."""
-    draws = boot.series_quantiles(_per_prompt(split, boot), [0.5])[0]  # (draws, heads | mlps)
+    draws = boot.series_quantiles(boot.by_prompt(split.float().cpu().numpy()), [0.5])[0]  # (draws, heads | mlps)
     out = {"checkpoint": checkpoint}
     for j, who in enumerate(("heads", "mlps")):
         out[who] = {"median": rounded(_quant(split[:, j], 0.5))}
@@ -164,7 +159,8 @@ def _split(split: torch.Tensor, boot: PromptBootstrap, checkpoint: str) -> dict:
 
 def _share_draws(clean: torch.Tensor, patched: torch.Tensor, boot: PromptBootstrap) -> np.ndarray:
     """1 - median(patched eraser sum) / median(clean eraser sum) on every resample (NaN where the clean one is 0)."""
-    c, p = boot.series_quantiles(_per_prompt(torch.stack([clean, patched], dim=-1), boot), [0.5])[0].T
+    sums = torch.stack([clean, patched], dim=-1).float().cpu().numpy()
+    c, p = boot.series_quantiles(boot.by_prompt(sums), [0.5])[0].T
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c != 0, 1.0 - p / c, np.nan)
 
