@@ -65,8 +65,7 @@ def main() -> None:
     sets = eraser_sets(params, writer, erasers)
     keep_freed_memory()  # before the model and the floor: floor and audit under the same allocator settings
     model = load_model(params)
-    a = params.audit
-    cfg = AuditConfig(a.ablation, a.direction, a.top_fraction, a.seed, params.activations.batch_size)
+    cfg = AuditConfig.of(params)
     load_before = os.getloadavg()
     floor1 = floor_seconds(model, tokens, cfg.batch_size)
     t0 = time.perf_counter()
@@ -78,7 +77,7 @@ def main() -> None:
         "benchmark": "audit",
         "model": params.model,
         "prompts": [n, int(tokens.shape[1])],
-        "ablation": a.ablation,
+        "ablation": cfg.ablation,
         "components": len(result.tokens),
         "floor_s": [round(floor1, 1), round(floor2, 1)],
         "audit_s": round(audit, 1),

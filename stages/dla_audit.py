@@ -55,11 +55,10 @@ def main(params: Params) -> None:
     keep_freed_memory()
     model = load_model(params)
     t_load = time.perf_counter() - t0
-    cfg = AuditConfig(settings.ablation, settings.direction, settings.top_fraction, settings.seed,
-                      params.activations.batch_size)
+    cfg = AuditConfig.of(params)
     result = run_audit(model, tokens[:n], cfg, sets)
     st = params.stats
-    boot = PromptBootstrap.create(n, st.n_bootstrap, st.bootstrap_seed, st.level)
+    boot = PromptBootstrap.of(n, st)
     header = {"model": params.model, "n_prompts": n, "seq_len": int(tokens.shape[1]), "prompts_sha256": info.sha256,
               "architecture": {"n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
               "writer": writer.name, "erasers": {k: [c.name for c in v] for k, v in sets.items()}}

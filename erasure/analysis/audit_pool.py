@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from erasure.mechanism.bootstrap import PromptBootstrap
+
+if TYPE_CHECKING:
+    from erasure.params.load import Params
 
 MIN_RELATIVE_CHANGE = 0.01  # null rule (docs/methods.md §9): the ablation must move c's DLA by >= 1% of it ...
 MIN_ABS_CHANGE = 1e-5  # ... and by more than float32 noise, relative to the RMS clean logit along u
@@ -25,6 +29,12 @@ class AuditConfig:
     top_fraction: float
     seed: int  # resample donors
     batch_size: int  # prompts per clean pass; the ablated copies of a layer run as (copies x batch_size)
+
+    @classmethod
+    def of(cls, params: Params) -> AuditConfig:
+        """params' `audit` section, batched as `activations.batch_size` (the stage and its benchmark alike)."""
+        a = params.audit
+        return cls(a.ablation, a.direction, a.top_fraction, a.seed, params.activations.batch_size)
 
 
 @dataclass
