@@ -173,7 +173,7 @@ def f_change(new: Any, ref: Any, digits: int = 0) -> str:
 def f_neg(x: Any) -> Any:
     """-x (missing stays missing)."""
     v = unwrap(x)
-    return Node(-v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else x
+    return x if _number(v) is None else Node(-v, "")
 
 
 def f_status(claim: Any) -> str:

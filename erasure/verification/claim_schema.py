@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import PlainValidator, ValidationError, create_model, field_validator, model_validator
 
 from erasure.errors import ClaimError
+from erasure.formatting import as_number
 from erasure.params.fields import MAX_COUNT, Bool, Choice, Float, Int, Section, Text, describe, location, rule
 from erasure.verification.checks import CHECKS, KEY_ARGS
 from erasure.verification.metrics import split_key
@@ -63,7 +64,8 @@ TRUTH_REF_KEYS = ("truth", "key", "scale")  # {truth: FIELD, key: K, scale: s}: 
 
 
 def is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """An int or float, not a bool (erasure.formatting.as_number's rule)."""
+    return as_number(x) is not None
 
 
 def is_quantitative(value: Any) -> bool:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Any
 
 from erasure.errors import ClaimError
 from erasure.mechanism.names import interval_keys
+from erasure.verification.claim_schema import is_number
 from erasure.verification.metrics import Metrics, MissingMetric, split_key
 
 
@@ -24,7 +24,7 @@ def validate_gaps(registry: dict, where: str) -> None:
     claims = {c["id"]: c for c in registry["claims"]}
     paper = registry.get("paper") or {}
     authors = paper.get("authors_code") or {}
-    if registry.get("figure_gaps") and not (_is_num(paper.get("n_prompts")) and paper["n_prompts"] > 0):
+    if registry.get("figure_gaps") and not (is_number(paper.get("n_prompts")) and paper["n_prompts"] > 0):
         raise ClaimError(f"{where}: figure_gaps need paper.n_prompts, a positive number")
     for gap in registry.get("figure_gaps") or []:
         if not isinstance(gap, dict) or set(gap) != {"claim", "figure"}:
@@ -42,15 +42,11 @@ def _figure(authors: dict, name: str) -> dict | None:
     """{value, rounding, n_prompts} of `paper.authors_code.<group>.<part>`, or None when malformed."""
     group, _, part = str(name).partition(".")
     values = authors.get(group)
-    if not isinstance(values, dict) or not all(_is_num(values.get(k)) for k in (part, "rounding", "n_prompts")):
+    if not isinstance(values, dict) or not all(is_number(values.get(k)) for k in (part, "rounding", "n_prompts")):
         return None
     if values["rounding"] < 0 or values["n_prompts"] < 1:
         return None
     return {"value": float(values[part]), "rounding": float(values["rounding"]), "n_prompts": int(values["n_prompts"])}
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def figure_gaps(registry: dict, metrics: Metrics, run_model: str) -> list[dict]:
@@ -82,7 +78,7 @@ def _noise(claim: dict, figure: dict, paper: dict, metrics: Metrics) -> dict:
     file, _ = split_key(claim["metric"])
     low, high = (metrics.get(k) for k in interval_keys(claim["metric"]))
     n_ours, level = metrics.get(f"{file}:n_prompts"), metrics.get(f"{file}:bootstrap.level")
-    if not all(_is_num(v) and math.isfinite(v) for v in (low, high, n_ours, level)):
+    if not all(is_number(v) and math.isfinite(v) for v in (low, high, n_ours, level)):
         raise MissingMetric(f"{file}: interval, n_prompts or bootstrap.level is not a number")
     n_paper = paper["n_prompts"]
     z = NormalDist().inv_cdf((1 + level) / 2)
